@@ -1,0 +1,23 @@
+import { Outcome } from './coalescer';
+
+/** The cache's name in `Cache-Status` (RFC 9211). */
+export const CACHE_NAME = 'nestjs-stampede';
+
+/**
+ * The `Cache-Status` value for one answer (RFC 9211):
+ * `hit; ttl=N` (seconds of freshness left), `fwd=miss; stored` for the
+ * caller that ran the handler, `fwd=miss; collapsed` for one that waited on it,
+ * `fwd=bypass` for a request that was not coalesced.
+ */
+export function cacheStatus(outcome: Outcome | 'bypass', detail: { stored?: boolean; ttlMs?: number } = {}): string {
+  switch (outcome) {
+    case 'hit':
+      return `${CACHE_NAME}; hit; ttl=${Math.max(0, Math.ceil((detail.ttlMs ?? 0) / 1000))}`;
+    case 'miss':
+      return detail.stored ? `${CACHE_NAME}; fwd=miss; stored` : `${CACHE_NAME}; fwd=miss`;
+    case 'collapsed':
+      return `${CACHE_NAME}; fwd=miss; collapsed`;
+    case 'bypass':
+      return `${CACHE_NAME}; fwd=bypass`;
+  }
+}

@@ -1,0 +1,84 @@
+import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
+
+/** Where the core reports; the Nest glue passes a Nest `Logger`. */
+export interface CoreLogger {
+  warn(message: string): void;
+  log(message: string): void;
+}
+
+/**
+ * Shields the coalescer from a broken store: a store call that throws or
+ * rejects answers "not cached" instead, so requests are served (still
+ * coalesced) while the store is down. One warning per outage, one line when
+ * the store answers again, never a line per request.
+ */
+export class GuardedStore implements StampedeStore {
+  private down = false;
+
+  constructor(
+    private readonly store: StampedeStore,
+    private readonly logger: CoreLogger,
+  ) {}
+
+  /** True while the last store call failed. */
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  get(key: string): MaybePromise<StoredEntry | undefined> {
+    return this.guard(() => this.store.get(key), undefined, 'get');
+  }
+
+  set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown> {
+    return this.guard(() => this.store.set(key, entry, ttl), undefined, 'set');
+  }
+
+  delete(key: string): MaybePromise<unknown> {
+    return this.guard(() => this.store.delete(key), false, 'delete');
+  }
+
+  get deletePrefix(): ((prefix: string) => MaybePromise<number>) | undefined {
+    const deletePrefix = this.store.deletePrefix;
+    if (!deletePrefix) return undefined;
+    return (prefix) => this.guard(() => deletePrefix.call(this.store, prefix), 0, 'deletePrefix');
+  }
+
+  private guard<R, F>(call: () => MaybePromise<R>, fallback: F, operation: string): MaybePromise<R | F> {
+    let result: MaybePromise<R>;
+    try {
+      result = call();
+    } catch (error) {
+      this.fail(error, operation);
+      return fallback;
+    }
+    if (!isPromiseLike<R>(result)) {
+      this.succeed();
+      return result;
+    }
+    return Promise.resolve(result).then(
+      (value) => {
+        this.succeed();
+        return value;
+      },
+      (error: unknown) => {
+        this.fail(error, operation);
+        return fallback;
+      },
+    );
+  }
+
+  private fail(error: unknown, operation: string): void {
+    if (this.down) return;
+    this.down = true;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.logger.warn(
+      `store ${operation} failed (${reason}); serving uncached, still coalesced, until the store answers again`,
+    );
+  }
+
+  private succeed(): void {
+    if (!this.down) return;
+    this.down = false;
+    this.logger.log('store answers again; caching resumed');
+  }
+}

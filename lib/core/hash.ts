@@ -1,0 +1,14 @@
+import { createHash } from 'node:crypto';
+
+/** SHA-256 of `text`, base64url: what stands in a key for a header value or a long key. */
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/** Keys longer than this are hashed, so a store never sees an unbounded key. */
+export const MAX_KEY_LENGTH = 1024;
+
+/** `key` itself when short; else its first 128 characters and a hash of the whole. */
+export function boundKey(key: string): string {
+  return key.length <= MAX_KEY_LENGTH ? key : `${key.slice(0, 128)}#${sha256(key)}`;
+}

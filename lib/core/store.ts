@@ -1,0 +1,36 @@
+/**
+ * What the coalescer keeps in a store: the value and when it stops being fresh.
+ * A small envelope, so a store that ignores TTLs (or rounds them) can't serve
+ * a value past its time, and so a hit can tell how long it has left.
+ */
+export interface StoredEntry<T = unknown> {
+  /** The value. */
+  v: T;
+  /** Epoch milliseconds after which the value is no longer fresh. */
+  e: number;
+}
+
+/** A value that may or may not come back synchronously. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * The port the coalescer stores through. The in-process store answers
+ * synchronously, which keeps the hit path free of `await`s; adapters for
+ * cache-manager and Keyv answer with Promises.
+ */
+export interface StampedeStore {
+  get(key: string): MaybePromise<StoredEntry | undefined>;
+  set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown>;
+  delete(key: string): MaybePromise<unknown>;
+  /** Deletes every key that starts with `prefix`, where the store can list its keys. */
+  deletePrefix?(prefix: string): MaybePromise<number>;
+}
+
+/** True for a Promise or any thenable. */
+export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<T>).then === 'function'
+  );
+}

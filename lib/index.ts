@@ -1,0 +1,11 @@
+export { Coalesce, SkipCoalesce } from './coalesce.decorator';
+export { MemoryStore as StampedeMemoryStore } from './core/memory-store';
+export type { StampedeStore, StoredEntry } from './core/store';
+export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapter';
+export type { WorkResult } from './core/single-flight';
+export { StampedeInterceptor } from './stampede.interceptor';
+export { StampedeModule } from './stampede.module';
+export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
+export { StampedeOptionsError } from './stampede.options';
+export { StampedeService } from './stampede.service';
+export type { RunOptions } from './stampede.service';

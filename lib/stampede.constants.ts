@@ -1,0 +1,22 @@
+/** Injection token of the validated, defaulted module options. */
+export const STAMPEDE_OPTIONS = Symbol('STAMPEDE_OPTIONS');
+
+/** Metadata key written by `@Coalesce()`. */
+export const COALESCE_METADATA = 'nestjs-stampede:coalesce';
+
+/** Metadata key written by `@SkipCoalesce()`. */
+export const SKIP_COALESCE_METADATA = 'nestjs-stampede:skip';
+
+/** Nest's own metadata keys the interceptor reads (from `@nestjs/common/constants`). */
+export const ROUTE_ARGS_METADATA = '__routeArguments__';
+export const RESPONSE_PASSTHROUGH_METADATA = '__responsePassthrough__';
+export const SSE_METADATA = '__sse__';
+
+/** Route parameter types of `@Res()` and `@Next()` (Nest's `RouteParamtypes`). */
+export const RESPONSE_PARAMTYPE = 1;
+export const NEXT_PARAMTYPE = 2;
+
+/** Defaults of every option. */
+export const DEFAULT_TTL = 5_000;
+export const DEFAULT_MAX_ENTRIES = 10_000;
+export const DEFAULT_METHODS: readonly string[] = ['GET', 'HEAD'];

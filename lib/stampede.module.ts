@@ -1,0 +1,56 @@
+import { Module } from '@nestjs/common';
+import { STAMPEDE_OPTIONS } from './stampede.constants';
+import { StampedeInterceptor } from './stampede.interceptor';
+import {
+  ASYNC_OPTIONS_TYPE,
+  ConfigurableStampedeModule,
+  OPTIONS_TYPE,
+  STAMPEDE_MODULE_OPTIONS,
+} from './stampede.module-definition';
+import { StampedeModuleOptions, resolveStampedeOptions } from './stampede.options';
+import { StampedeService } from './stampede.service';
+
+/**
+ * Registers the coalescing engine (`StampedeService`) and `StampedeInterceptor`
+ * with their defaults. Global unless `isGlobal: false`. Options are validated
+ * when the app is created: a bad one fails bootstrap with its name and value.
+ *
+ * @example
+ * ```ts
+ * @Module({
+ *   imports: [StampedeModule.forRoot({ ttl: 5_000 })],
+ *   providers: [{ provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+ * })
+ * export class AppModule {}
+ *
+ * // or from configuration:
+ * StampedeModule.forRootAsync({
+ *   imports: [ConfigModule],
+ *   inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({ ttl: config.get('CACHE_TTL_MS') }),
+ * })
+ * ```
+ */
+@Module({
+  providers: [
+    {
+      provide: STAMPEDE_OPTIONS,
+      useFactory: (options: StampedeModuleOptions) => resolveStampedeOptions(options),
+      inject: [STAMPEDE_MODULE_OPTIONS],
+    },
+    StampedeService,
+    StampedeInterceptor,
+  ],
+  exports: [STAMPEDE_OPTIONS, StampedeService, StampedeInterceptor],
+})
+export class StampedeModule extends ConfigurableStampedeModule {
+  /** Registers the module with `options` (all optional). */
+  static override forRoot(options: typeof OPTIONS_TYPE = {}) {
+    return super.forRoot(options);
+  }
+
+  /** Registers the module with options from a factory (`useFactory`/`inject`, `useClass` or `useExisting`). */
+  static override forRootAsync(options: typeof ASYNC_OPTIONS_TYPE) {
+    return super.forRootAsync(options);
+  }
+}

@@ -1,0 +1,181 @@
+import { StoreInput, isStoreInput } from './core/store-adapter';
+import { DEFAULT_MAX_ENTRIES, DEFAULT_METHODS, DEFAULT_TTL } from './stampede.constants';
+
+/**
+ * A custom key part. On a route it receives the `ExecutionContext` and its
+ * result is added to the key (`undefined` = do not coalesce this request).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KeyFunction = (...args: any[]) => string | undefined;
+
+/**
+ * Per-route (or per-controller) settings given to `@Coalesce()`. Unset
+ * fields fall back to the controller's, then the module's.
+ *
+ * @example
+ * ```ts
+ * @Coalesce({ ttl: 2_000, keyHeaders: ['accept-language'] })
+ * @Get('articles/:id')
+ * article(@Param('id') id: string) { return this.articles.byId(id); }
+ * ```
+ */
+export interface CoalesceOptions {
+  /** Milliseconds to keep a successful result; `0` coalesces only, storing nothing. */
+  ttl?: number;
+  /**
+   * Request headers whose values split the key (case-insensitive names; the
+   * values are SHA-256 hashed, never stored in clear). Listing `authorization`
+   * or `cookie` lets requests carrying them be coalesced per credential.
+   */
+  keyHeaders?: string[];
+  /**
+   * Adds a part to the key; for HTTP it is called with the `ExecutionContext`.
+   * Returning `undefined` lets the request through uncoalesced. A route with a
+   * `key` function is trusted to separate callers: requests with
+   * `Authorization` or `Cookie` are coalesced by it.
+   */
+  key?: KeyFunction;
+}
+
+/**
+ * Options of `StampedeModule.forRoot()`: the defaults every route and call uses.
+ *
+ * @example
+ * ```ts
+ * StampedeModule.forRoot({ ttl: 5_000, maxEntries: 10_000, keyHeaders: ['accept-language'] })
+ * ```
+ */
+export interface StampedeModuleOptions extends CoalesceOptions {
+  /** Entries kept by the default in-process store (least recently used go first). Default 10 000. */
+  maxEntries?: number;
+  /**
+   * Where results are kept: a cache-manager `Cache` (e.g. the one given to
+   * `@nestjs/cache-manager`), a `Keyv` instance, a Keyv storage adapter or a
+   * `Map`. Default: an in-process store bounded by `maxEntries`.
+   */
+  store?: StoreInput;
+  /** HTTP methods the interceptor coalesces. Default `['GET', 'HEAD']`; others pass through. */
+  methods?: string[];
+  /** Add a `Cache-Status` header (RFC 9211) to coalesced responses. Default `true`. */
+  cacheStatusHeader?: boolean;
+}
+
+/** Module options after validation, with every default filled in. */
+export interface ResolvedStampedeOptions {
+  ttl: number;
+  keyHeaders: readonly string[];
+  key?: KeyFunction;
+  maxEntries: number;
+  store?: StoreInput;
+  methods: ReadonlySet<string>;
+  cacheStatusHeader: boolean;
+}
+
+/** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option. */
+export class StampedeOptionsError extends Error {
+  constructor(
+    readonly option: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
+    super(`nestjs-stampede: invalid option "${option}": expected ${expected}, got ${describe(value)}`);
+    this.name = 'StampedeOptionsError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return `a function`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+// RFC 9110 token: what a header name may be made of.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const COALESCE_KEYS = ['ttl', 'keyHeaders', 'key'] as const;
+const MODULE_KEYS = [...COALESCE_KEYS, 'maxEntries', 'store', 'methods', 'cacheStatusHeader', 'isGlobal'] as const;
+
+function checkKnown(options: object, known: readonly string[], where: string): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new StampedeOptionsError(name, (options as Record<string, unknown>)[name], `one of ${known.join(', ')} (${where})`);
+    }
+  }
+}
+
+function checkTtl(value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new StampedeOptionsError('ttl', value, 'a finite number of milliseconds >= 0');
+  }
+}
+
+function checkKeyHeaders(value: unknown): void {
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && TOKEN.test(name))) {
+    throw new StampedeOptionsError('keyHeaders', value, 'an array of header names');
+  }
+}
+
+function checkKey(value: unknown): void {
+  if (typeof value !== 'function') throw new StampedeOptionsError('key', value, 'a function');
+}
+
+/** Validates what `@Coalesce()` was given; throws a `StampedeOptionsError` naming the option. */
+export function validateCoalesceOptions(options: unknown): CoalesceOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new StampedeOptionsError('@Coalesce', options, 'an options object');
+  }
+  checkKnown(options, COALESCE_KEYS, '@Coalesce');
+  const { ttl, keyHeaders, key } = options as CoalesceOptions;
+  if (ttl !== undefined) checkTtl(ttl);
+  if (keyHeaders !== undefined) checkKeyHeaders(keyHeaders);
+  if (key !== undefined) checkKey(key);
+  return options as CoalesceOptions;
+}
+
+/** Lowercase, deduplicated, sorted: the form keys are built from. */
+export function normalizeKeyHeaders(names: readonly string[]): readonly string[] {
+  return [...new Set(names.map((name) => name.toLowerCase()))].sort();
+}
+
+/**
+ * Validates the module options and fills in the defaults. Runs when the
+ * module's providers are created, so a bad option fails app creation.
+ */
+export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new StampedeOptionsError('options', options, 'an options object');
+  }
+  checkKnown(options, MODULE_KEYS, 'StampedeModule.forRoot');
+  const given = options as StampedeModuleOptions;
+  validateCoalesceOptions(Object.fromEntries(COALESCE_KEYS.filter((k) => k in given).map((k) => [k, given[k]])));
+  const { maxEntries, store, methods, cacheStatusHeader } = given;
+  if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries < 1)) {
+    throw new StampedeOptionsError('maxEntries', maxEntries, 'an integer >= 1');
+  }
+  if (store !== undefined && !isStoreInput(store)) {
+    throw new StampedeOptionsError('store', store, 'a cache-manager Cache, a Keyv instance or a Keyv store');
+  }
+  if (
+    methods !== undefined &&
+    (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string' && TOKEN.test(m)))
+  ) {
+    throw new StampedeOptionsError('methods', methods, 'an array of HTTP method names');
+  }
+  if (cacheStatusHeader !== undefined && typeof cacheStatusHeader !== 'boolean') {
+    throw new StampedeOptionsError('cacheStatusHeader', cacheStatusHeader, 'a boolean');
+  }
+  return {
+    ttl: given.ttl ?? DEFAULT_TTL,
+    keyHeaders: normalizeKeyHeaders(given.keyHeaders ?? []),
+    key: given.key,
+    maxEntries: maxEntries ?? DEFAULT_MAX_ENTRIES,
+    store,
+    methods: new Set((methods ?? DEFAULT_METHODS).map((m) => m.toUpperCase())),
+    cacheStatusHeader: cacheStatusHeader ?? true,
+  };
+}

@@ -1,0 +1,154 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Observable, lastValueFrom, map } from 'rxjs';
+import { Coalescer } from './core/coalescer';
+import { MemoryStore } from './core/memory-store';
+import { Work } from './core/single-flight';
+import { toStampedeStore } from './core/store-adapter';
+import { STAMPEDE_OPTIONS } from './stampede.constants';
+import { ResolvedStampedeOptions, StampedeOptionsError } from './stampede.options';
+
+/** Per-call options of `StampedeService.run()` and `run$()`. */
+export interface RunOptions {
+  /** Milliseconds to keep the result; default: the module's `ttl`. `0` coalesces only. */
+  ttl?: number;
+}
+
+/**
+ * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all
+ * concurrent callers of `key` and keeps the result for `ttl` ms. The
+ * interceptor and `@Coalesce` use the same instance, so they share its store.
+ *
+ * @example
+ * ```ts
+ * @Injectable()
+ * export class PricesService {
+ *   constructor(private readonly stampede: StampedeService) {}
+ *   price(sku: string) {
+ *     return this.stampede.run(`price:${sku}`, () => this.upstream.fetchPrice(sku), { ttl: 10_000 });
+ *   }
+ * }
+ * ```
+ */
+@Injectable()
+export class StampedeService {
+  /** @internal the engine shared with the interceptor. */
+  readonly coalescer: Coalescer;
+  private readonly defaultTtl: number;
+
+  constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
+    this.defaultTtl = options.ttl;
+    this.coalescer = new Coalescer({
+      store: options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries),
+      logger: new Logger('Stampede'),
+    });
+  }
+
+  /**
+   * Runs `fn` once for every concurrent caller of `key` and resolves them all
+   * with its result (or rejects them all with its error, which is not kept).
+   * `fn` may return a value, a Promise or an Observable (its last value).
+   *
+   * @example
+   * ```ts
+   * const user = await stampede.run(`user:${id}`, () => this.db.findUser(id), { ttl: 30_000 });
+   * ```
+   */
+  run<T>(key: string, fn: Work<T>, options: RunOptions = {}): Promise<T> {
+    return lastValueFrom(this.run$(key, fn, options), { defaultValue: undefined as T });
+  }
+
+  /**
+   * Like `run`, as an Observable: every concurrent subscriber for `key` shares
+   * one execution and sees the same values. A subscriber that unsubscribes does
+   * not cancel the work for the others; it is cancelled only when all are gone.
+   *
+   * @example
+   * ```ts
+   * stampede.run$('rates', () => this.http.get('/rates').pipe(map((r) => r.data)))
+   * ```
+   */
+  run$<T>(key: string, fn: Work<T>, options: RunOptions = {}): Observable<T> {
+    const ttl = options.ttl ?? this.defaultTtl;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds >= 0');
+    }
+    return this.coalescer.run$(key, fn, { ttl }).pipe(map((lookup) => lookup.value));
+  }
+
+  /**
+   * The fresh stored value of `key`, or `undefined`.
+   *
+   * @example
+   * ```ts
+   * const cached = await stampede.get<User>('user:42');
+   * ```
+   */
+  async get<T>(key: string): Promise<T | undefined> {
+    return this.coalescer.get<T>(key);
+  }
+
+  /**
+   * Stores `value` under `key` for `ttl` ms (default: the module's `ttl`).
+   *
+   * @example
+   * ```ts
+   * await stampede.set('user:42', user, 60_000);
+   * ```
+   */
+  async set<T>(key: string, value: T, ttl: number = this.defaultTtl): Promise<void> {
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds > 0');
+    }
+    await this.coalescer.set(key, value, ttl);
+  }
+
+  /**
+   * Drops the stored value of `key` (or of every key starting with `prefix`,
+   * where the store can list its keys: the default in-process store can). A
+   * flight in progress for a dropped key still answers its own waiters, but
+   * its result is not stored. HTTP keys look like `GET /articles/42?lang=en`.
+   * Resolves to the number of keys dropped (for a single key: 0 or 1, where
+   * the store tells).
+   *
+   * @example
+   * ```ts
+   * await stampede.invalidate('user:42');
+   * await stampede.invalidate({ prefix: 'GET /articles/' });
+   * ```
+   */
+  async invalidate(target: string | { prefix: string }): Promise<number> {
+    if (typeof target === 'string') {
+      const deleted = await this.coalescer.invalidate(target);
+      return deleted === false ? 0 : 1;
+    }
+    if (target === null || typeof target !== 'object' || typeof target.prefix !== 'string') {
+      throw new StampedeOptionsError('invalidate', target, 'a key or { prefix: string }');
+    }
+    return this.coalescer.invalidatePrefix(target.prefix);
+  }
+
+  /**
+   * How many keys have work in progress right now (for diagnostics).
+   *
+   * @example
+   * ```ts
+   * logger.debug(`in flight: ${stampede.inFlight()}`);
+   * ```
+   */
+  inFlight(): number {
+    return this.coalescer.inFlight();
+  }
+
+  /**
+   * How many callers wait on the work in progress for `key`, its leader
+   * included; 0 when nothing runs for it (for diagnostics and tests).
+   *
+   * @example
+   * ```ts
+   * stampede.waiters('GET /articles/42'); // 37
+   * ```
+   */
+  waiters(key: string): number {
+    return this.coalescer.waiters(key);
+  }
+}
