@@ -124,27 +124,25 @@ export class StampedeInterceptor implements NestInterceptor {
       );
     };
 
-    return this.stampede.coalescer
-      .run$(key, handle, { ttl: route.ttl, cacheable: isCacheableResponse })
-      .pipe(
-        mergeMap((lookup) => {
-          const snapshot = lookup.value;
-          if (lookup.outcome === 'miss') {
-            if (snapshot.shareable) this.markStatus(response, cacheStatus('miss', { stored: lookup.stored }));
-            return of(ownBody);
-          }
-          // A stream or a hand-sent response can't be replayed: run this caller's own handler.
-          if (!snapshot.shareable) return next.handle();
-          applySnapshot(response, snapshot.status, snapshot.headers);
-          this.markStatus(
-            response,
-            lookup.outcome === 'hit'
-              ? cacheStatus('hit', { ttlMs: (lookup.expiresAt ?? 0) - Date.now() })
-              : cacheStatus('collapsed'),
-          );
-          return of(snapshot.body);
-        }),
-      );
+    return this.stampede.coalescer.run$(key, handle, { ttl: route.ttl, cacheable: isCacheableResponse }).pipe(
+      mergeMap((lookup) => {
+        const snapshot = lookup.value;
+        if (lookup.outcome === 'miss') {
+          if (snapshot.shareable) this.markStatus(response, cacheStatus('miss', { stored: lookup.stored }));
+          return of(ownBody);
+        }
+        // A stream or a hand-sent response can't be replayed: run this caller's own handler.
+        if (!snapshot.shareable) return next.handle();
+        applySnapshot(response, snapshot.status, snapshot.headers);
+        this.markStatus(
+          response,
+          lookup.outcome === 'hit'
+            ? cacheStatus('hit', { ttlMs: (lookup.expiresAt ?? 0) - Date.now() })
+            : cacheStatus('collapsed'),
+        );
+        return of(snapshot.body);
+      }),
+    );
   }
 
   private markStatus(response: HttpResponseLike, value: string): void {

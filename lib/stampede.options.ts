@@ -103,7 +103,11 @@ const MODULE_KEYS = [...COALESCE_KEYS, 'maxEntries', 'store', 'methods', 'cacheS
 function checkKnown(options: object, known: readonly string[], where: string): void {
   for (const name of Object.keys(options)) {
     if (!known.includes(name)) {
-      throw new StampedeOptionsError(name, (options as Record<string, unknown>)[name], `one of ${known.join(', ')} (${where})`);
+      throw new StampedeOptionsError(
+        name,
+        (options as Record<string, unknown>)[name],
+        `one of ${known.join(', ')} (${where})`,
+      );
     }
   }
 }

@@ -26,8 +26,7 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
   });
   afterEach(() => jest.useRealTimers());
 
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    request(`${running.url}${path}`, { headers });
+  const get = (path: string, headers: Record<string, string> = {}) => request(`${running.url}${path}`, { headers });
 
   /** Sends `n` requests while `name` is held, waits until all of them wait on `key`, then opens. */
   async function burst(n: number, name: string, key: string, send: () => Promise<Reply>): Promise<Reply[]> {
@@ -57,7 +56,20 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
     expect(second.text).toBe(first.text);
     expect(second.headers['cache-status']).toBe(`nestjs-stampede; hit; ttl=${TTL / 1000}`);
 
-    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'hrtime', 'performance'] });
+    jest.useFakeTimers({
+      doNotFake: [
+        'nextTick',
+        'setImmediate',
+        'setTimeout',
+        'setInterval',
+        'clearTimeout',
+        'clearInterval',
+        'clearImmediate',
+        'queueMicrotask',
+        'hrtime',
+        'performance',
+      ],
+    });
     jest.setSystemTime(Date.now() + TTL + 1);
     const third = await get('/r/slow');
     expect(origin.calls('slow')).toBe(2);
