@@ -87,6 +87,7 @@ function describe(value: unknown): string {
   if (typeof value === 'function') return `a function`;
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number') return String(value);
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {

@@ -35,31 +35,80 @@ function isStampedeStore(input: object): input is StampedeStore {
 /** Marks a class as a native `StampedeStore`, so it is used as it is. */
 export const STAMPEDE_STORE = Symbol.for('nestjs-stampede.store');
 
+type Listener = (...args: unknown[]) => void;
+interface Emitter {
+  on(event: string, listener: Listener): unknown;
+}
+function isEmitter(value: unknown): value is Emitter {
+  return value !== null && typeof value === 'object' && typeof (value as Emitter).on === 'function';
+}
+
+/**
+ * Keyv and cache-manager swallow most store errors (they emit an event and
+ * answer "not found"), so an outage would look like a run of misses. This
+ * base class counts the errors they report and turns a call during which one
+ * was reported into a failed call, so the guard can log the outage.
+ */
+abstract class ReportingStore implements StampedeStore {
+  private errors = 0;
+  private lastError: unknown;
+
+  protected listen(emitter: unknown, event: string, pick: (...args: unknown[]) => unknown = (error) => error): void {
+    if (!isEmitter(emitter)) return;
+    emitter.on(event, (...args: unknown[]) => {
+      const error = pick(...args);
+      if (error === undefined || error === null) return;
+      this.errors++;
+      this.lastError = error;
+    });
+  }
+
+  protected async reported<R>(call: () => Promise<R>): Promise<R> {
+    const before = this.errors;
+    const result = await call();
+    if (this.errors !== before)
+      throw this.lastError instanceof Error ? this.lastError : new Error(String(this.lastError));
+    return result;
+  }
+
+  abstract get(key: string): Promise<StoredEntry | undefined>;
+  abstract set(key: string, entry: StoredEntry, ttl: number): Promise<unknown>;
+  abstract delete(key: string): Promise<unknown>;
+}
+
 /** Adapts a cache-manager `Cache` (its TTLs are milliseconds, as ours). */
-class CacheManagerStore implements StampedeStore {
-  constructor(private readonly cache: CacheManagerLike) {}
-  async get(key: string): Promise<StoredEntry | undefined> {
-    return (await this.cache.get<StoredEntry>(key)) ?? undefined;
+class CacheManagerStore extends ReportingStore {
+  constructor(private readonly cache: CacheManagerLike) {
+    super();
+    const pickError = (event: unknown) => (event as { error?: unknown } | undefined)?.error;
+    for (const event of ['get', 'set', 'del']) this.listen(cache, event, pickError);
+    for (const keyv of (cache as { stores?: unknown[] }).stores ?? []) this.listen(keyv, 'error');
+  }
+  get(key: string): Promise<StoredEntry | undefined> {
+    return this.reported(async () => (await this.cache.get<StoredEntry>(key)) ?? undefined);
   }
   set(key: string, entry: StoredEntry, ttl: number): Promise<unknown> {
-    return this.cache.set(key, entry, ttl);
+    return this.reported(() => this.cache.set(key, entry, ttl));
   }
   delete(key: string): Promise<unknown> {
-    return this.cache.del(key);
+    return this.reported(() => this.cache.del(key));
   }
 }
 
 /** Adapts a `Keyv` instance (TTLs in milliseconds). */
-class KeyvStore implements StampedeStore {
-  constructor(private readonly keyv: KeyvLike) {}
-  async get(key: string): Promise<StoredEntry | undefined> {
-    return ((await this.keyv.get(key)) as StoredEntry | null | undefined) ?? undefined;
+class KeyvStore extends ReportingStore {
+  constructor(private readonly keyv: KeyvLike) {
+    super();
+    this.listen(keyv, 'error');
   }
-  async set(key: string, entry: StoredEntry, ttl: number): Promise<unknown> {
-    return this.keyv.set(key, entry, ttl);
+  get(key: string): Promise<StoredEntry | undefined> {
+    return this.reported(async () => ((await this.keyv.get(key)) as StoredEntry | null | undefined) ?? undefined);
   }
-  async delete(key: string): Promise<unknown> {
-    return this.keyv.delete(key);
+  set(key: string, entry: StoredEntry, ttl: number): Promise<unknown> {
+    return this.reported(async () => this.keyv.set(key, entry, ttl));
+  }
+  delete(key: string): Promise<unknown> {
+    return this.reported(async () => this.keyv.delete(key));
   }
 }
 
@@ -76,7 +125,8 @@ export function toStampedeStore(input: StoreInput): StampedeStore {
   // Loaded only here, so an app that passes no Keyv adapter never loads keyv.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Keyv } = require('keyv') as typeof import('keyv');
-  return new KeyvStore(new Keyv({ store: input }) as KeyvLike);
+  // throwOnErrors: the adapter's failures reach the guard instead of reading as misses.
+  return new KeyvStore(new Keyv({ store: input, throwOnErrors: true }) as KeyvLike);
 }
 
 /** True when `input` looks like something `toStampedeStore` can adapt. */
