@@ -4,6 +4,9 @@ export const STAMPEDE_OPTIONS = Symbol('STAMPEDE_OPTIONS');
 /** Metadata key written by `@Coalesce()`. */
 export const COALESCE_METADATA = 'nestjs-stampede:coalesce';
 
+/** Metadata key on a class: the names of its methods `@Coalesce()` wraps. */
+export const COALESCED_METHODS_METADATA = 'nestjs-stampede:methods';
+
 /** Metadata key written by `@SkipCoalesce()`. */
 export const SKIP_COALESCE_METADATA = 'nestjs-stampede:skip';
 

@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
+import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
 import {
   ASYNC_OPTIONS_TYPE,
@@ -32,6 +34,7 @@ import { StampedeService } from './stampede.service';
  * ```
  */
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: STAMPEDE_OPTIONS,
@@ -40,6 +43,7 @@ import { StampedeService } from './stampede.service';
     },
     StampedeService,
     StampedeInterceptor,
+    StampedeExplorer,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeService, StampedeInterceptor],
 })

@@ -5,6 +5,7 @@ import { MemoryStore } from './core/memory-store';
 import { Work } from './core/single-flight';
 import { toStampedeStore } from './core/store-adapter';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
+import type { MethodEngine } from './stampede.method-runner';
 import { ResolvedStampedeOptions, StampedeOptionsError } from './stampede.options';
 
 /** Per-call options of `StampedeService.run()` and `run$()`. */
@@ -30,10 +31,11 @@ export interface RunOptions {
  * ```
  */
 @Injectable()
-export class StampedeService {
-  /** @internal the engine shared with the interceptor. */
+export class StampedeService implements MethodEngine {
+  /** @internal the engine shared with the interceptor and decorated methods. */
   readonly coalescer: Coalescer;
-  private readonly defaultTtl: number;
+  /** @internal the module's `ttl`. */
+  readonly defaultTtl: number;
 
   constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.defaultTtl = options.ttl;

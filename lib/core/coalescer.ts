@@ -72,7 +72,8 @@ export class Coalescer {
    */
   run$<T>(key: string, work: Work<T>, policy: RunPolicy<T>): Observable<Lookup<T>> {
     return new Observable<Lookup<T>>((subscriber) => {
-      if (this.joinInFlight(key, subscriber)) return undefined;
+      const joined = this.joinInFlight(key, subscriber);
+      if (joined) return joined;
       if (policy.ttl <= 0) return this.lead(key, work, policy, subscriber);
       const cached = this.store.get(key);
       if (!isPromiseLike(cached)) {

@@ -8,3 +8,4 @@ export * from './memory-store';
 export * from './single-flight';
 export * from './store';
 export * from './store-adapter';
+export * from './arguments-key';

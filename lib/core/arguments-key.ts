@@ -1,0 +1,84 @@
+/** Thrown for an argument that has no stable serialization (a function, a symbol, a cycle). */
+export class UnserializableArgumentError extends Error {
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
+    super(`argument ${path} is ${what}`);
+    this.name = 'UnserializableArgumentError';
+  }
+}
+
+/**
+ * A stable text for a list of arguments, equal for equal values: object key
+ * order does not matter; `undefined`, `NaN`, `-0`, `BigInt`, `Date`, `Map`,
+ * `Set`, typed arrays and nested values are told apart by a type tag, so
+ * values that differ never share a key (`1` vs `'1'`, `null` vs `undefined`).
+ * Class instances are serialized by their own enumerable fields and class name.
+ *
+ * @throws UnserializableArgumentError for functions, symbols and cycles.
+ */
+export function argumentsKey(args: readonly unknown[]): string {
+  return serialize(args, '$', new Set());
+}
+
+function serialize(value: unknown, path: string, seen: Set<object>): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      throw new UnserializableArgumentError(path, 'a function');
+    case 'symbol':
+      throw new UnserializableArgumentError(path, 'a symbol');
+  }
+  if (value === null) return 'null';
+  const object = value as object;
+  if (seen.has(object)) throw new UnserializableArgumentError(path, 'a circular reference');
+  seen.add(object);
+  try {
+    return serializeObject(object, path, seen);
+  } finally {
+    seen.delete(object);
+  }
+}
+
+function serializeObject(object: object, path: string, seen: Set<object>): string {
+  if (Array.isArray(object)) {
+    return `[${object.map((item, i) => serialize(item, `${path}[${i}]`, seen)).join(',')}]`;
+  }
+  if (object instanceof Date) return `Date(${Number.isNaN(object.getTime()) ? 'invalid' : object.toISOString()})`;
+  if (object instanceof RegExp) return `RegExp(${String(object)})`;
+  if (ArrayBuffer.isView(object)) {
+    const bytes = new Uint8Array(object.buffer, object.byteOffset, object.byteLength);
+    return `${object.constructor.name}(${Buffer.from(bytes).toString('base64')})`;
+  }
+  if (object instanceof Map) {
+    const entries = [...object].map(
+      ([k, v], i) => `${serialize(k, `${path}.key${i}`, seen)}=>${serialize(v, `${path}.get(${i})`, seen)}`,
+    );
+    return `Map{${entries.sort().join(',')}}`;
+  }
+  if (object instanceof Set) {
+    return `Set{${[...object]
+      .map((v, i) => serialize(v, `${path}.item${i}`, seen))
+      .sort()
+      .join(',')}}`;
+  }
+  if (object instanceof Promise || object instanceof WeakMap || object instanceof WeakSet) {
+    throw new UnserializableArgumentError(path, `a ${object.constructor.name}`);
+  }
+  const proto = Object.getPrototypeOf(object) as object | null;
+  const tag = proto === null || proto === Object.prototype ? '' : (proto.constructor?.name ?? 'Object');
+  const fields = Object.keys(object)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${serialize((object as Record<string, unknown>)[k], `${path}.${k}`, seen)}`);
+  return `${tag}{${fields.join(',')}}`;
+}
