@@ -46,7 +46,12 @@ export interface Recording<T> {
 
 /** Subscribes to `source` and records its notifications. */
 export function record<T>(source: Observable<T>): Recording<T> {
-  const recording = { values: [] as T[], error: undefined as unknown, errored: false, completed: false } as Recording<T>;
+  const recording = {
+    values: [] as T[],
+    error: undefined as unknown,
+    errored: false,
+    completed: false,
+  } as Recording<T>;
   recording.subscription = source.subscribe({
     next: (value) => recording.values.push(value),
     error: (error: unknown) => {
@@ -58,4 +63,26 @@ export function record<T>(source: Observable<T>): Recording<T> {
     },
   });
   return recording;
+}
+
+/** A Keyv storage adapter over a Map that rejects every call while `failing` is set. */
+export class FlakyAdapter {
+  failing = false;
+  private readonly map = new Map<string, unknown>();
+  private async run<R>(operation: string, call: () => R): Promise<R> {
+    if (this.failing) throw new Error(`adapter ${operation} down`);
+    return call();
+  }
+  get(key: string) {
+    return this.run('get', () => this.map.get(key));
+  }
+  set(key: string, value: unknown) {
+    return this.run('set', () => void this.map.set(key, value));
+  }
+  delete(key: string) {
+    return this.run('delete', () => this.map.delete(key));
+  }
+  clear() {
+    return this.run('clear', () => this.map.clear());
+  }
 }
