@@ -4,6 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** How long the pretend database takes to answer one query. */
 export const QUERY_MS = 100;
 
+/** Connections in the pretend database's pool: queries beyond it wait for a free one, as in a real pool. */
+export const POOL_SIZE = 10;
+
 export interface Product {
   sku: string;
   name: string;
@@ -22,16 +25,37 @@ const PRODUCTS: readonly Product[] = [
   { sku: 'MN-03', name: 'Monitor', priceCents: 17_900 },
 ];
 
-/** Stands in for a slow database, and counts how often it is queried, per caller. */
+/** Stands in for a slow database with a connection pool, and counts how often it is queried, per caller. */
 @Injectable()
 export class CatalogService {
   private readonly executions = new Map<string, number>();
+  private free = POOL_SIZE;
+  private readonly queue: (() => void)[] = [];
 
   async findProducts(caller: string): Promise<Catalog> {
     const query = this.executionsBy(caller) + 1;
     this.executions.set(caller, query);
-    await sleep(QUERY_MS);
+    await this.connection();
+    try {
+      await sleep(QUERY_MS);
+    } finally {
+      this.release();
+    }
     return { query, products: [...PRODUCTS] };
+  }
+
+  private async connection(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.queue.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.free++;
   }
 
   /** How many queries `caller` has run so far (counted when they start). */

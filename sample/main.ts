@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { AddressInfo } from 'node:net';
 import { AppModule, CACHE_TTL_MS } from './app.module';
 import { burst } from './burst';
-import { CatalogService, QUERY_MS } from './catalog.service';
+import { CatalogService, POOL_SIZE, QUERY_MS } from './catalog.service';
 import { portFromEnv, portToListenOn } from './port';
 import { RouteResult, table } from './report';
 
@@ -35,14 +35,16 @@ async function main(): Promise<void> {
   for (const route of ROUTES) await burst(`${base}/catalog/${route}?warmup`, REQUESTS);
 
   console.log(
-    `\nCold burst: ${REQUESTS} concurrent GETs per route, nothing cached (each query takes ${QUERY_MS} ms)\n`,
+    `\nCold burst: ${REQUESTS} concurrent GETs per route, nothing cached (each query takes ${QUERY_MS} ms on a pool of ${POOL_SIZE} connections)\n`,
   );
   const plainCold = await measure('plain');
   const stampedeCold = await measure('stampede');
   console.log(table([plainCold, stampedeCold]));
   const saved = plainCold.executions - stampedeCold.executions;
-  console.log(`\nNote: the pretend database has no connection limit, so coalescing saves queries (${saved} here)`);
-  console.log('rather than latency. Latencies include the load client, which runs in this same process.');
+  console.log(
+    `\nThe pretend database has ${POOL_SIZE} connections: without coalescing the ${REQUESTS} queries queue for them;`,
+  );
+  console.log(`with it, ${saved} queries are never sent. Latencies include the load client (same process).`);
 
   console.log(`\nWarm burst: the same again, within the ${CACHE_TTL_MS / 1000} s ttl\n`);
   const plainWarm = await measure('plain');
