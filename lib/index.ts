@@ -1,5 +1,6 @@
 export { Coalesce, SkipCoalesce } from './coalesce.decorator';
 export { MemoryStore as StampedeMemoryStore } from './core/memory-store';
+export { STAMPEDE_STORE } from './core/store';
 export type { StampedeStore, StoredEntry } from './core/store';
 export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapter';
 export type { WorkResult } from './core/single-flight';

@@ -157,7 +157,12 @@ export class Coalescer {
       },
     });
     return flight$.subscribe({
-      next: (value) => subscriber.next({ value, outcome: 'miss', stored: storable(value) }),
+      next: (value) =>
+        subscriber.next({
+          value,
+          outcome: 'miss',
+          stored: storable(value) && this.flights.isCurrent(key, flight$),
+        }),
       error: (error: unknown) => subscriber.error(error),
       complete: () => subscriber.complete(),
     });

@@ -26,7 +26,14 @@ export class GuardedStore implements StampedeStore {
   }
 
   get(key: string): MaybePromise<StoredEntry | undefined> {
-    return this.guard(() => this.store.get(key), undefined, 'get');
+    // Keyv and cache-manager answer a failed read as a miss: only a value
+    // read back proves the store healthy, or an outage would log per request.
+    return this.guard(
+      () => this.store.get(key),
+      undefined,
+      'get',
+      (entry) => entry !== undefined,
+    );
   }
 
   set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown> {
@@ -43,7 +50,12 @@ export class GuardedStore implements StampedeStore {
     return (prefix) => this.guard(() => deletePrefix.call(this.store, prefix), 0, 'deletePrefix');
   }
 
-  private guard<R, F>(call: () => MaybePromise<R>, fallback: F, operation: string): MaybePromise<R | F> {
+  private guard<R, F>(
+    call: () => MaybePromise<R>,
+    fallback: F,
+    operation: string,
+    provesHealth: (result: R) => boolean = () => true,
+  ): MaybePromise<R | F> {
     let result: MaybePromise<R>;
     try {
       result = call();
@@ -52,12 +64,12 @@ export class GuardedStore implements StampedeStore {
       return fallback;
     }
     if (!isPromiseLike<R>(result)) {
-      this.succeed();
+      if (provesHealth(result)) this.succeed();
       return result;
     }
     return Promise.resolve(result).then(
       (value) => {
-        this.succeed();
+        if (provesHealth(value)) this.succeed();
         return value;
       },
       (error: unknown) => {

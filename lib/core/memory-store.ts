@@ -1,4 +1,4 @@
-import { StampedeStore, StoredEntry } from './store';
+import { STAMPEDE_STORE, StampedeStore, StoredEntry } from './store';
 
 /**
  * The default store: in-process, synchronous, bounded to `maxEntries` with
@@ -7,6 +7,7 @@ import { StampedeStore, StoredEntry } from './store';
  * Expired entries go when they are read or when they reach the front.
  */
 export class MemoryStore implements StampedeStore {
+  readonly [STAMPEDE_STORE] = true;
   private readonly entries = new Map<string, StoredEntry>();
 
   constructor(

@@ -33,8 +33,8 @@ export interface FlightHooks<T> {
  * that joins late still sees every value. The entry leaves the map when the
  * work errors (before the error is delivered), when it completes and its
  * `onSuccess` hook settled, or when every subscriber unsubscribed before it
- * settled (the source is then unsubscribed: an Observable work is cancelled,
- * a Promise's result is dropped). A synchronous throw in the work is an error
+ * settled (the source is then unsubscribed, after the current microtasks:
+ * an Observable work is cancelled, a Promise's result is dropped). A synchronous throw in the work is an error
  * of the flight like any other.
  */
 export class SingleFlight {
@@ -48,6 +48,11 @@ export class SingleFlight {
   /** The flight in progress for `key`, if any: each subscription is one waiter. */
   find<T>(key: string): Observable<T> | undefined {
     return this.flights.get(key)?.join$ as Observable<T> | undefined;
+  }
+
+  /** True while `flight$` (as returned by `start`) is the flight of `key`. */
+  isCurrent(key: string, flight$: Observable<unknown>): boolean {
+    return this.flights.get(key)?.join$ === flight$;
   }
 
   /** Number of subscribers of the flight of `key`. */
@@ -111,7 +116,10 @@ export class SingleFlight {
         connector: () => new ReplaySubject<T>(),
         resetOnError: false,
         resetOnComplete: false,
-        resetOnRefCountZero: true,
+        // Deferred by a microtask: a caller that takes only the first value of
+        // a Promise work unsubscribes before the completion that follows it in
+        // the same turn; the flight must still complete (and be stored).
+        resetOnRefCountZero: () => Promise.resolve(),
       }),
     );
     const flight: Flight = {

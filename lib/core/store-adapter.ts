@@ -1,4 +1,4 @@
-import { MaybePromise, StampedeStore, StoredEntry } from './store';
+import { MaybePromise, STAMPEDE_STORE, StampedeStore, StoredEntry } from './store';
 
 /** The part of a cache-manager 7 `Cache` the coalescer uses. */
 export interface CacheManagerLike {
@@ -31,9 +31,6 @@ function isKeyvInstance(input: object): input is KeyvLike {
 function isStampedeStore(input: object): input is StampedeStore {
   return (input as { [STAMPEDE_STORE]?: true })[STAMPEDE_STORE] === true;
 }
-
-/** Marks a class as a native `StampedeStore`, so it is used as it is. */
-export const STAMPEDE_STORE = Symbol.for('nestjs-stampede.store');
 
 type Listener = (...args: unknown[]) => void;
 interface Emitter {

@@ -10,6 +10,12 @@ export interface StoredEntry<T = unknown> {
   e: number;
 }
 
+/**
+ * Marks an object as a native `StampedeStore`, used as it is (not wrapped in
+ * Keyv): set `readonly [STAMPEDE_STORE] = true` on a class implementing it.
+ */
+export const STAMPEDE_STORE = Symbol.for('nestjs-stampede.store');
+
 /** A value that may or may not come back synchronously. */
 export type MaybePromise<T> = T | Promise<T>;
 

@@ -63,7 +63,7 @@ describe('StampedeService', () => {
     expect(await staying).toEqual([1, 2]);
   });
 
-  it('run$() cancels the work when every subscriber has gone, and the next caller starts afresh', () => {
+  it('run$() cancels the work when every subscriber has gone, and the next caller starts afresh', async () => {
     let subscribed = 0;
     let teardowns = 0;
     const work = () =>
@@ -75,6 +75,7 @@ describe('StampedeService', () => {
     const b = stampede.run$('cancel', work).subscribe();
     a.unsubscribe();
     b.unsubscribe();
+    await Promise.resolve(); // cancellation waits for the current microtasks
     expect(teardowns).toBe(1);
     expect(stampede.inFlight()).toBe(0);
     stampede.run$('cancel', work).subscribe().unsubscribe();

@@ -125,7 +125,7 @@ describe('SingleFlight', () => {
       expect(flights.size).toBe(0);
     });
 
-    it('cancels the work when every subscriber unsubscribes before it settles, and the next caller starts anew', () => {
+    it('cancels the work when every subscriber unsubscribes before it settles, and the next caller starts anew', async () => {
       let runs = 0;
       let teardowns = 0;
       const work = () =>
@@ -143,6 +143,7 @@ describe('SingleFlight', () => {
       expect(teardowns).toBe(0);
       expect(flights.size).toBe(1);
       b.subscription.unsubscribe();
+      await Promise.resolve(); // cancellation waits for the current microtasks
       expect(teardowns).toBe(1);
       expect(flights.size).toBe(0);
       expect(flights.find('k')).toBeUndefined();
@@ -275,6 +276,7 @@ describe('SingleFlight', () => {
       const b = record(call(flights, 'k', () => gate.promise, { onSuccess }));
       a.subscription.unsubscribe();
       b.subscription.unsubscribe();
+      await Promise.resolve(); // cancellation waits for the current microtasks
       expect(flights.size).toBe(0);
 
       gate.resolve(1);
