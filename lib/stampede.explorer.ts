@@ -3,7 +3,7 @@ import { DiscoveryService } from '@nestjs/core';
 import { COALESCED_METHODS_METADATA, COALESCE_METADATA } from './stampede.constants';
 import { CoalesceOptions } from './stampede.options';
 import { bindClass, bindInstance, unbind } from './stampede.method-runner';
-import { StampedeService } from './stampede.service';
+import { StampedeEngine } from './stampede.engine';
 
 /**
  * Finds, at bootstrap, the providers with `@Coalesce()` methods and binds them
@@ -17,7 +17,7 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly discovery: DiscoveryService,
-    private readonly stampede: StampedeService,
+    private readonly engine: StampedeEngine,
   ) {}
 
   onModuleInit(): void {
@@ -27,10 +27,10 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
       if (!type || !methods) continue;
       if (!wrapper.isDependencyTreeStatic()) this.refuseRequestScoped(type as { name: string }, methods);
       if (!wrapper.isTransient && wrapper.isDependencyTreeStatic() && wrapper.instance) {
-        bindInstance(wrapper.instance as object, this.stampede);
+        bindInstance(wrapper.instance as object, this.engine);
         this.bound.push(wrapper.instance as object);
       } else {
-        bindClass(type, this.stampede);
+        bindClass(type, this.engine);
         this.bound.push(type);
       }
     }
@@ -56,7 +56,7 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    unbind(this.bound, this.stampede);
+    unbind(this.bound, this.engine);
     this.bound.length = 0;
   }
 }

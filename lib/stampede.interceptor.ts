@@ -24,7 +24,7 @@ import {
   setHeader,
 } from './stampede.http-adapter';
 import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions, normalizeKeyHeaders } from './stampede.options';
-import { StampedeService } from './stampede.service';
+import { StampedeEngine } from './stampede.engine';
 
 /** What one response becomes for the other callers of its key. */
 interface ResponseSnapshot {
@@ -80,7 +80,7 @@ export class StampedeInterceptor implements NestInterceptor {
   constructor(
     private readonly reflector: Reflector,
     @Inject(STAMPEDE_OPTIONS) private readonly options: ResolvedStampedeOptions,
-    private readonly stampede: StampedeService,
+    private readonly engine: StampedeEngine,
   ) {
     this.methods = options.methods;
   }
@@ -124,7 +124,7 @@ export class StampedeInterceptor implements NestInterceptor {
       );
     };
 
-    return this.stampede.coalescer.run$(key, handle, { ttl: route.ttl, cacheable: isCacheableResponse }).pipe(
+    return this.engine.coalescer.run$(key, handle, { ttl: route.ttl, cacheable: isCacheableResponse }).pipe(
       mergeMap((lookup) => {
         const snapshot = lookup.value;
         if (lookup.outcome === 'miss') {

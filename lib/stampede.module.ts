@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
+import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
 import {
@@ -41,11 +42,12 @@ import { StampedeService } from './stampede.service';
       useFactory: (options: StampedeModuleOptions) => resolveStampedeOptions(options),
       inject: [STAMPEDE_MODULE_OPTIONS],
     },
+    StampedeEngine,
     StampedeService,
     StampedeInterceptor,
     StampedeExplorer,
   ],
-  exports: [STAMPEDE_OPTIONS, StampedeService, StampedeInterceptor],
+  exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor],
 })
 export class StampedeModule extends ConfigurableStampedeModule {
   /** Registers the module with `options` (all optional). */

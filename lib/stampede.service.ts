@@ -1,12 +1,9 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Observable, lastValueFrom, map } from 'rxjs';
 import { Coalescer } from './core/coalescer';
-import { MemoryStore } from './core/memory-store';
 import { Work } from './core/single-flight';
-import { toStampedeStore } from './core/store-adapter';
-import { STAMPEDE_OPTIONS } from './stampede.constants';
-import type { MethodEngine } from './stampede.method-runner';
-import { ResolvedStampedeOptions, StampedeOptionsError } from './stampede.options';
+import { StampedeEngine } from './stampede.engine';
+import { StampedeOptionsError } from './stampede.options';
 
 /** Per-call options of `StampedeService.run()` and `run$()`. */
 export interface RunOptions {
@@ -31,18 +28,13 @@ export interface RunOptions {
  * ```
  */
 @Injectable()
-export class StampedeService implements MethodEngine {
-  /** @internal the engine shared with the interceptor and decorated methods. */
-  readonly coalescer: Coalescer;
-  /** @internal the module's `ttl`. */
-  readonly defaultTtl: number;
+export class StampedeService {
+  private readonly coalescer: Coalescer;
+  private readonly defaultTtl: number;
 
-  constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
-    this.defaultTtl = options.ttl;
-    this.coalescer = new Coalescer({
-      store: options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries),
-      logger: new Logger('Stampede'),
-    });
+  constructor(engine: StampedeEngine) {
+    this.coalescer = engine.coalescer;
+    this.defaultTtl = engine.defaultTtl;
   }
 
   /**
