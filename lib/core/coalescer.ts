@@ -1,6 +1,7 @@
 import { Observable, Subscriber, Subscription } from 'rxjs';
+import { FlightCoordinator } from './coordinator';
 import { CoreLogger, GuardedStore } from './guarded-store';
-import { SingleFlight, Work } from './single-flight';
+import { SingleFlight, Work, toObservable } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
 /** How a caller was answered. */
@@ -30,6 +31,8 @@ export interface CoalescerDeps {
   store: StampedeStore;
   logger: CoreLogger;
   now?: () => number;
+  /** Spans the single flight across instances (Redis lease); in-process only without it. */
+  coordinator?: FlightCoordinator;
 }
 
 function isEntry(value: unknown): value is StoredEntry {
@@ -50,10 +53,12 @@ export class Coalescer {
   readonly store: GuardedStore;
   private readonly flights = new SingleFlight();
   private readonly now: () => number;
+  private readonly coordinator?: FlightCoordinator;
 
   constructor(deps: CoalescerDeps) {
     this.store = new GuardedStore(deps.store, deps.logger);
     this.now = deps.now ?? (() => Date.now());
+    this.coordinator = deps.coordinator;
   }
 
   /** Number of keys whose work is in progress. */
@@ -150,9 +155,20 @@ export class Coalescer {
 
   private lead<T>(key: string, work: Work<T>, policy: RunPolicy<T>, subscriber: Subscriber<Lookup<T>>): Subscription {
     const storable = (value: T) => policy.ttl > 0 && (policy.cacheable ? policy.cacheable(value) : true);
-    const flight$ = this.flights.start(key, work, {
+    // Across instances only what can be shared through the store: ttl > 0.
+    const coordinator = policy.ttl > 0 ? this.coordinator : undefined;
+    const flightWork: Work<T> = coordinator
+      ? () =>
+          coordinator.lead(key, () => toObservable(work()), {
+            ttl: policy.ttl,
+            storable,
+            entry: (value) => ({ v: value, e: this.now() + policy.ttl }),
+          })
+      : work;
+    const flight$ = this.flights.start(key, flightWork, {
       onSuccess: (last, emitted, current) => {
-        if (!emitted || !current || !storable(last as T)) return undefined;
+        // A coordinator stores the result itself, fenced by its lease.
+        if (coordinator || !emitted || !current || !storable(last as T)) return undefined;
         return this.set(key, last, policy.ttl);
       },
     });

@@ -9,3 +9,4 @@ export * from './single-flight';
 export * from './store';
 export * from './store-adapter';
 export * from './arguments-key';
+export * from './coordinator';

@@ -1,0 +1,24 @@
+import { Observable } from 'rxjs';
+import { StoredEntry } from './store';
+
+/** What the coalescer tells a coordinator about the result of one leader. */
+export interface CoordinatedWrite<T> {
+  /** Milliseconds the result is kept. */
+  ttl: number;
+  /** Whether `value` may be stored (e.g. only 2xx responses). */
+  storable(value: T): boolean;
+  /** The entry to store for `value`. */
+  entry(value: T): StoredEntry;
+}
+
+/**
+ * Makes the single flight span many instances (e.g. a Redis lease). The
+ * coalescer hands the work of its in-process leader to `lead`, which either
+ * runs it as the one holder across instances and stores the result itself
+ * (fenced, so a holder that lost its lease cannot overwrite a newer value),
+ * or waits for the holder and answers with the value it stored, or, when the
+ * wait times out, runs the work itself without storing.
+ */
+export interface FlightCoordinator {
+  lead<T>(key: string, work: () => Observable<T>, write: CoordinatedWrite<T>): Observable<T>;
+}
