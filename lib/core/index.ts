@@ -10,3 +10,4 @@ export * from './store';
 export * from './store-adapter';
 export * from './arguments-key';
 export * from './coordinator';
+export * from './events';

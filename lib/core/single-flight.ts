@@ -1,11 +1,15 @@
-import { Observable, ReplaySubject, defer, finalize, from, isObservable, of, share, tap } from 'rxjs';
+import { NEVER, Observable, ReplaySubject, defer, finalize, from, isObservable, of, share, tap } from 'rxjs';
 import { isPromiseLike } from './store';
 
 /** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable. */
 export type WorkResult<T> = T | PromiseLike<T> | Observable<T>;
 
-/** A unit of work keyed by a flight key. Called at most once per flight. */
-export type Work<T> = () => WorkResult<T>;
+/**
+ * A unit of work keyed by a flight key. Called at most once per flight. Its
+ * `signal` aborts when the flight is cancelled: on its deadline, or when every
+ * waiter has gone and the flight may be cancelled (see `FlightOptions`).
+ */
+export type Work<T> = (signal: AbortSignal) => WorkResult<T>;
 
 /** Turns whatever the work returned into an Observable. */
 export function toObservable<T>(result: WorkResult<T>): Observable<T> {
@@ -25,17 +29,76 @@ export interface FlightHooks<T> {
   onSuccess?(last: T | undefined, emitted: boolean, current: boolean): unknown;
 }
 
+/** How one flight may end early. */
+export interface FlightOptions {
+  /** Milliseconds the work may take; then every waiter gets `timeoutError()` and the work is cancelled. 0: none. */
+  timeout?: number;
+  timeoutError?: () => unknown;
+  /**
+   * When every waiter has gone before the work settled: `true` cancels a
+   * Promise work too (aborts its signal, forgets the flight). By default only
+   * an Observable work is cancelled; a Promise work, which cannot be stopped,
+   * runs on and stays joinable, so a newcomer never starts a duplicate.
+   */
+  cancelWhenAbandoned?: boolean;
+}
+
+/**
+ * Thrown to every waiter of a flight whose work outlived its `timeout`
+ * (`kind: 'work'`), or to a caller that waited `waitTimeout` for another's
+ * work with `onWaitTimeout: 'fail'` (`kind: 'wait'`).
+ */
+export class StampedeTimeoutError extends Error {
+  constructor(
+    readonly timeout: number,
+    readonly kind: 'work' | 'wait' = 'work',
+  ) {
+    super(
+      kind === 'work'
+        ? `nestjs-stampede: work did not settle within ${timeout} ms`
+        : `nestjs-stampede: waited ${timeout} ms for another caller's work`,
+    );
+    this.name = 'StampedeTimeoutError';
+  }
+}
+
+/** Fails with `error()` if `source` has not completed within `ms` (the source is then unsubscribed). */
+function deadline<T>(source: Observable<T>, ms: number, error: () => unknown): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    const timer = setTimeout(() => subscriber.error(error()), ms);
+    const subscription = source.subscribe({
+      next: (value) => subscriber.next(value),
+      error: (e: unknown) => {
+        clearTimeout(timer);
+        subscriber.error(e);
+      },
+      complete: () => {
+        clearTimeout(timer);
+        subscriber.complete();
+      },
+    });
+    return () => {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+    };
+  });
+}
+
+/** The signal of a work nobody will cancel. */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
 /**
  * A keyed single flight: one execution of the work per key at a time, shared
  * by every concurrent subscriber as one RxJS observable.
  *
  * The flight is an Observable `share`d through a ReplaySubject, so a caller
  * that joins late still sees every value. The entry leaves the map when the
- * work errors (before the error is delivered), when it completes and its
- * `onSuccess` hook settled, or when every subscriber unsubscribed before it
- * settled (the source is then unsubscribed, after the current microtasks:
- * an Observable work is cancelled, a Promise's result is dropped). A synchronous throw in the work is an error
- * of the flight like any other.
+ * work errors, times out or is cancelled (before the error is delivered), or
+ * when it completes and its `onSuccess` hook settled. A synchronous throw in
+ * the work is an error of the flight like any other. When every subscriber
+ * has gone early, an Observable work is cancelled after the current
+ * microtasks (so a caller that takes the first value of a Promise-like work
+ * does not cancel its completion); see `FlightOptions.cancelWhenAbandoned`.
  */
 export class SingleFlight {
   private readonly flights = new Map<string, Flight>();
@@ -60,6 +123,11 @@ export class SingleFlight {
     return this.flights.get(key)?.waiters ?? 0;
   }
 
+  /** Keys with work in progress. */
+  keys(): IterableIterator<string> {
+    return this.flights.keys();
+  }
+
   /**
    * Lets the flight for `key` finish for its waiters but takes it out of the
    * map, so the next caller starts a new one (and `onSuccess` learns it is no
@@ -79,14 +147,26 @@ export class SingleFlight {
   }
 
   /** Starts a flight for `key`; the caller must have checked `find` first. */
-  start<T>(key: string, work: Work<T>, hooks: FlightHooks<T> = {}): Observable<T> {
+  start<T>(key: string, work: Work<T>, hooks: FlightHooks<T> = {}, options: FlightOptions = {}): Observable<T> {
     let last: T | undefined;
     let emitted = false;
     let completed = false;
+    let cancellable = options.cancelWhenAbandoned === true;
+    // Only works that take a signal pay for an AbortController.
+    const controller = work.length > 0 ? new AbortController() : undefined;
     const leave = () => {
       if (this.flights.get(key) === flight) this.flights.delete(key);
     };
-    const flight$: Observable<T> = defer(() => toObservable(work())).pipe(
+    let source$ = defer(() => {
+      const result = work(controller?.signal ?? NEVER_ABORTED);
+      if (isObservable(result)) cancellable = true;
+      return toObservable(result);
+    });
+    if (options.timeout && options.timeout > 0) {
+      const ms = options.timeout;
+      source$ = deadline(source$, ms, options.timeoutError ?? (() => new StampedeTimeoutError(ms)));
+    }
+    const flight$: Observable<T> = source$.pipe(
       tap({
         next: (value) => {
           last = value;
@@ -101,25 +181,22 @@ export class SingleFlight {
           } catch {
             // A failing hook must not turn a success into an error for the waiters.
           }
-          if (isPromiseLike(pending)) {
-            pending.then(leave, leave);
-          } else {
-            leave();
-          }
+          if (isPromiseLike(pending)) pending.then(leave, leave);
+          else leave();
         },
       }),
-      // Also runs after complete, when the hook above decides when to leave.
+      // Runs when the source is torn down: after complete (the hook above
+      // decides when to leave), or early (error, deadline, cancellation).
       finalize(() => {
-        if (!completed) leave();
+        if (completed) return;
+        leave();
+        controller?.abort(new Error('flight cancelled'));
       }),
       share({
         connector: () => new ReplaySubject<T>(),
         resetOnError: false,
         resetOnComplete: false,
-        // Deferred by a microtask: a caller that takes only the first value of
-        // a Promise work unsubscribes before the completion that follows it in
-        // the same turn; the flight must still complete (and be stored).
-        resetOnRefCountZero: () => Promise.resolve(),
+        resetOnRefCountZero: () => (cancellable ? Promise.resolve() : NEVER),
       }),
     );
     const flight: Flight = {

@@ -1,5 +1,5 @@
 import { Observable, Subject, firstValueFrom, isObservable, lastValueFrom, of, toArray } from 'rxjs';
-import { FlightHooks, SingleFlight, Work, toObservable } from '../../lib/core/single-flight';
+import { FlightHooks, StampedeTimeoutError, SingleFlight, Work, toObservable } from '../../lib/core/single-flight';
 import { deferred, flush, record } from './support';
 
 /** What a caller of a single flight does: join the flight in progress or start one. */
@@ -269,21 +269,60 @@ describe('SingleFlight', () => {
       expect(flights.waiters('k')).toBe(0);
     });
 
-    it('empties the map when every subscriber of a Promise work unsubscribes, and drops its result', async () => {
+    it('keeps a Promise work joinable when every subscriber has gone, so a newcomer runs no duplicate', async () => {
       const gate = deferred<number>();
       const onSuccess = jest.fn();
-      const a = record(call(flights, 'k', () => gate.promise, { onSuccess }));
-      const b = record(call(flights, 'k', () => gate.promise, { onSuccess }));
+      let runs = 0;
+      const work = () => (runs++, gate.promise);
+      const a = record(call(flights, 'k', work, { onSuccess }));
       a.subscription.unsubscribe();
+      await flush();
+      expect(flights.size).toBe(1);
+      const b = record(call(flights, 'k', work, { onSuccess }));
+      gate.resolve(1);
+      await flush();
+      expect(runs).toBe(1);
+      expect(b.values).toEqual([1]);
+      expect(onSuccess).toHaveBeenCalledWith(1, true, true);
+      expect(flights.size).toBe(0);
+    });
+
+    it('with cancelWhenAbandoned, aborts the signal of a Promise work and forgets it when every subscriber has gone', async () => {
+      const gate = deferred<number>();
+      const onSuccess = jest.fn();
+      let signal: AbortSignal | undefined;
+      const work = (s: AbortSignal) => ((signal = s), gate.promise);
+      const a = record(flights.start('k', work, { onSuccess }, { cancelWhenAbandoned: true }));
+      const b = record(flights.find<number>('k')!);
+      a.subscription.unsubscribe();
+      expect(signal?.aborted).toBe(false);
       b.subscription.unsubscribe();
       await Promise.resolve(); // cancellation waits for the current microtasks
+      expect(signal?.aborted).toBe(true);
       expect(flights.size).toBe(0);
-
       gate.resolve(1);
       await flush();
       expect(a.values).toEqual([]);
-      expect(b.values).toEqual([]);
       expect(onSuccess).not.toHaveBeenCalled();
+    });
+
+    it('fails every waiter with a timeout error, aborts the signal and leaves the map when the work outlives its timeout', async () => {
+      jest.useFakeTimers();
+      try {
+        let signal: AbortSignal | undefined;
+        const work = (s: AbortSignal) => ((signal = s), new Promise<number>(() => undefined));
+        const a = record(flights.start('k', work, {}, { timeout: 500 }));
+        const b = record(flights.find<number>('k')!);
+        jest.advanceTimersByTime(499);
+        expect(a.error).toBeUndefined();
+        jest.advanceTimersByTime(1);
+        expect(a.error).toBeInstanceOf(StampedeTimeoutError);
+        expect(b.error).toBe(a.error);
+        expect(signal?.aborted).toBe(true);
+        expect(flights.size).toBe(0);
+      } finally {
+        jest.useRealTimers();
+      }
     });
 
     it('counts waiters as they subscribe and unsubscribe', async () => {

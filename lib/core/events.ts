@@ -1,0 +1,57 @@
+/** What the coalescer reports. */
+export type StampedeEventType = 'hit' | 'miss' | 'coalesced' | 'stored' | 'error' | 'timeout' | 'bypass';
+
+/**
+ * One thing that happened to one key. `key` is the key as built (header
+ * values in it are already hashed; a service-method key holds its arguments).
+ */
+export interface StampedeEvent {
+  type: StampedeEventType;
+  key: string;
+  /** `coalesced`: callers now waiting on the flight, this one included. */
+  waiters?: number;
+  /** `bypass`: why the caller was not coalesced. */
+  reason?: BypassReason;
+  /** `error`, `timeout`: what the waiters got. */
+  error?: unknown;
+  /** `stored`: how long the value is kept, ms. */
+  ttl?: number;
+}
+
+/** Why a caller ran its own, uncoalesced call. */
+export type BypassReason =
+  | 'max-in-flight'
+  | 'max-waiters'
+  | 'wait-timeout'
+  | 'credentials'
+  | 'key-function'
+  | 'unserializable-arguments';
+
+/** Receives events; must not throw (a throw is caught and ignored). */
+export type StampedeListener = (event: StampedeEvent) => void;
+
+/** Counts since start, and what is in flight now. */
+export interface StampedeStats {
+  hits: number;
+  misses: number;
+  coalesced: number;
+  stored: number;
+  errors: number;
+  timeouts: number;
+  bypasses: number;
+  /** Keys with work in progress now. */
+  inFlight: number;
+  /** Callers waiting on that work now. */
+  waiting: number;
+}
+
+/** Counter field of each event type. */
+export const STAT_OF: Record<StampedeEventType, keyof Omit<StampedeStats, 'inFlight' | 'waiting'>> = {
+  hit: 'hits',
+  miss: 'misses',
+  coalesced: 'coalesced',
+  stored: 'stored',
+  error: 'errors',
+  timeout: 'timeouts',
+  bypass: 'bypasses',
+};
