@@ -23,3 +23,7 @@ export const NEXT_PARAMTYPE = 2;
 export const DEFAULT_TTL = 5_000;
 export const DEFAULT_MAX_ENTRIES = 10_000;
 export const DEFAULT_METHODS: readonly string[] = ['GET', 'HEAD'];
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_IN_FLIGHT = 10_000;
+export const DEFAULT_MAX_WAITERS = 10_000;
+export const DEFAULT_STORE_TIMEOUT = 1_000;

@@ -16,12 +16,17 @@ import { ResolvedStampedeOptions } from './stampede.options';
 export class StampedeEngine implements MethodEngine {
   readonly coalescer: Coalescer;
   readonly defaultTtl: number;
+  readonly defaults: ResolvedStampedeOptions;
 
   constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.defaultTtl = options.ttl;
+    this.defaults = options;
     this.coalescer = new Coalescer({
       store: options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries),
       logger: new Logger('Stampede'),
+      maxInFlight: options.maxInFlight,
+      maxWaiters: options.maxWaiters,
+      storeTimeout: options.storeTimeout,
     });
   }
 }

@@ -1,6 +1,15 @@
-import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
+import {
+  CallHandler,
+  ExecutionContext,
+  GatewayTimeoutException,
+  Inject,
+  Injectable,
+  NestInterceptor,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { Observable, map, mergeMap, of } from 'rxjs';
+import { Observable, catchError, map, mergeMap, of, throwError } from 'rxjs';
+import { RunPolicy } from './core/coalescer';
+import { StampedeTimeoutError } from './core/single-flight';
 import { cacheStatus } from './core/cache-status';
 import { HeaderEntry, replayableHeaderChanges } from './core/header-policy';
 import { httpKey } from './core/http-key';
@@ -33,11 +42,14 @@ interface ResponseSnapshot {
   status: number;
   headers: readonly HeaderEntry[];
   body: unknown;
+  /** Size of the body as sent (JSON for objects), when it may be stored. */
+  bytes: number;
 }
 
 /** A route's settings, resolved once per route. */
 interface RouteSettings {
   ttl: number;
+  policy: RunPolicy<ResponseSnapshot>;
   keyHeaders: readonly string[];
   key?: KeyFunction;
   /** Whether `Authorization` / `Cookie` requests may be coalesced (listed in keyHeaders, or a key function). */
@@ -46,8 +58,19 @@ interface RouteSettings {
 
 const NOT_COALESCED = null;
 
-function isCacheableResponse(snapshot: ResponseSnapshot): boolean {
-  return snapshot.shareable && snapshot.status >= 200 && snapshot.status < 300;
+function bodyBytes(body: unknown): number {
+  if (body === undefined || body === null) return 0;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (Buffer.isBuffer(body) || body instanceof Uint8Array) return body.byteLength;
+  try {
+    return Buffer.byteLength(JSON.stringify(body) ?? '');
+  } catch {
+    return Number.POSITIVE_INFINITY; // not serializable as JSON: never stored
+  }
+}
+
+function toHttpError(error: unknown): Observable<never> {
+  return throwError(() => (error instanceof StampedeTimeoutError ? new GatewayTimeoutException(error.message) : error));
 }
 
 /**
@@ -97,13 +120,18 @@ export class StampedeInterceptor implements NestInterceptor {
     let custom: string | undefined;
     if (route.key) {
       custom = route.key(context);
-      if (custom === undefined) return next.handle();
+      if (custom === undefined) {
+        this.engine.coalescer.report('bypass', `${request.method} ${requestUrl(request)}`, { reason: 'key-function' });
+        return next.handle();
+      }
     } else if (this.carriesUntrustedCredentials(request, route)) {
       // Never answer one user with another's response: let it through, alone.
+      this.engine.coalescer.report('bypass', `${request.method} ${requestUrl(request)}`, { reason: 'credentials' });
       if (this.options.cacheStatusHeader) setHeader(response, 'Cache-Status', cacheStatus('bypass'));
       return next.handle();
     }
     const key = httpKey(request.method, requestUrl(request), request.headers, route.keyHeaders, custom);
+    const measure = route.ttl > 0;
 
     let ownBody: unknown;
     const handle = (): Observable<ResponseSnapshot> => {
@@ -112,23 +140,30 @@ export class StampedeInterceptor implements NestInterceptor {
         map((body): ResponseSnapshot => {
           ownBody = body;
           if (!isShareableBody(body) || isSent(response)) {
-            return { shareable: false, status: response.statusCode, headers: [], body: undefined };
+            return { shareable: false, status: response.statusCode, headers: [], body: undefined, bytes: 0 };
           }
           return {
             shareable: true,
             status: response.statusCode,
             headers: replayableHeaderChanges(before, response.getHeaders()),
             body,
+            bytes: measure ? bodyBytes(body) : 0,
           };
         }),
       );
     };
 
-    return this.engine.coalescer.run$(key, handle, { ttl: route.ttl, cacheable: isCacheableResponse }).pipe(
+    return this.engine.coalescer.run$(key, handle, route.policy).pipe(
+      catchError(toHttpError),
       mergeMap((lookup) => {
         const snapshot = lookup.value;
-        if (lookup.outcome === 'miss') {
-          if (snapshot.shareable) this.markStatus(response, cacheStatus('miss', { stored: lookup.stored }));
+        if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
+          if (snapshot.shareable) {
+            this.markStatus(
+              response,
+              lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }),
+            );
+          }
           return of(ownBody);
         }
         // A stream or a hand-sent response can't be replayed: run this caller's own handler.
@@ -181,8 +216,20 @@ export class StampedeInterceptor implements NestInterceptor {
       fromHandler.keyHeaders ?? fromClass.keyHeaders ?? [...this.options.keyHeaders],
     );
     const key = fromHandler.key ?? fromClass.key ?? this.options.key;
+    const pick = <K extends keyof CoalesceOptions>(name: K, fallback: NonNullable<CoalesceOptions[K]>) =>
+      (fromHandler[name] ?? fromClass[name] ?? fallback) as NonNullable<CoalesceOptions[K]>;
+    const ttl = pick('ttl', this.options.ttl);
+    const maxBodyBytes = pick('maxBodyBytes', this.options.maxBodyBytes);
     return {
-      ttl: fromHandler.ttl ?? fromClass.ttl ?? this.options.ttl,
+      ttl,
+      policy: {
+        ttl,
+        cacheable: (snapshot) =>
+          snapshot.shareable && snapshot.status >= 200 && snapshot.status < 300 && snapshot.bytes <= maxBodyBytes,
+        timeout: pick('timeout', this.options.timeout),
+        waitTimeout: pick('waitTimeout', this.options.waitTimeout),
+        onWaitTimeout: pick('onWaitTimeout', this.options.onWaitTimeout),
+      },
       keyHeaders,
       key,
       trustsCredentials: {

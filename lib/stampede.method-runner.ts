@@ -6,12 +6,13 @@ import { boundKey } from './core/hash';
 import { MemoryStore } from './core/memory-store';
 import { isPromiseLike } from './core/store';
 import { DEFAULT_MAX_ENTRIES, DEFAULT_TTL } from './stampede.constants';
-import { CoalesceOptions } from './stampede.options';
+import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
 
 /** What a decorated method runs on: an engine and its default TTL. */
 export interface MethodEngine {
   readonly coalescer: Coalescer;
   readonly defaultTtl: number;
+  readonly defaults: Pick<ResolvedStampedeOptions, 'timeout' | 'waitTimeout' | 'onWaitTimeout'>;
 }
 
 // Bindings made by the explorer at bootstrap: per instance for singletons, per
@@ -44,6 +45,7 @@ function defaultEngine(): MethodEngine {
   fallbackEngine ??= {
     coalescer: new Coalescer({ store: new MemoryStore(DEFAULT_MAX_ENTRIES), logger: new Logger('Stampede') }),
     defaultTtl: DEFAULT_TTL,
+    defaults: { timeout: 0, waitTimeout: 0, onWaitTimeout: 'run' },
   };
   return fallbackEngine;
 }
@@ -118,16 +120,25 @@ export function coalescedMethod(
         logger.warn(`${declaringClass.name}.${methodName}: ${error.message}; such calls are not coalesced`);
       }
     }
-    if (key === undefined) return original.apply(this, args);
-
     const engine = engineFor(this);
-    const ttl = options.ttl ?? engine.defaultTtl;
+    if (key === undefined) {
+      engine.coalescer.report('bypass', `${classId(declaringClass)}.${methodName}`, {
+        reason: 'unserializable-arguments',
+      });
+      return original.apply(this, args);
+    }
+    const policy = {
+      ttl: options.ttl ?? engine.defaultTtl,
+      timeout: options.timeout ?? engine.defaults.timeout,
+      waitTimeout: options.waitTimeout ?? engine.defaults.waitTimeout,
+      onWaitTimeout: options.onWaitTimeout ?? engine.defaults.onWaitTimeout,
+    };
     const work = () => {
       const result = original.apply(this, args);
       shape = shapeOf(result);
       return result;
     };
-    const value$ = engine.coalescer.run$(boundKey(key), work, { ttl }).pipe(map((lookup) => lookup.value));
+    const value$ = engine.coalescer.run$(boundKey(key), work, policy).pipe(map((lookup) => lookup.value));
     if (shape === 'observable') return value$;
     return settle(value$, () => shape);
   };

@@ -1,5 +1,13 @@
 import { StoreInput, isStoreInput } from './core/store-adapter';
-import { DEFAULT_MAX_ENTRIES, DEFAULT_METHODS, DEFAULT_TTL } from './stampede.constants';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_WAITERS,
+  DEFAULT_METHODS,
+  DEFAULT_STORE_TIMEOUT,
+  DEFAULT_TTL,
+} from './stampede.constants';
 
 /**
  * A custom key part. On a route it receives the `ExecutionContext` and its
@@ -35,6 +43,27 @@ export interface CoalesceOptions {
    * `Authorization` or `Cookie` are coalesced by it.
    */
   key?: KeyFunction;
+  /**
+   * Milliseconds the work (handler, method, `run` function) may take; then
+   * every waiter gets a timeout error (HTTP: 504 Gateway Timeout), nothing is
+   * stored, and the work's `AbortSignal` (given to `run` functions) aborts.
+   * `0`: no limit (default).
+   */
+  timeout?: number;
+  /**
+   * Milliseconds a caller waits on another caller's work before giving up on
+   * it: it then runs its own, uncached call (`onWaitTimeout: 'run'`, default,
+   * as nginx's `proxy_cache_lock_timeout`) or fails with a timeout error
+   * (`'fail'`). `0`: wait as long as the work takes (default).
+   */
+  waitTimeout?: number;
+  /** What a caller does after `waitTimeout`: `'run'` (default) or `'fail'`. */
+  onWaitTimeout?: 'run' | 'fail';
+  /**
+   * HTTP: responses whose body is larger (bytes, as JSON for objects) are
+   * shared with the callers waiting on them but not stored. Default 1 MiB.
+   */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -58,6 +87,12 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   methods?: string[];
   /** Add a `Cache-Status` header (RFC 9211) to coalesced responses. Default `true`. */
   cacheStatusHeader?: boolean;
+  /** Keys in flight at once at most; a caller beyond runs uncoalesced. Default 10 000. */
+  maxInFlight?: number;
+  /** Callers waiting on one key at most; one beyond runs uncoalesced. Default 10 000. */
+  maxWaiters?: number;
+  /** Milliseconds a store call may take before it counts as failed (a miss). Default 1000. */
+  storeTimeout?: number;
 }
 
 /** Module options after validation, with every default filled in. */
@@ -69,6 +104,13 @@ export interface ResolvedStampedeOptions {
   store?: StoreInput;
   methods: ReadonlySet<string>;
   cacheStatusHeader: boolean;
+  timeout: number;
+  waitTimeout: number;
+  onWaitTimeout: 'run' | 'fail';
+  maxBodyBytes: number;
+  maxInFlight: number;
+  maxWaiters: number;
+  storeTimeout: number;
 }
 
 /** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option. */
@@ -98,8 +140,18 @@ function describe(value: unknown): string {
 // RFC 9110 token: what a header name may be made of.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const COALESCE_KEYS = ['ttl', 'keyHeaders', 'key'] as const;
-const MODULE_KEYS = [...COALESCE_KEYS, 'maxEntries', 'store', 'methods', 'cacheStatusHeader', 'isGlobal'] as const;
+const COALESCE_KEYS = ['ttl', 'keyHeaders', 'key', 'timeout', 'waitTimeout', 'onWaitTimeout', 'maxBodyBytes'] as const;
+const MODULE_KEYS = [
+  ...COALESCE_KEYS,
+  'maxEntries',
+  'store',
+  'methods',
+  'cacheStatusHeader',
+  'maxInFlight',
+  'maxWaiters',
+  'storeTimeout',
+  'isGlobal',
+] as const;
 
 function checkKnown(options: object, known: readonly string[], where: string): void {
   for (const name of Object.keys(options)) {
@@ -119,6 +171,18 @@ function checkTtl(value: unknown): void {
   }
 }
 
+function checkMilliseconds(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new StampedeOptionsError(name, value, 'a finite number of milliseconds >= 0');
+  }
+}
+
+function checkCount(name: string, value: unknown, min: number): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new StampedeOptionsError(name, value, `an integer >= ${min}`);
+  }
+}
+
 function checkKeyHeaders(value: unknown): void {
   if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && TOKEN.test(name))) {
     throw new StampedeOptionsError('keyHeaders', value, 'an array of header names');
@@ -135,10 +199,16 @@ export function validateCoalesceOptions(options: unknown): CoalesceOptions {
     throw new StampedeOptionsError('@Coalesce', options, 'an options object');
   }
   checkKnown(options, COALESCE_KEYS, '@Coalesce');
-  const { ttl, keyHeaders, key } = options as CoalesceOptions;
+  const { ttl, keyHeaders, key, timeout, waitTimeout, onWaitTimeout, maxBodyBytes } = options as CoalesceOptions;
   if (ttl !== undefined) checkTtl(ttl);
   if (keyHeaders !== undefined) checkKeyHeaders(keyHeaders);
   if (key !== undefined) checkKey(key);
+  if (timeout !== undefined) checkMilliseconds('timeout', timeout);
+  if (waitTimeout !== undefined) checkMilliseconds('waitTimeout', waitTimeout);
+  if (onWaitTimeout !== undefined && onWaitTimeout !== 'run' && onWaitTimeout !== 'fail') {
+    throw new StampedeOptionsError('onWaitTimeout', onWaitTimeout, `'run' or 'fail'`);
+  }
+  if (maxBodyBytes !== undefined) checkCount('maxBodyBytes', maxBodyBytes, 0);
   return options as CoalesceOptions;
 }
 
@@ -158,10 +228,11 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   checkKnown(options, MODULE_KEYS, 'StampedeModule.forRoot');
   const given = options as StampedeModuleOptions;
   validateCoalesceOptions(Object.fromEntries(COALESCE_KEYS.filter((k) => k in given).map((k) => [k, given[k]])));
-  const { maxEntries, store, methods, cacheStatusHeader } = given;
-  if (maxEntries !== undefined && (!Number.isSafeInteger(maxEntries) || maxEntries < 1)) {
-    throw new StampedeOptionsError('maxEntries', maxEntries, 'an integer >= 1');
-  }
+  const { maxEntries, store, methods, cacheStatusHeader, maxInFlight, maxWaiters, storeTimeout } = given;
+  if (maxEntries !== undefined) checkCount('maxEntries', maxEntries, 1);
+  if (maxInFlight !== undefined) checkCount('maxInFlight', maxInFlight, 1);
+  if (maxWaiters !== undefined) checkCount('maxWaiters', maxWaiters, 1);
+  if (storeTimeout !== undefined) checkMilliseconds('storeTimeout', storeTimeout);
   if (store !== undefined && !isStoreInput(store)) {
     throw new StampedeOptionsError('store', store, 'a cache-manager Cache, a Keyv instance or a Keyv store');
   }
@@ -182,5 +253,12 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     store,
     methods: new Set((methods ?? DEFAULT_METHODS).map((m) => m.toUpperCase())),
     cacheStatusHeader: cacheStatusHeader ?? true,
+    timeout: given.timeout ?? 0,
+    waitTimeout: given.waitTimeout ?? 0,
+    onWaitTimeout: given.onWaitTimeout ?? 'run',
+    maxBodyBytes: given.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxInFlight: maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+    maxWaiters: maxWaiters ?? DEFAULT_MAX_WAITERS,
+    storeTimeout: storeTimeout ?? DEFAULT_STORE_TIMEOUT,
   };
 }

@@ -1,14 +1,30 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Observable, lastValueFrom, map } from 'rxjs';
 import { Coalescer } from './core/coalescer';
+import { StampedeListener, StampedeStats } from './core/events';
+import { boundKey } from './core/hash';
 import { Work } from './core/single-flight';
+import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { StampedeOptionsError } from './stampede.options';
+import { ResolvedStampedeOptions, StampedeOptionsError, validateCoalesceOptions } from './stampede.options';
 
 /** Per-call options of `StampedeService.run()` and `run$()`. */
 export interface RunOptions {
   /** Milliseconds to keep the result; default: the module's `ttl`. `0` coalesces only. */
   ttl?: number;
+  /** Milliseconds the work may take; then all waiters get a `StampedeTimeoutError` and its signal aborts. Default: the module's. */
+  timeout?: number;
+  /** Milliseconds to wait on another caller's work before `onWaitTimeout`. Default: the module's. */
+  waitTimeout?: number;
+  /** After `waitTimeout`: `'run'` this caller's own uncached call, or `'fail'`. Default: the module's. */
+  onWaitTimeout?: 'run' | 'fail';
+  /**
+   * When every waiter has gone before a Promise work settled: abort its
+   * signal and forget the flight (`true`), or let it run on, joinable, and
+   * store its result (`false`, default). An Observable work is always
+   * cancelled (unsubscribed) when every subscriber has gone.
+   */
+  cancelWhenAbandoned?: boolean;
 }
 
 /**
@@ -31,10 +47,12 @@ export interface RunOptions {
 export class StampedeService {
   private readonly coalescer: Coalescer;
   private readonly defaultTtl: number;
+  private readonly defaults: ResolvedStampedeOptions;
 
-  constructor(engine: StampedeEngine) {
+  constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
     this.defaultTtl = engine.defaultTtl;
+    this.defaults = options;
   }
 
   /**
@@ -62,11 +80,20 @@ export class StampedeService {
    * ```
    */
   run$<T>(key: string, fn: Work<T>, options: RunOptions = {}): Observable<T> {
-    const ttl = options.ttl ?? this.defaultTtl;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds >= 0');
+    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string');
+    const { cancelWhenAbandoned, ...coalesceOptions } = options;
+    validateCoalesceOptions(coalesceOptions);
+    if (cancelWhenAbandoned !== undefined && typeof cancelWhenAbandoned !== 'boolean') {
+      throw new StampedeOptionsError('cancelWhenAbandoned', cancelWhenAbandoned, 'a boolean');
     }
-    return this.coalescer.run$(key, fn, { ttl }).pipe(map((lookup) => lookup.value));
+    const policy = {
+      ttl: options.ttl ?? this.defaultTtl,
+      timeout: options.timeout ?? this.defaults.timeout,
+      waitTimeout: options.waitTimeout ?? this.defaults.waitTimeout,
+      onWaitTimeout: options.onWaitTimeout ?? this.defaults.onWaitTimeout,
+      cancelWhenAbandoned,
+    };
+    return this.coalescer.run$(boundKey(key), fn, policy).pipe(map((lookup) => lookup.value));
   }
 
   /**
@@ -144,5 +171,35 @@ export class StampedeService {
    */
   waiters(key: string): number {
     return this.coalescer.waiters(key);
+  }
+
+  /**
+   * Counts of what happened since start (hits, misses, coalesced callers,
+   * stored values, errors, timeouts, bypasses) and what is in flight now.
+   *
+   * @example
+   * ```ts
+   * const { hits, misses, coalesced, inFlight } = stampede.stats();
+   * ```
+   */
+  stats(): StampedeStats {
+    return this.coalescer.stats();
+  }
+
+  /**
+   * Calls `listener` for every event (`hit`, `miss`, `coalesced` with the
+   * waiter count, `stored`, `error`, `timeout`, `bypass` with its reason).
+   * Returns a function that removes it. A listener must be quick; a throw in
+   * it is ignored.
+   *
+   * @example
+   * ```ts
+   * const off = stampede.on((event) => {
+   *   if (event.type === 'coalesced') metrics.coalesced.inc();
+   * });
+   * ```
+   */
+  on(listener: StampedeListener): () => void {
+    return this.coalescer.on(listener);
   }
 }

@@ -52,6 +52,8 @@ export interface CoalescerDeps {
   maxInFlight?: number;
   /** Callers waiting on one key at most; one beyond runs uncoalesced. 0: no bound. */
   maxWaiters?: number;
+  /** Milliseconds an asynchronous store call may take before it counts as failed. 0: no bound. */
+  storeTimeout?: number;
 }
 
 function isEntry(value: unknown): value is StoredEntry {
@@ -81,7 +83,7 @@ export class Coalescer {
   private listeners: StampedeListener[] = [];
 
   constructor(deps: CoalescerDeps) {
-    this.store = new GuardedStore(deps.store, deps.logger);
+    this.store = new GuardedStore(deps.store, deps.logger, deps.storeTimeout ?? 0);
     this.now = deps.now ?? (() => Date.now());
     this.coordinator = deps.coordinator;
     this.maxInFlight = deps.maxInFlight ?? 0;

@@ -18,6 +18,8 @@ export class GuardedStore implements StampedeStore {
   constructor(
     private readonly store: StampedeStore,
     private readonly logger: CoreLogger,
+    /** Milliseconds an asynchronous call may take before it counts as failed; 0: no bound. */
+    private readonly timeout = 0,
   ) {}
 
   /** True while the last store call failed. */
@@ -67,7 +69,7 @@ export class GuardedStore implements StampedeStore {
       if (provesHealth(result)) this.succeed();
       return result;
     }
-    return Promise.resolve(result).then(
+    return this.bounded(result, operation).then(
       (value) => {
         if (provesHealth(value)) this.succeed();
         return value;
@@ -77,6 +79,24 @@ export class GuardedStore implements StampedeStore {
         return fallback;
       },
     );
+  }
+
+  /** A hung store must not hang requests: past `timeout` the call counts as failed. */
+  private bounded<R>(result: PromiseLike<R>, operation: string): Promise<R> {
+    if (this.timeout <= 0) return Promise.resolve(result);
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${operation} took over ${this.timeout} ms`)), this.timeout);
+      result.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   private fail(error: unknown, operation: string): void {

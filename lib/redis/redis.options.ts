@@ -1,0 +1,152 @@
+import { StampedeOptionsError } from '../stampede.options';
+
+/**
+ * The part of a node-redis v5 client (`createClient()` from `redis` or
+ * `@redis/client`) the Redis tier uses. Structural, so the library's types
+ * never import the optional `redis` package: any node-redis v5 client fits.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * const client: RedisClientLike = await createClient({ url: 'redis://cache:6379' }).connect();
+ * ```
+ */
+export interface RedisClientLike {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  sendCommand<T = unknown>(args: ReadonlyArray<string | Buffer>): Promise<T>;
+  duplicate(): RedisClientLike;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+}
+
+/**
+ * The `redis` option of `StampedeModule.forRoot()`: one origin call per key
+ * across every instance sharing a Redis. Values are kept in Redis; a miss
+ * takes a per-key lease, and the other instances wait for the holder's value
+ * instead of calling the origin themselves.
+ *
+ * @example
+ * ```ts
+ * StampedeModule.forRoot({ ttl: 30_000, redis: { url: process.env.REDIS_URL } })
+ * // or with a client you manage (it is not closed on shutdown):
+ * StampedeModule.forRoot({ redis: { client: myNodeRedisClient, keyPrefix: 'shop:' } })
+ * ```
+ */
+export interface RedisOptions {
+  /** `redis://` or `rediss://` URL; a client is created, connected and closed on shutdown. */
+  url?: string;
+  /** A node-redis v5 client you created (connect it yourself); never closed by the module. */
+  client?: RedisClientLike;
+  /** Prefix of every Redis key and channel written. Default `'stampede:'`. */
+  keyPrefix?: string;
+  /**
+   * Milliseconds a lease lasts: how long the other instances trust a holder
+   * that stopped answering (crashed, partitioned) before one of them takes
+   * over. Must exceed the time the work normally takes: a holder still
+   * working when it expires may see a second execution start elsewhere
+   * (its own write is then refused). Default 10 000.
+   */
+  leaseTtl?: number;
+  /**
+   * Milliseconds an instance waits for the holder's value before it runs the
+   * work itself, without storing the result (as nginx's
+   * `proxy_cache_lock_timeout`). Default 5000.
+   */
+  lockTimeout?: number;
+  /**
+   * Milliseconds values read from Redis are also kept in process (a small L1
+   * tier, bounded by `maxEntries`), so hot keys are served without a round
+   * trip. `invalidate` reaches every instance's L1 through Redis pub/sub.
+   * Default 0 (off).
+   */
+  l1Ttl?: number;
+}
+
+/** `RedisOptions` after validation, with every default filled in. */
+export interface ResolvedRedisOptions {
+  url?: string;
+  client?: RedisClientLike;
+  keyPrefix: string;
+  leaseTtl: number;
+  lockTimeout: number;
+  l1Ttl: number;
+}
+
+/** Defaults of the `redis` options. */
+export const DEFAULT_REDIS_KEY_PREFIX = 'stampede:';
+export const DEFAULT_LEASE_TTL = 10_000;
+export const DEFAULT_LOCK_TIMEOUT = 5_000;
+
+const REDIS_KEYS = ['url', 'client', 'keyPrefix', 'leaseTtl', 'lockTimeout', 'l1Ttl'] as const;
+
+function isClient(value: unknown): value is RedisClientLike {
+  const client = value as Partial<RedisClientLike> | null;
+  return (
+    client !== null &&
+    typeof client === 'object' &&
+    typeof client.sendCommand === 'function' &&
+    typeof client.duplicate === 'function' &&
+    typeof client.pSubscribe === 'function'
+  );
+}
+
+function checkMilliseconds(name: string, value: unknown, min: number): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new StampedeOptionsError(`redis.${name}`, value, `an integer number of milliseconds >= ${min}`);
+  }
+}
+
+/**
+ * Validates the `redis` option and fills in its defaults; throws a
+ * `StampedeOptionsError` naming the option (e.g. `redis.lockTimeout`).
+ *
+ * @example
+ * ```ts
+ * validateRedisOptions({ url: 'redis://localhost:6379' });
+ * // => { url: 'redis://localhost:6379', keyPrefix: 'stampede:', leaseTtl: 10000, lockTimeout: 5000, l1Ttl: 0 }
+ * validateRedisOptions({ lockTimeout: -1 }); // throws: invalid option "redis.lockTimeout"
+ * ```
+ */
+export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new StampedeOptionsError('redis', value, 'an options object ({ url } or { client })');
+  }
+  const given = value as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    if (!(REDIS_KEYS as readonly string[]).includes(name)) {
+      throw new StampedeOptionsError(`redis.${name}`, given[name], `one of ${REDIS_KEYS.join(', ')}`);
+    }
+  }
+  const { url, client, keyPrefix, leaseTtl, lockTimeout, l1Ttl } = given as RedisOptions;
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+    throw new StampedeOptionsError('redis.url', url, 'a redis:// or rediss:// URL');
+  }
+  if (client !== undefined && !isClient(client)) {
+    throw new StampedeOptionsError('redis.client', client, 'a node-redis v5 client (createClient())');
+  }
+  if (url !== undefined && client !== undefined) {
+    throw new StampedeOptionsError('redis.client', '(a client)', 'either redis.url or redis.client, not both');
+  }
+  if (keyPrefix !== undefined && typeof keyPrefix !== 'string') {
+    throw new StampedeOptionsError('redis.keyPrefix', keyPrefix, 'a string');
+  }
+  if (leaseTtl !== undefined) checkMilliseconds('leaseTtl', leaseTtl, 1);
+  if (lockTimeout !== undefined) checkMilliseconds('lockTimeout', lockTimeout, 1);
+  if (l1Ttl !== undefined) checkMilliseconds('l1Ttl', l1Ttl, 0);
+  return {
+    url,
+    client,
+    keyPrefix: keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
+    leaseTtl: leaseTtl ?? DEFAULT_LEASE_TTL,
+    lockTimeout: lockTimeout ?? DEFAULT_LOCK_TIMEOUT,
+    l1Ttl: l1Ttl ?? 0,
+  };
+}
