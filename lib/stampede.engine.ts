@@ -1,7 +1,9 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Coalescer } from './core/coalescer';
 import { MemoryStore } from './core/memory-store';
 import { toStampedeStore } from './core/store-adapter';
+import type { ResolvedRedisOptions } from './redis/redis.options';
+import type { RedisTier } from './redis/redis.tier';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import type { MethodEngine } from './stampede.method-runner';
 import { ResolvedStampedeOptions } from './stampede.options';
@@ -13,20 +15,42 @@ import { ResolvedStampedeOptions } from './stampede.options';
  * instantiates once per module that uses it.
  */
 @Injectable()
-export class StampedeEngine implements MethodEngine {
+export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplicationShutdown {
   readonly coalescer: Coalescer;
   readonly defaultTtl: number;
   readonly defaults: ResolvedStampedeOptions;
+  /** With the `redis` option: the store, lease and connections shared by every instance. */
+  readonly redis?: RedisTier;
 
   constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.defaultTtl = options.ttl;
     this.defaults = options;
+    const logger = new Logger('Stampede');
+    const redis = (options as { redis?: ResolvedRedisOptions }).redis;
+    if (redis) {
+      // Loaded only with the option, so an app without it never loads the optional `redis` package.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { RedisTier: Tier } = require('./redis/redis.tier') as typeof import('./redis/redis.tier');
+      this.redis = new Tier(redis, { logger, maxEntries: options.maxEntries });
+    }
     this.coalescer = new Coalescer({
-      store: options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries),
-      logger: new Logger('Stampede'),
+      store:
+        this.redis?.store ?? (options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries)),
+      coordinator: this.redis?.lease,
+      logger,
       maxInFlight: options.maxInFlight,
       maxWaiters: options.maxWaiters,
       storeTimeout: options.storeTimeout,
     });
+  }
+
+  /** Waits (a few seconds at most) for Redis, so the first requests are already coordinated. */
+  async onModuleInit(): Promise<void> {
+    await this.redis?.ready();
+  }
+
+  /** Closes the Redis connections the module opened (never a client that was passed in). */
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis?.close();
   }
 }

@@ -7,12 +7,22 @@ export const CACHE_NAME = 'nestjs-stampede';
  * The `Cache-Status` value for one answer (RFC 9211):
  * `hit; ttl=N` (seconds of freshness left), `fwd=miss; stored` for the
  * caller that ran the handler, `fwd=miss; collapsed` for one that waited on it,
- * `fwd=bypass` for a request that was not coalesced.
+ * `fwd=bypass` for a request that was not coalesced, `hit; ttl=-N; detail=...`
+ * for a stale value served while one refresh runs or in place of an error.
  */
-export function cacheStatus(outcome: Outcome | 'bypass', detail: { stored?: boolean; ttlMs?: number } = {}): string {
+export function cacheStatus(
+  outcome: Outcome,
+  detail: { stored?: boolean; ttlMs?: number; staleReason?: 'revalidate' | 'error' } = {},
+): string {
   switch (outcome) {
     case 'hit':
       return `${CACHE_NAME}; hit; ttl=${Math.max(0, Math.ceil((detail.ttlMs ?? 0) / 1000))}`;
+    case 'stale': {
+      // RFC 9211: a negative ttl is a stale response; detail says why it was used.
+      const ttl = Math.min(0, Math.floor((detail.ttlMs ?? 0) / 1000));
+      const why = detail.staleReason === 'error' ? 'stale-if-error' : 'stale-while-revalidate';
+      return `${CACHE_NAME}; hit; ttl=${ttl}; detail=${why}`;
+    }
     case 'miss':
       return detail.stored ? `${CACHE_NAME}; fwd=miss; stored` : `${CACHE_NAME}; fwd=miss`;
     case 'collapsed':

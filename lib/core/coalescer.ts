@@ -1,12 +1,14 @@
 import { Observable, Subscriber, Subscription, defer } from 'rxjs';
 import { FlightCoordinator } from './coordinator';
 import { BypassReason, STAT_OF, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './events';
+import { EarlyRefresh, Freshness, TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
+import { sha256 } from './hash';
 import { NEVER_ABORTED, SingleFlight, StampedeTimeoutError, Work, toObservable } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
 /** How a caller was answered. */
-export type Outcome = 'hit' | 'miss' | 'collapsed' | 'bypass';
+export type Outcome = 'hit' | 'stale' | 'miss' | 'collapsed' | 'bypass';
 
 /** One caller's answer: the value and how it was obtained. */
 export interface Lookup<T> {
@@ -14,11 +16,16 @@ export interface Lookup<T> {
   /**
    * `hit`: from the store; `miss`: this caller ran the work for everyone;
    * `collapsed`: it joined a flight; `bypass`: it ran its own uncoalesced call
-   * (a bound was reached, or it waited `waitTimeout`).
+   * (a bound was reached, or it waited `waitTimeout`); `stale`: an old value,
+   * served while a refresh runs or in place of a failed call.
    */
   outcome: Outcome;
-  /** For a `hit`: epoch ms when the stored value stops being fresh. */
+  /** For a `hit` or `stale`: epoch ms when the stored value stops (stopped) being fresh. */
   expiresAt?: number;
+  /** For a `hit` or `stale`: epoch ms its work started (for an `Age`). */
+  storedAt?: number;
+  /** For `stale`: `revalidate` (a refresh runs) or `error` (in place of a failed call). */
+  staleReason?: 'revalidate' | 'error';
   /** For a `miss`: whether the value was handed to the store. */
   stored?: boolean;
 }
@@ -39,6 +46,18 @@ export interface RunPolicy<T> {
   onWaitTimeout?: 'run' | 'fail';
   /** See `FlightOptions.cancelWhenAbandoned`. */
   cancelWhenAbandoned?: boolean;
+  /** Milliseconds after `ttl` during which the old value is served at once while one refresh runs. */
+  staleTtl?: number;
+  /** Milliseconds after `ttl` during which the old value replaces an error. */
+  staleIfError?: number;
+  /** XFetch: refresh a fresh value early, with a probability that rises near expiry. */
+  earlyRefresh?: EarlyRefresh;
+  /** Per result: other freshness (e.g. from `Cache-Control`, per status). */
+  freshnessFor?: (value: T) => Partial<Freshness> | undefined;
+  /** Per result: a failure for stale-if-error although it is a value (e.g. a 5xx response). */
+  isFailure?: (value: T) => boolean;
+  /** Tags stored with a result, for `invalidateTags`. */
+  tags?: (value: T) => string[] | undefined;
 }
 
 /** What the coalescer needs. */
@@ -54,6 +73,8 @@ export interface CoalescerDeps {
   maxWaiters?: number;
   /** Milliseconds an asynchronous store call may take before it counts as failed. 0: no bound. */
   storeTimeout?: number;
+  /** The random source of XFetch (injectable for tests). */
+  random?: () => number;
 }
 
 function isEntry(value: unknown): value is StoredEntry {
@@ -79,12 +100,32 @@ export class Coalescer {
   private readonly coordinator?: FlightCoordinator;
   private readonly maxInFlight: number;
   private readonly maxWaiters: number;
-  private readonly counts = { hits: 0, misses: 0, coalesced: 0, stored: 0, errors: 0, timeouts: 0, bypasses: 0 };
+  private readonly counts = {
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    stored: 0,
+    stale: 0,
+    refreshes: 0,
+    errors: 0,
+    timeouts: 0,
+    bypasses: 0,
+  };
   private listeners: StampedeListener[] = [];
+  private readonly random: () => number;
+  private readonly logger: CoreLogger;
+  /** Keys whose background refresh failed, and until when not to try again. */
+  private readonly refreshBackoff = new Map<string, number>();
+  /** The stale value a flight may fall back on, per flight. */
+  private readonly fallbacks = new WeakMap<Observable<unknown>, StoredEntry>();
+  readonly tags: TagClock;
 
   constructor(deps: CoalescerDeps) {
     this.store = new GuardedStore(deps.store, deps.logger, deps.storeTimeout ?? 0);
     this.now = deps.now ?? (() => Date.now());
+    this.random = deps.random ?? Math.random;
+    this.logger = deps.logger;
+    this.tags = new TagClock(this.now);
     this.coordinator = deps.coordinator;
     this.maxInFlight = deps.maxInFlight ?? 0;
     this.maxWaiters = deps.maxWaiters ?? 0;
@@ -137,33 +178,99 @@ export class Coalescer {
     return new Observable<Lookup<T>>((subscriber) => {
       const joined = this.joinInFlight(key, work, policy, subscriber);
       if (joined) return joined;
-      if (policy.ttl <= 0) return this.lead(key, work, policy, subscriber);
+      if (policy.ttl <= 0 && !policy.freshnessFor) return this.lead(key, work, policy, subscriber);
       const cached = this.store.get(key);
-      if (!isPromiseLike(cached)) {
-        if (this.answerFromStore(key, cached, subscriber)) return undefined;
-        return this.lead(key, work, policy, subscriber);
-      }
+      if (!isPromiseLike(cached)) return this.answer(key, cached, work, policy, subscriber);
       let inner: TeardownLogic;
       cached.then((entry) => {
         if (subscriber.closed) return;
-        if (this.answerFromStore(key, entry, subscriber)) return;
         // A flight may have started while the store answered.
-        inner = this.joinInFlight(key, work, policy, subscriber) ?? this.lead(key, work, policy, subscriber);
+        inner = this.joinInFlight(key, work, policy, subscriber) ?? this.answer(key, entry, work, policy, subscriber);
       });
       return () => teardown(inner);
+    });
+  }
+
+  /** Answers from what the store had for `key`: fresh, stale, or not at all (lead). */
+  private answer<T>(
+    key: string,
+    cached: StoredEntry | undefined,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    subscriber: Subscriber<Lookup<T>>,
+  ): TeardownLogic {
+    const now = this.now();
+    const entry = isEntry(cached) && this.tags.isValid(cached) ? (cached as StoredEntry<T>) : undefined;
+    const state = entry ? entryState(entry, now) : 'dead';
+    if (entry && state === 'fresh') {
+      if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.random)) {
+        this.refreshInBackground(key, work, policy, 'early');
+      }
+      this.report('hit', key);
+      subscriber.next({ value: entry.v, outcome: 'hit', expiresAt: entry.e, storedAt: entry.t });
+      subscriber.complete();
+      return undefined;
+    }
+    if (entry && state === 'stale') {
+      this.refreshInBackground(key, work, policy, 'stale');
+      this.report('stale', key, { staleReason: 'revalidate' });
+      subscriber.next({
+        value: entry.v,
+        outcome: 'stale',
+        staleReason: 'revalidate',
+        expiresAt: entry.e,
+        storedAt: entry.t,
+      });
+      subscriber.complete();
+      return undefined;
+    }
+    return this.lead(key, work, policy, subscriber, usableOnError(entry, now) ? entry : undefined);
+  }
+
+  /** Starts one refresh of `key` nobody waits on, unless one runs or a failed one is backing off. */
+  private refreshInBackground<T>(key: string, work: Work<T>, policy: RunPolicy<T>, trigger: 'stale' | 'early'): void {
+    if (this.flights.find(key)) return;
+    const backoffUntil = this.refreshBackoff.get(key);
+    if (backoffUntil !== undefined) {
+      if (this.now() < backoffUntil) return;
+      this.refreshBackoff.delete(key);
+    }
+    if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) return;
+    this.report('refresh', key, { trigger });
+    const flight$ = this.startFlight(key, work, policy);
+    flight$.subscribe({
+      error: (error: unknown) => {
+        // The stale value stays; the next try waits a little, not every request.
+        const backoff = Math.min(5_000, Math.max(100, Math.round(policy.ttl / 10)));
+        this.refreshBackoff.set(key, this.now() + backoff);
+        if (this.refreshBackoff.size > 10_000) this.refreshBackoff.clear();
+        this.logger.warn(
+          `refresh of key #${sha256(key).slice(0, 12)} failed (${error instanceof Error ? error.message : String(error)}); serving the stale value`,
+        );
+      },
     });
   }
 
   /** The fresh stored value for `key`, if any. */
   get<T>(key: string): MaybePromise<T | undefined> {
     const cached = this.store.get(key);
-    const unwrap = (entry: StoredEntry | undefined) => (this.isFresh(entry) ? (entry.v as T) : undefined);
+    const unwrap = (entry: StoredEntry | undefined) =>
+      this.isFresh(entry) && this.tags.isValid(entry) ? (entry.v as T) : undefined;
     return isPromiseLike(cached) ? Promise.resolve(cached).then(unwrap) : unwrap(cached);
   }
 
   /** Stores `value` under `key` for `ttl` ms. */
   set<T>(key: string, value: T, ttl: number): MaybePromise<unknown> {
-    return this.store.set(key, { v: value, e: this.now() + ttl }, ttl);
+    const now = this.now();
+    return this.store.set(key, { v: value, e: now + ttl, t: now }, ttl);
+  }
+
+  /**
+   * Drops every value stored with one of `tags` (and lets flights in progress
+   * store nothing tagged so): any store, no key listing needed.
+   */
+  invalidateTags(tags: readonly string[]): void {
+    this.tags.invalidate(tags);
   }
 
   /**
@@ -194,14 +301,6 @@ export class Coalescer {
     return isEntry(entry) && entry.e > this.now();
   }
 
-  private answerFromStore<T>(key: string, entry: StoredEntry | undefined, subscriber: Subscriber<Lookup<T>>): boolean {
-    if (!this.isFresh(entry)) return false;
-    this.report('hit', key);
-    subscriber.next({ value: entry.v as T, outcome: 'hit', expiresAt: entry.e });
-    subscriber.complete();
-    return true;
-  }
-
   private joinInFlight<T>(
     key: string,
     work: Work<T>,
@@ -218,10 +317,14 @@ export class Coalescer {
     let ownCall: TeardownLogic;
     const stopWaiting = () => timer !== undefined && clearTimeout(timer);
     const subscription = flight$.subscribe({
-      next: (value) => subscriber.next({ value, outcome: 'collapsed' }),
+      next: (value) => {
+        if (!this.fellBack(key, flight$, policy, value, undefined, subscriber)) {
+          subscriber.next({ value, outcome: 'collapsed' });
+        }
+      },
       error: (error: unknown) => {
         stopWaiting();
-        subscriber.error(error);
+        if (!this.fellBack(key, flight$, policy, undefined, error, subscriber)) subscriber.error(error);
       },
       complete: () => {
         stopWaiting();
@@ -246,6 +349,34 @@ export class Coalescer {
     };
   }
 
+  /**
+   * Stale-if-error: when the flight failed (an error, or a value `isFailure`
+   * calls one) and it has a fallback still usable, answers with that instead.
+   */
+  private fellBack<T>(
+    key: string,
+    flight$: Observable<T>,
+    policy: RunPolicy<T>,
+    value: T | undefined,
+    error: unknown,
+    subscriber: Subscriber<Lookup<T>>,
+  ): boolean {
+    const failed = error !== undefined || (policy.isFailure !== undefined && policy.isFailure(value as T));
+    if (!failed) return false;
+    const fallback = this.fallbacks.get(flight$) as StoredEntry<T> | undefined;
+    if (!usableOnError(fallback, this.now())) return false;
+    this.report('stale', key, { staleReason: 'error', error });
+    subscriber.next({
+      value: fallback.v,
+      outcome: 'stale',
+      staleReason: 'error',
+      expiresAt: fallback.e,
+      storedAt: fallback.t,
+    });
+    if (error !== undefined) subscriber.complete();
+    return true;
+  }
+
   /** Runs `work` for this caller alone: uncoalesced, not stored. */
   private bypass<T>(key: string, work: Work<T>, subscriber: Subscriber<Lookup<T>>, reason: BypassReason): Subscription {
     this.report('bypass', key, { reason });
@@ -256,54 +387,87 @@ export class Coalescer {
     });
   }
 
-  private lead<T>(key: string, work: Work<T>, policy: RunPolicy<T>, subscriber: Subscriber<Lookup<T>>): Subscription {
-    if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) {
-      return this.bypass(key, work, subscriber, 'max-in-flight');
-    }
-    this.report('miss', key);
-    const storable = (value: T) => policy.ttl > 0 && (policy.cacheable ? policy.cacheable(value) : true);
+  /** The freshness a result is stored with: the policy's, refined per result. */
+  private freshnessOf<T>(policy: RunPolicy<T>, value: T): Freshness {
+    const base: Freshness = { ttl: policy.ttl, staleTtl: policy.staleTtl, staleIfError: policy.staleIfError };
+    const refined = policy.freshnessFor?.(value);
+    return refined ? { ...base, ...refined } : base;
+  }
+
+  private storable<T>(policy: RunPolicy<T>, value: T): boolean {
+    return (policy.cacheable ? policy.cacheable(value) : true) && this.freshnessOf(policy, value).ttl > 0;
+  }
+
+  /** Starts the flight of `key`, which stores its result when it may. */
+  private startFlight<T>(key: string, work: Work<T>, policy: RunPolicy<T>, onTimeout?: () => void): Observable<T> {
+    const storable = (value: T) => this.storable(policy, value);
     // Across instances only what can be shared through the store: ttl > 0.
     const coordinator = policy.ttl > 0 ? this.coordinator : undefined;
+    let startedAt = 0;
     const flightWork: Work<T> = coordinator
-      ? (signal) =>
-          coordinator.lead(key, () => toObservable(work(signal)), {
+      ? (signal) => {
+          startedAt = this.now();
+          return coordinator.lead(key, () => toObservable(work(signal)), {
             ttl: policy.ttl,
             storable,
-            entry: (value) => ({ v: value, e: this.now() + policy.ttl }),
-          })
-      : work;
-    let timedOut = false;
+            entry: (value) => makeEntry(value, this.now(), startedAt, this.freshnessOf(policy, value)).entry,
+          });
+        }
+      : work.length > 0
+        ? (signal) => ((startedAt = this.now()), work(signal))
+        : () => ((startedAt = this.now()), work(NEVER_ABORTED));
     const timeout = policy.timeout ?? 0;
-    const flight$ = this.flights.start(
+    return this.flights.start(
       key,
       flightWork,
       {
         onSuccess: (last, emitted, current) => {
           // A coordinator stores the result itself, fenced by its lease.
           if (coordinator || !emitted || !current || !storable(last as T)) return undefined;
-          this.report('stored', key, { ttl: policy.ttl });
-          return this.set(key, last, policy.ttl);
+          const freshness = this.freshnessOf(policy, last as T);
+          const { entry, storeTtl } = makeEntry(last, this.now(), startedAt, freshness, policy.tags?.(last as T));
+          if (entry.g) this.tags.noteLife(storeTtl);
+          this.report('stored', key, { ttl: freshness.ttl });
+          return this.store.set(key, entry, storeTtl);
         },
       },
       {
         timeout,
         timeoutError: () => {
-          timedOut = true;
+          onTimeout?.();
           return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
         },
         cancelWhenAbandoned: policy.cancelWhenAbandoned,
       },
     );
+  }
+
+  private lead<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    subscriber: Subscriber<Lookup<T>>,
+    fallback?: StoredEntry<T>,
+  ): Subscription {
+    if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) {
+      return this.bypass(key, work, subscriber, 'max-in-flight');
+    }
+    this.report('miss', key);
+    let timedOut = false;
+    const flight$ = this.startFlight(key, work, policy, () => (timedOut = true));
+    if (fallback) this.fallbacks.set(flight$, fallback);
     return flight$.subscribe({
-      next: (value) =>
+      next: (value) => {
+        if (this.fellBack(key, flight$, policy, value, undefined, subscriber)) return;
         subscriber.next({
           value,
           outcome: 'miss',
-          stored: storable(value) && this.flights.isCurrent(key, flight$),
-        }),
+          stored: this.storable(policy, value) && this.flights.isCurrent(key, flight$),
+        });
+      },
       error: (error: unknown) => {
         this.report(timedOut ? 'timeout' : 'error', key, { error });
-        subscriber.error(error);
+        if (!this.fellBack(key, flight$, policy, undefined, error, subscriber)) subscriber.error(error);
       },
       complete: () => subscriber.complete(),
     });

@@ -1,5 +1,6 @@
 /** What the coalescer reports. */
-export type StampedeEventType = 'hit' | 'miss' | 'coalesced' | 'stored' | 'error' | 'timeout' | 'bypass';
+export type StampedeEventType =
+  'hit' | 'miss' | 'coalesced' | 'stored' | 'stale' | 'refresh' | 'error' | 'timeout' | 'bypass';
 
 /**
  * One thing that happened to one key. `key` is the key as built (header
@@ -14,8 +15,12 @@ export interface StampedeEvent {
   reason?: BypassReason;
   /** `error`, `timeout`: what the waiters got. */
   error?: unknown;
-  /** `stored`: how long the value is kept, ms. */
+  /** `stored`: how long the value is fresh, ms. */
   ttl?: number;
+  /** `stale`: why a stale value was served (`revalidate`: a refresh runs; `error`: the call failed). */
+  staleReason?: 'revalidate' | 'error';
+  /** `refresh`: what started it (`stale`: a stale hit; `early`: XFetch before expiry). */
+  trigger?: 'stale' | 'early';
 }
 
 /** Why a caller ran its own, uncoalesced call. */
@@ -31,6 +36,8 @@ export interface StampedeStats {
   misses: number;
   coalesced: number;
   stored: number;
+  stale: number;
+  refreshes: number;
   errors: number;
   timeouts: number;
   bypasses: number;
@@ -46,6 +53,8 @@ export const STAT_OF: Record<StampedeEventType, keyof Omit<StampedeStats, 'inFli
   miss: 'misses',
   coalesced: 'coalesced',
   stored: 'stored',
+  stale: 'stale',
+  refresh: 'refreshes',
   error: 'errors',
   timeout: 'timeouts',
   bypass: 'bypasses',

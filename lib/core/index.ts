@@ -11,3 +11,4 @@ export * from './store-adapter';
 export * from './arguments-key';
 export * from './coordinator';
 export * from './events';
+export * from './freshness';

@@ -8,6 +8,16 @@ export interface StoredEntry<T = unknown> {
   v: T;
   /** Epoch milliseconds after which the value is no longer fresh. */
   e: number;
+  /** Epoch ms when the work that produced it started (its age counts from there). */
+  t?: number;
+  /** Epoch ms until which it may be served stale while one refresh runs (`staleTtl`). */
+  s?: number;
+  /** Epoch ms until which it may stand in for a failed call (`staleIfError`). */
+  f?: number;
+  /** Milliseconds the work took (XFetch's delta). */
+  d?: number;
+  /** Tags it was stored with, for `invalidateTags`. */
+  g?: string[];
 }
 
 /**

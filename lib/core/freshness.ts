@@ -1,0 +1,116 @@
+import { StoredEntry } from './store';
+
+/**
+ * How long a value is good for, past its time to live (RFC 5861's
+ * stale-while-revalidate and stale-if-error, and XFetch early refresh).
+ *
+ * ```
+ * stored ──── ttl ────▶ e ──── staleTtl ────▶ s
+ *  fresh: served        stale: served at once, one refresh in the background
+ *  (maybe refreshed     ──────────── staleIfError ────────────▶ f
+ *   early by XFetch)    fallback: served in place of a failed call
+ * ```
+ */
+export interface Freshness {
+  /** Milliseconds a result is fresh. */
+  ttl: number;
+  /** Milliseconds after `ttl` during which the old value is served while one refresh runs. */
+  staleTtl?: number;
+  /** Milliseconds after `ttl` during which the old value stands in for an error. */
+  staleIfError?: number;
+}
+
+/** Early refresh before expiry (Vattani et al., PVLDB 8(8) 2015): `beta` > 1 refreshes earlier. */
+export interface EarlyRefresh {
+  beta: number;
+}
+
+/** Where an entry stands at `now`. */
+export type EntryState = 'fresh' | 'stale' | 'fallback-only' | 'dead';
+
+export function entryState(entry: StoredEntry, now: number): EntryState {
+  if (now < entry.e) return 'fresh';
+  if (entry.s !== undefined && now < entry.s) return 'stale';
+  if (entry.f !== undefined && now < entry.f) return 'fallback-only';
+  return 'dead';
+}
+
+/** True while `entry` may replace an error (stale-if-error). */
+export function usableOnError(entry: StoredEntry | undefined, now: number): entry is StoredEntry {
+  return entry !== undefined && entry.f !== undefined && now < entry.f;
+}
+
+/**
+ * XFetch: recompute early when `now - delta * beta * ln(random()) >= expiry`.
+ * The closer to expiry and the slower the work, the likelier; at most one
+ * caller then refreshes, as the refresh is a flight like any other.
+ */
+export function refreshesEarly(entry: StoredEntry, now: number, beta: number, random: () => number): boolean {
+  if (entry.d === undefined || entry.d <= 0) return false;
+  const r = random();
+  // ln(0) is -Infinity: treat a 0 draw as the smallest positive one.
+  return now - entry.d * beta * Math.log(r > 0 ? r : Number.MIN_VALUE) >= entry.e;
+}
+
+/** The entry for a result and how long the store must keep it (the longest of its windows). */
+export function makeEntry<T>(
+  value: T,
+  now: number,
+  startedAt: number,
+  freshness: Freshness,
+  tags?: string[],
+): { entry: StoredEntry<T>; storeTtl: number } {
+  const e = now + freshness.ttl;
+  const entry: StoredEntry<T> = { v: value, e, t: startedAt, d: now - startedAt };
+  const staleTtl = freshness.staleTtl ?? 0;
+  const staleIfError = freshness.staleIfError ?? 0;
+  if (staleTtl > 0) entry.s = e + staleTtl;
+  if (staleIfError > 0) entry.f = e + staleIfError;
+  if (tags && tags.length > 0) entry.g = tags;
+  return { entry, storeTtl: freshness.ttl + Math.max(staleTtl, staleIfError) };
+}
+
+/**
+ * When each tag was last invalidated. An entry whose work started at or
+ * before the invalidation of one of its tags is dead: invalidating a tag is
+ * O(1) and needs no index of keys. Times older than the longest time any
+ * entry can live are pruned, so the map stays bounded.
+ */
+export class TagClock {
+  private readonly invalidatedAt = new Map<string, number>();
+  private longestLife = 0;
+
+  constructor(private readonly now: () => number) {}
+
+  /** Notes how long stored entries may live, for pruning. */
+  noteLife(ms: number): void {
+    if (ms > this.longestLife) this.longestLife = ms;
+  }
+
+  invalidate(tags: readonly string[]): void {
+    const now = this.now();
+    for (const tag of tags) this.invalidatedAt.set(tag, now);
+    this.prune(now);
+  }
+
+  /** False if a tag of `entry` was invalidated after its work started. */
+  isValid(entry: StoredEntry): boolean {
+    if (!entry.g || this.invalidatedAt.size === 0) return true;
+    const started = entry.t ?? 0;
+    for (const tag of entry.g) {
+      const at = this.invalidatedAt.get(tag);
+      if (at !== undefined && at >= started) return false;
+    }
+    return true;
+  }
+
+  get size(): number {
+    return this.invalidatedAt.size;
+  }
+
+  private prune(now: number): void {
+    for (const [tag, at] of this.invalidatedAt) {
+      if (at < now - this.longestLife) this.invalidatedAt.delete(tag);
+    }
+  }
+}
