@@ -27,3 +27,4 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_MAX_WAITERS = 10_000;
 export const DEFAULT_STORE_TIMEOUT = 1_000;
+export const DEFAULT_KEY_BODY_BYTES = 64 * 1024;

@@ -7,70 +7,41 @@ import {
   NestInterceptor,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { Observable, catchError, map, mergeMap, of, throwError } from 'rxjs';
-import { RunPolicy } from './core/coalescer';
-import { StampedeTimeoutError } from './core/single-flight';
+import { Observable, catchError, map, mergeMap, of, tap, throwError } from 'rxjs';
+import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
 import { cacheStatus } from './core/cache-status';
-import { HeaderEntry, replayableHeaderChanges } from './core/header-policy';
+import { RunPolicy } from './core/coalescer';
+import { BypassReason } from './core/events';
+import { sha256 } from './core/hash';
+import { ageSeconds, requestForbidsStore } from './core/http-cache-rules';
 import { httpKey } from './core/http-key';
-import {
-  COALESCE_METADATA,
-  NEXT_PARAMTYPE,
-  RESPONSE_PARAMTYPE,
-  RESPONSE_PASSTHROUGH_METADATA,
-  ROUTE_ARGS_METADATA,
-  SKIP_COALESCE_METADATA,
-  SSE_METADATA,
-  STAMPEDE_OPTIONS,
-} from './stampede.constants';
+import { StampedeTimeoutError } from './core/single-flight';
+import { STAMPEDE_OPTIONS } from './stampede.constants';
+import { StampedeEngine } from './stampede.engine';
 import {
   HttpRequestLike,
   HttpResponseLike,
   applySnapshot,
   isSent,
-  isShareableBody,
   requestUrl,
   setHeader,
 } from './stampede.http-adapter';
-import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions, normalizeKeyHeaders } from './stampede.options';
-import { StampedeEngine } from './stampede.engine';
+import { ResolvedStampedeOptions } from './stampede.options';
+import { ResponseSnapshot, captureSnapshot, varyMismatch } from './stampede.response-snapshot';
+import { NOT_COALESCED, RouteSettings, resolveRouteSettings } from './stampede.route-settings';
 
-/** What one response becomes for the other callers of its key. */
-interface ResponseSnapshot {
-  /** False for a stream or a response the handler sent itself: others run their own handler. */
-  shareable: boolean;
-  status: number;
-  headers: readonly HeaderEntry[];
-  body: unknown;
-  /** Size of the body as sent (JSON for objects), when it may be stored. */
-  bytes: number;
-}
-
-/** A route's settings, resolved once per route. */
-interface RouteSettings {
-  ttl: number;
-  policy: RunPolicy<ResponseSnapshot>;
-  keyHeaders: readonly string[];
-  key?: KeyFunction;
-  /** Whether `Authorization` / `Cookie` requests may be coalesced (listed in keyHeaders, or a key function). */
-  trustsCredentials: { authorization: boolean; cookie: boolean };
-}
-
-const NOT_COALESCED = null;
-
-function bodyBytes(body: unknown): number {
-  if (body === undefined || body === null) return 0;
-  if (typeof body === 'string') return Buffer.byteLength(body);
-  if (Buffer.isBuffer(body) || body instanceof Uint8Array) return body.byteLength;
-  try {
-    return Buffer.byteLength(JSON.stringify(body) ?? '');
-  } catch {
-    return Number.POSITIVE_INFINITY; // not serializable as JSON: never stored
-  }
-}
+/** Methods whose body may join the key (`keyBody`). */
+const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
+/** Methods that change what a path returns (RFC 9111 §4.4). */
+const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function toHttpError(error: unknown): Observable<never> {
   return throwError(() => (error instanceof StampedeTimeoutError ? new GatewayTimeoutException(error.message) : error));
+}
+
+function pathOf(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
 }
 
 /**
@@ -98,62 +69,57 @@ export class StampedeInterceptor implements NestInterceptor {
   // Per controller class, then per handler: a handler inherited by two
   // controllers may see different class-level settings.
   private readonly routes = new WeakMap<object, WeakMap<object, RouteSettings | null>>();
-  private readonly methods: ReadonlySet<string>;
 
   constructor(
     private readonly reflector: Reflector,
     @Inject(STAMPEDE_OPTIONS) private readonly options: ResolvedStampedeOptions,
     private readonly engine: StampedeEngine,
-  ) {
-    this.methods = options.methods;
-  }
+  ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
-    const http = context.switchToHttp();
-    const request = http.getRequest<HttpRequestLike>();
-    if (!this.methods.has(request.method)) return next.handle();
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED) return next.handle();
+    const http = context.switchToHttp();
+    const request = http.getRequest<HttpRequestLike>();
+    const method = request.method;
+    const withBody = route.keyBody !== undefined && BODY_METHODS.has(method);
+    if (!this.options.methods.has(method) && !withBody) {
+      if (this.options.invalidateOnWrite && UNSAFE_METHODS.has(method)) return this.invalidatingWrite(context, next);
+      return next.handle();
+    }
     const response = http.getResponse<HttpResponseLike>();
+    const url = requestUrl(request);
+    const headers = request.headers;
 
+    if (requestForbidsStore(headers)) return this.bypass(next, response, `${method} ${url}`, 'request-no-store');
     let custom: string | undefined;
     if (route.key) {
       custom = route.key(context);
-      if (custom === undefined) {
-        this.engine.coalescer.report('bypass', `${request.method} ${requestUrl(request)}`, { reason: 'key-function' });
-        return next.handle();
-      }
+      if (custom === undefined) return this.bypass(next, response, `${method} ${url}`, 'key-function', false);
     } else if (this.carriesUntrustedCredentials(request, route)) {
       // Never answer one user with another's response: let it through, alone.
-      this.engine.coalescer.report('bypass', `${request.method} ${requestUrl(request)}`, { reason: 'credentials' });
-      if (this.options.cacheStatusHeader) setHeader(response, 'Cache-Status', cacheStatus('bypass'));
-      return next.handle();
+      return this.bypass(next, response, `${method} ${url}`, 'credentials');
     }
-    const key = httpKey(request.method, requestUrl(request), request.headers, route.keyHeaders, custom);
-    const measure = route.ttl > 0;
+    if (withBody) {
+      const bodyPart = this.bodyKey((request as { body?: unknown }).body, route.keyBody!.maxBytes);
+      if (bodyPart === undefined) return this.bypass(next, response, `${method} ${url}`, 'unserializable-arguments');
+      custom = custom === undefined ? bodyPart : `${custom}|${bodyPart}`;
+    }
+    const key = httpKey(method, url, headers, route.keyHeaders, custom);
 
     let ownBody: unknown;
     const handle = (): Observable<ResponseSnapshot> => {
       const before = { ...response.getHeaders() };
       return next.handle().pipe(
-        map((body): ResponseSnapshot => {
+        map((body) => {
           ownBody = body;
-          if (!isShareableBody(body) || isSent(response)) {
-            return { shareable: false, status: response.statusCode, headers: [], body: undefined, bytes: 0 };
-          }
-          return {
-            shareable: true,
-            status: response.statusCode,
-            headers: replayableHeaderChanges(before, response.getHeaders()),
-            body,
-            bytes: measure ? bodyBytes(body) : 0,
-          };
+          return captureSnapshot(body, response, before, headers, route.measure);
         }),
       );
     };
 
-    return this.engine.coalescer.run$(key, handle, route.policy).pipe(
+    return this.engine.coalescer.run$(key, handle, this.policyFor(route, context, url)).pipe(
       catchError(toHttpError),
       mergeMap((lookup) => {
         const snapshot = lookup.value;
@@ -168,16 +134,76 @@ export class StampedeInterceptor implements NestInterceptor {
         }
         // A stream or a hand-sent response can't be replayed: run this caller's own handler.
         if (!snapshot.shareable) return next.handle();
+        // It varies on a request header this caller sent differently: not its response.
+        if (varyMismatch(snapshot, headers)) {
+          this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
+          return next.handle();
+        }
         applySnapshot(response, snapshot.status, snapshot.headers);
-        this.markStatus(
-          response,
-          lookup.outcome === 'hit'
-            ? cacheStatus('hit', { ttlMs: (lookup.expiresAt ?? 0) - Date.now() })
-            : cacheStatus('collapsed'),
-        );
+        if (lookup.outcome === 'collapsed') {
+          this.markStatus(response, cacheStatus('collapsed'));
+        } else {
+          const now = Date.now();
+          if (!isSent(response)) setHeader(response, 'Age', String(ageSeconds(lookup.storedAt, now)));
+          this.markStatus(
+            response,
+            cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
+          );
+        }
         return of(snapshot.body);
       }),
     );
+  }
+
+  /** The route's policy, with this request's tags when they come from a function or from the path. */
+  private policyFor(route: RouteSettings, context: ExecutionContext, url: string): RunPolicy<ResponseSnapshot> {
+    const tags = route.tags;
+    const pathTag = this.options.invalidateOnWrite ? `path:${pathOf(url)}` : undefined;
+    if (tags === undefined && pathTag === undefined) return route.policy;
+    return {
+      ...route.policy,
+      tags: (snapshot) => {
+        const own = typeof tags === 'function' ? tags(snapshot.body, context) : (tags ?? []);
+        return pathTag ? [...own, pathTag] : own;
+      },
+    };
+  }
+
+  /** A successful write drops what is stored for GET/HEAD on its path. */
+  private invalidatingWrite(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const http = context.switchToHttp();
+    const url = requestUrl(http.getRequest<HttpRequestLike>());
+    const response = http.getResponse<HttpResponseLike>();
+    return next.handle().pipe(
+      tap(() => {
+        if (response.statusCode >= 200 && response.statusCode < 300) {
+          this.engine.coalescer.invalidateTags([`path:${pathOf(url)}`]);
+        }
+      }),
+    );
+  }
+
+  /** The key part of a request body: a hash of its stable serialization, or undefined when too big or odd. */
+  private bodyKey(body: unknown, maxBytes: number): string | undefined {
+    try {
+      const text = argumentsKey([body]);
+      return Buffer.byteLength(text) > maxBytes ? undefined : `body:${sha256(text)}`;
+    } catch (error) {
+      if (error instanceof UnserializableArgumentError) return undefined;
+      throw error;
+    }
+  }
+
+  private bypass(
+    next: CallHandler,
+    response: HttpResponseLike,
+    key: string,
+    reason: BypassReason,
+    mark = true,
+  ): Observable<unknown> {
+    this.engine.coalescer.report('bypass', key, { reason });
+    if (mark) this.markStatus(response, cacheStatus('bypass'));
+    return next.handle();
   }
 
   private markStatus(response: HttpResponseLike, value: string): void {
@@ -199,53 +225,9 @@ export class StampedeInterceptor implements NestInterceptor {
     if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
     let settings = byHandler.get(handler);
     if (settings === undefined) {
-      settings = this.resolveSettings(controller, handler);
+      settings = resolveRouteSettings(this.reflector, this.options, controller, handler);
       byHandler.set(handler, settings);
     }
     return settings;
-  }
-
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  private resolveSettings(controller: Function, handler: Function): RouteSettings | null {
-    if (this.reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
-    if (this.reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
-    if (this.sendsResponseItself(controller, handler.name)) return NOT_COALESCED;
-    const fromClass = this.reflector.get<CoalesceOptions | undefined>(COALESCE_METADATA, controller) ?? {};
-    const fromHandler = this.reflector.get<CoalesceOptions | undefined>(COALESCE_METADATA, handler) ?? {};
-    const keyHeaders = normalizeKeyHeaders(
-      fromHandler.keyHeaders ?? fromClass.keyHeaders ?? [...this.options.keyHeaders],
-    );
-    const key = fromHandler.key ?? fromClass.key ?? this.options.key;
-    const pick = <K extends keyof CoalesceOptions>(name: K, fallback: NonNullable<CoalesceOptions[K]>) =>
-      (fromHandler[name] ?? fromClass[name] ?? fallback) as NonNullable<CoalesceOptions[K]>;
-    const ttl = pick('ttl', this.options.ttl);
-    const maxBodyBytes = pick('maxBodyBytes', this.options.maxBodyBytes);
-    return {
-      ttl,
-      policy: {
-        ttl,
-        cacheable: (snapshot) =>
-          snapshot.shareable && snapshot.status >= 200 && snapshot.status < 300 && snapshot.bytes <= maxBodyBytes,
-        timeout: pick('timeout', this.options.timeout),
-        waitTimeout: pick('waitTimeout', this.options.waitTimeout),
-        onWaitTimeout: pick('onWaitTimeout', this.options.onWaitTimeout),
-      },
-      keyHeaders,
-      key,
-      trustsCredentials: {
-        authorization: key !== undefined || keyHeaders.includes('authorization'),
-        cookie: key !== undefined || keyHeaders.includes('cookie'),
-      },
-    };
-  }
-
-  /** `@Res()` without `passthrough`, or `@Next()`: the handler answers by hand. */
-  private sendsResponseItself(controller: object, methodName: string): boolean {
-    const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, methodName) ?? {}) as Record<string, unknown>;
-    const takesResponse = Object.keys(args).some((param) => {
-      const type = Number(param.split(':')[0]);
-      return type === RESPONSE_PARAMTYPE || type === NEXT_PARAMTYPE;
-    });
-    return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, methodName);
   }
 }

@@ -1,18 +1,21 @@
 import { Logger } from '@nestjs/common';
 import { Observable, isObservable, map } from 'rxjs';
 import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
-import { Coalescer } from './core/coalescer';
+import { Coalescer, RunPolicy } from './core/coalescer';
 import { boundKey } from './core/hash';
 import { MemoryStore } from './core/memory-store';
 import { isPromiseLike } from './core/store';
 import { DEFAULT_MAX_ENTRIES, DEFAULT_TTL } from './stampede.constants';
-import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
+import { CoalesceOptions, ResolvedStampedeOptions, normalizeEarlyRefresh } from './stampede.options';
 
 /** What a decorated method runs on: an engine and its default TTL. */
 export interface MethodEngine {
   readonly coalescer: Coalescer;
   readonly defaultTtl: number;
-  readonly defaults: Pick<ResolvedStampedeOptions, 'timeout' | 'waitTimeout' | 'onWaitTimeout'>;
+  readonly defaults: Pick<
+    ResolvedStampedeOptions,
+    'timeout' | 'waitTimeout' | 'onWaitTimeout' | 'staleTtl' | 'staleIfError' | 'earlyRefresh'
+  >;
 }
 
 // Bindings made by the explorer at bootstrap: per instance for singletons, per
@@ -45,7 +48,7 @@ function defaultEngine(): MethodEngine {
   fallbackEngine ??= {
     coalescer: new Coalescer({ store: new MemoryStore(DEFAULT_MAX_ENTRIES), logger: new Logger('Stampede') }),
     defaultTtl: DEFAULT_TTL,
-    defaults: { timeout: 0, waitTimeout: 0, onWaitTimeout: 'run' },
+    defaults: { timeout: 0, waitTimeout: 0, onWaitTimeout: 'run', staleTtl: 0, staleIfError: 0 },
   };
   return fallbackEngine;
 }
@@ -99,6 +102,7 @@ export function coalescedMethod(
   options: CoalesceOptions,
 ): (...args: unknown[]) => unknown {
   const logger = new Logger('Stampede');
+  const earlyRefresh = options.earlyRefresh !== undefined ? normalizeEarlyRefresh(options.earlyRefresh) : undefined;
   const declaredReturn = Reflect.getMetadata('design:returntype', declaringClass.prototype, methodName);
   let shape: Shape | undefined =
     declaredReturn === Observable ? 'observable' : declaredReturn === Promise ? 'promise' : undefined;
@@ -127,11 +131,16 @@ export function coalescedMethod(
       });
       return original.apply(this, args);
     }
-    const policy = {
+    const tags = options.tags;
+    const policy: RunPolicy<unknown> = {
       ttl: options.ttl ?? engine.defaultTtl,
       timeout: options.timeout ?? engine.defaults.timeout,
       waitTimeout: options.waitTimeout ?? engine.defaults.waitTimeout,
       onWaitTimeout: options.onWaitTimeout ?? engine.defaults.onWaitTimeout,
+      staleTtl: options.staleTtl ?? engine.defaults.staleTtl,
+      staleIfError: options.staleIfError ?? engine.defaults.staleIfError,
+      earlyRefresh: earlyRefresh ?? engine.defaults.earlyRefresh,
+      tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value, ...args) : () => tags,
     };
     const work = () => {
       const result = original.apply(this, args);

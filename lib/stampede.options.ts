@@ -1,5 +1,7 @@
+import { StatusTtl } from './core/http-cache-rules';
 import { StoreInput, isStoreInput } from './core/store-adapter';
 import {
+  DEFAULT_KEY_BODY_BYTES,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ENTRIES,
   DEFAULT_MAX_IN_FLIGHT,
@@ -64,6 +66,49 @@ export interface CoalesceOptions {
    * shared with the callers waiting on them but not stored. Default 1 MiB.
    */
   maxBodyBytes?: number;
+  /**
+   * Milliseconds after `ttl` during which the old value is served at once
+   * while exactly one refresh runs in the background (stale-while-revalidate).
+   * `0`: none (default).
+   */
+  staleTtl?: number;
+  /**
+   * Milliseconds after `ttl` during which the old value is served in place of
+   * a failed call (HTTP: a thrown error or a 5xx response). `0`: none (default).
+   */
+  staleIfError?: number;
+  /**
+   * XFetch early refresh: a caller may refresh a fresh value in the background
+   * before it expires, with a probability that rises near expiry and with the
+   * time the work took. `true` = `{ beta: 1 }`; a larger beta refreshes earlier.
+   */
+  earlyRefresh?: boolean | { beta: number };
+  /**
+   * Tags stored with a result, for `StampedeService.invalidateTags()`: a list,
+   * or a function of the result (and, on a method, its arguments; on a route,
+   * the `ExecutionContext`).
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  tags?: string[] | ((result: any, ...args: any[]) => string[]);
+  /**
+   * HTTP: TTL per response status (go-chi's `WithHTTPStatusTTL`), e.g.
+   * `{ 200: 5_000, 404: 1_000 }`, or a function of the status. Listed statuses
+   * are stored with their TTL; other 2xx with `ttl`; anything else is not stored.
+   */
+  statusTtl?: StatusTtl;
+  /**
+   * HTTP: take the TTL from the handler's `Cache-Control` (`s-maxage`, then
+   * `max-age`; `no-cache` = do not store), and staleness from its
+   * `stale-while-revalidate` and `stale-if-error`. Default `false`.
+   */
+  respectCacheControl?: boolean;
+  /**
+   * HTTP: put the request body in the key, so `POST`/`PUT`/`PATCH` requests
+   * that only read (GraphQL queries, search) can be coalesced. The route's
+   * method is then coalesced even if not in `methods`. Bodies over `maxBytes`
+   * (default 64 KiB, as serialized) pass through uncoalesced.
+   */
+  keyBody?: boolean | { maxBytes: number };
 }
 
 /**
@@ -93,6 +138,12 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   maxWaiters?: number;
   /** Milliseconds a store call may take before it counts as failed (a miss). Default 1000. */
   storeTimeout?: number;
+  /**
+   * HTTP: a successful (2xx) `POST`, `PUT`, `PATCH` or `DELETE` through the
+   * interceptor drops the stored `GET`/`HEAD` responses of the same path
+   * (RFC 9111 §4.4). Default `false`.
+   */
+  invalidateOnWrite?: boolean;
 }
 
 /** Module options after validation, with every default filled in. */
@@ -111,6 +162,14 @@ export interface ResolvedStampedeOptions {
   maxInFlight: number;
   maxWaiters: number;
   storeTimeout: number;
+  staleTtl: number;
+  staleIfError: number;
+  earlyRefresh?: { beta: number };
+  tags?: CoalesceOptions['tags'];
+  statusTtl?: StatusTtl;
+  respectCacheControl: boolean;
+  keyBody?: { maxBytes: number };
+  invalidateOnWrite: boolean;
 }
 
 /** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option. */
@@ -140,7 +199,22 @@ function describe(value: unknown): string {
 // RFC 9110 token: what a header name may be made of.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const COALESCE_KEYS = ['ttl', 'keyHeaders', 'key', 'timeout', 'waitTimeout', 'onWaitTimeout', 'maxBodyBytes'] as const;
+const COALESCE_KEYS = [
+  'ttl',
+  'keyHeaders',
+  'key',
+  'timeout',
+  'waitTimeout',
+  'onWaitTimeout',
+  'maxBodyBytes',
+  'staleTtl',
+  'staleIfError',
+  'earlyRefresh',
+  'tags',
+  'statusTtl',
+  'respectCacheControl',
+  'keyBody',
+] as const;
 const MODULE_KEYS = [
   ...COALESCE_KEYS,
   'maxEntries',
@@ -150,6 +224,7 @@ const MODULE_KEYS = [
   'maxInFlight',
   'maxWaiters',
   'storeTimeout',
+  'invalidateOnWrite',
   'isGlobal',
 ] as const;
 
@@ -209,7 +284,63 @@ export function validateCoalesceOptions(options: unknown): CoalesceOptions {
     throw new StampedeOptionsError('onWaitTimeout', onWaitTimeout, `'run' or 'fail'`);
   }
   if (maxBodyBytes !== undefined) checkCount('maxBodyBytes', maxBodyBytes, 0);
+  const { staleTtl, staleIfError, earlyRefresh, tags, statusTtl, respectCacheControl, keyBody } =
+    options as CoalesceOptions;
+  if (staleTtl !== undefined) checkMilliseconds('staleTtl', staleTtl);
+  if (staleIfError !== undefined) checkMilliseconds('staleIfError', staleIfError);
+  if (
+    earlyRefresh !== undefined &&
+    typeof earlyRefresh !== 'boolean' &&
+    !(
+      typeof earlyRefresh === 'object' &&
+      earlyRefresh !== null &&
+      typeof earlyRefresh.beta === 'number' &&
+      Number.isFinite(earlyRefresh.beta) &&
+      earlyRefresh.beta > 0
+    )
+  ) {
+    throw new StampedeOptionsError('earlyRefresh', earlyRefresh, 'true, false or { beta: a number > 0 }');
+  }
+  if (
+    tags !== undefined &&
+    typeof tags !== 'function' &&
+    !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))
+  ) {
+    throw new StampedeOptionsError('tags', tags, 'an array of strings or a function');
+  }
+  if (statusTtl !== undefined && typeof statusTtl !== 'function') {
+    const valid =
+      typeof statusTtl === 'object' &&
+      statusTtl !== null &&
+      Object.entries(statusTtl).every(
+        ([status, ms]) => /^[1-5]\d\d$/.test(status) && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0,
+      );
+    if (!valid)
+      throw new StampedeOptionsError('statusTtl', statusTtl, 'a map of HTTP status to ms >= 0, or a function');
+  }
+  if (respectCacheControl !== undefined && typeof respectCacheControl !== 'boolean') {
+    throw new StampedeOptionsError('respectCacheControl', respectCacheControl, 'a boolean');
+  }
+  if (
+    keyBody !== undefined &&
+    typeof keyBody !== 'boolean' &&
+    !(typeof keyBody === 'object' && keyBody !== null && Number.isSafeInteger(keyBody.maxBytes) && keyBody.maxBytes > 0)
+  ) {
+    throw new StampedeOptionsError('keyBody', keyBody, 'true, false or { maxBytes: an integer > 0 }');
+  }
   return options as CoalesceOptions;
+}
+
+/** `earlyRefresh` as the core takes it: `{ beta }` or off. */
+export function normalizeEarlyRefresh(value: CoalesceOptions['earlyRefresh']): { beta: number } | undefined {
+  if (value === undefined || value === false) return undefined;
+  return value === true ? { beta: 1 } : { beta: value.beta };
+}
+
+/** `keyBody` as the interceptor takes it: `{ maxBytes }` or off. */
+export function normalizeKeyBody(value: CoalesceOptions['keyBody']): { maxBytes: number } | undefined {
+  if (value === undefined || value === false) return undefined;
+  return value === true ? { maxBytes: DEFAULT_KEY_BODY_BYTES } : { maxBytes: value.maxBytes };
 }
 
 /** Lowercase, deduplicated, sorted: the form keys are built from. */
@@ -233,6 +364,9 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   if (maxInFlight !== undefined) checkCount('maxInFlight', maxInFlight, 1);
   if (maxWaiters !== undefined) checkCount('maxWaiters', maxWaiters, 1);
   if (storeTimeout !== undefined) checkMilliseconds('storeTimeout', storeTimeout);
+  if (given.invalidateOnWrite !== undefined && typeof given.invalidateOnWrite !== 'boolean') {
+    throw new StampedeOptionsError('invalidateOnWrite', given.invalidateOnWrite, 'a boolean');
+  }
   if (store !== undefined && !isStoreInput(store)) {
     throw new StampedeOptionsError('store', store, 'a cache-manager Cache, a Keyv instance or a Keyv store');
   }
@@ -260,5 +394,13 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     maxInFlight: maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     maxWaiters: maxWaiters ?? DEFAULT_MAX_WAITERS,
     storeTimeout: storeTimeout ?? DEFAULT_STORE_TIMEOUT,
+    staleTtl: given.staleTtl ?? 0,
+    staleIfError: given.staleIfError ?? 0,
+    earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
+    tags: given.tags,
+    statusTtl: given.statusTtl,
+    respectCacheControl: given.respectCacheControl ?? false,
+    keyBody: normalizeKeyBody(given.keyBody),
+    invalidateOnWrite: given.invalidateOnWrite ?? false,
   };
 }

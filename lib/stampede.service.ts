@@ -1,12 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, lastValueFrom, map } from 'rxjs';
-import { Coalescer } from './core/coalescer';
+import { Coalescer, RunPolicy } from './core/coalescer';
 import { StampedeListener, StampedeStats } from './core/events';
 import { boundKey } from './core/hash';
 import { Work } from './core/single-flight';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { ResolvedStampedeOptions, StampedeOptionsError, validateCoalesceOptions } from './stampede.options';
+import {
+  ResolvedStampedeOptions,
+  StampedeOptionsError,
+  normalizeEarlyRefresh,
+  validateCoalesceOptions,
+} from './stampede.options';
 
 /** Per-call options of `StampedeService.run()` and `run$()`. */
 export interface RunOptions {
@@ -25,6 +30,14 @@ export interface RunOptions {
    * cancelled (unsubscribed) when every subscriber has gone.
    */
   cancelWhenAbandoned?: boolean;
+  /** Milliseconds after `ttl` to serve the old value at once while one refresh runs. Default: the module's. */
+  staleTtl?: number;
+  /** Milliseconds after `ttl` to serve the old value in place of an error. Default: the module's. */
+  staleIfError?: number;
+  /** XFetch early refresh (`true` or `{ beta }`). Default: the module's. */
+  earlyRefresh?: boolean | { beta: number };
+  /** Tags stored with the result, for `invalidateTags`: a list or a function of the result. */
+  tags?: string[] | ((result: unknown) => string[]);
 }
 
 /**
@@ -86,12 +99,18 @@ export class StampedeService {
     if (cancelWhenAbandoned !== undefined && typeof cancelWhenAbandoned !== 'boolean') {
       throw new StampedeOptionsError('cancelWhenAbandoned', cancelWhenAbandoned, 'a boolean');
     }
-    const policy = {
+    const tags = options.tags ?? this.defaults.tags;
+    const policy: RunPolicy<T> = {
       ttl: options.ttl ?? this.defaultTtl,
       timeout: options.timeout ?? this.defaults.timeout,
       waitTimeout: options.waitTimeout ?? this.defaults.waitTimeout,
       onWaitTimeout: options.onWaitTimeout ?? this.defaults.onWaitTimeout,
       cancelWhenAbandoned,
+      staleTtl: options.staleTtl ?? this.defaults.staleTtl,
+      staleIfError: options.staleIfError ?? this.defaults.staleIfError,
+      earlyRefresh:
+        options.earlyRefresh !== undefined ? normalizeEarlyRefresh(options.earlyRefresh) : this.defaults.earlyRefresh,
+      tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value) : () => tags,
     };
     return this.coalescer.run$(boundKey(key), fn, policy).pipe(map((lookup) => lookup.value));
   }
@@ -146,6 +165,26 @@ export class StampedeService {
       throw new StampedeOptionsError('invalidate', target, 'a key or { prefix: string }');
     }
     return this.coalescer.invalidatePrefix(target.prefix);
+  }
+
+  /**
+   * Drops every value stored with one of `tags` (given with the `tags`
+   * option of `run`, `@Coalesce` on a method or a route). Works with any store:
+   * a tag's invalidation time is kept, and values whose work started before
+   * it are treated as gone. In-process: with many instances, call it on each
+   * (or use the Redis tier's `invalidate`).
+   *
+   * @example
+   * ```ts
+   * await stampede.run(`article:${id}`, () => this.db.article(id), { tags: [`article:${id}`] });
+   * stampede.invalidateTags([`article:${id}`]);
+   * ```
+   */
+  invalidateTags(tags: readonly string[]): void {
+    if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string')) {
+      throw new StampedeOptionsError('invalidateTags', tags, 'an array of strings');
+    }
+    this.coalescer.invalidateTags(tags);
   }
 
   /**

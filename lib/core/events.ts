@@ -25,7 +25,14 @@ export interface StampedeEvent {
 
 /** Why a caller ran its own, uncoalesced call. */
 export type BypassReason =
-  'max-in-flight' | 'max-waiters' | 'wait-timeout' | 'credentials' | 'key-function' | 'unserializable-arguments';
+  | 'max-in-flight'
+  | 'max-waiters'
+  | 'wait-timeout'
+  | 'credentials'
+  | 'key-function'
+  | 'unserializable-arguments'
+  | 'request-no-store'
+  | 'vary-mismatch';
 
 /** Receives events; must not throw (a throw is caught and ignored). */
 export type StampedeListener = (event: StampedeEvent) => void;

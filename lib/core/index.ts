@@ -12,3 +12,4 @@ export * from './arguments-key';
 export * from './coordinator';
 export * from './events';
 export * from './freshness';
+export * from './http-cache-rules';

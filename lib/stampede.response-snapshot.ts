@@ -1,0 +1,65 @@
+import { HeaderEntry, replayableHeaderChanges } from './core/header-policy';
+import { varyFingerprint, varyNames } from './core/http-cache-rules';
+import { HeaderValues } from './core/http-key';
+import { HttpResponseLike, isSent, isShareableBody } from './stampede.http-adapter';
+
+/** What one response becomes for the other callers of its key, and in the store. */
+export interface ResponseSnapshot {
+  /** False for a stream or a response the handler sent itself: others run their own handler. */
+  shareable: boolean;
+  status: number;
+  /** The headers the handler set, minus those never replayed. */
+  headers: readonly HeaderEntry[];
+  body: unknown;
+  /** Size of the body as sent (JSON for objects), when it may be stored. */
+  bytes: number;
+  /** `Vary`: the request headers it depends on, and the leader's values of them (hashed). */
+  vary?: { names: string[]; fingerprint: string };
+}
+
+const UNSHAREABLE: Omit<ResponseSnapshot, 'status'> = { shareable: false, headers: [], body: undefined, bytes: 0 };
+
+/** Size of a body as it will be sent; not JSON-serializable counts as too big to store. */
+export function bodyBytes(body: unknown): number {
+  if (body === undefined || body === null) return 0;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (body instanceof Uint8Array) return body.byteLength;
+  try {
+    return Buffer.byteLength(JSON.stringify(body) ?? '');
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/**
+ * Takes the snapshot of the leader's response once its handler produced
+ * `body`: the status, the headers that changed since `before` (so headers set
+ * by middleware for every response are not replayed), and its `Vary`.
+ */
+export function captureSnapshot(
+  body: unknown,
+  response: HttpResponseLike,
+  before: Readonly<Record<string, unknown>>,
+  requestHeaders: HeaderValues,
+  measure: boolean,
+): ResponseSnapshot {
+  if (!isShareableBody(body) || isSent(response)) return { ...UNSHAREABLE, status: response.statusCode };
+  const headers = replayableHeaderChanges(before, response.getHeaders());
+  const snapshot: ResponseSnapshot = {
+    shareable: true,
+    status: response.statusCode,
+    headers,
+    body,
+    bytes: measure ? bodyBytes(body) : 0,
+  };
+  const names = varyNames(headers);
+  if (names.length > 0) snapshot.vary = { names, fingerprint: varyFingerprint(names, requestHeaders) };
+  return snapshot;
+}
+
+/** True when `snapshot` varies on a request header whose value differs in `requestHeaders`. */
+export function varyMismatch(snapshot: ResponseSnapshot, requestHeaders: HeaderValues): boolean {
+  return (
+    snapshot.vary !== undefined && varyFingerprint(snapshot.vary.names, requestHeaders) !== snapshot.vary.fingerprint
+  );
+}
