@@ -2,6 +2,7 @@ import {
   CallHandler,
   ExecutionContext,
   GatewayTimeoutException,
+  HttpException,
   Inject,
   Injectable,
   NestInterceptor,
@@ -27,7 +28,7 @@ import {
   setHeader,
 } from './stampede.http-adapter';
 import { ResolvedStampedeOptions } from './stampede.options';
-import { ResponseSnapshot, captureSnapshot, varyMismatch } from './stampede.response-snapshot';
+import { ResponseSnapshot, captureErrorSnapshot, captureSnapshot, varyMismatch } from './stampede.response-snapshot';
 import { NOT_COALESCED, RouteSettings, resolveRouteSettings } from './stampede.route-settings';
 
 /** Methods whose body may join the key (`keyBody`). */
@@ -109,12 +110,22 @@ export class StampedeInterceptor implements NestInterceptor {
     const key = httpKey(method, url, headers, route.keyHeaders, custom);
 
     let ownBody: unknown;
+    let ownError: unknown;
+    // Set once this caller is answered from elsewhere (a stale value) while
+    // its handler may still run as the background refresh.
+    let answered = false;
     const handle = (): Observable<ResponseSnapshot> => {
       const before = { ...response.getHeaders() };
       return next.handle().pipe(
         map((body) => {
           ownBody = body;
-          return captureSnapshot(body, response, before, headers, route.measure);
+          return captureSnapshot(body, response, before, headers, route.measure, answered);
+        }),
+        catchError((error: unknown) => {
+          // An HttpException whose status `statusTtl` lists (e.g. 404) is kept like a response.
+          if (!(error instanceof HttpException) || !route.storesErrorStatus?.(error.getStatus())) throw error;
+          ownError = error;
+          return of(captureErrorSnapshot(error.getStatus(), error.getResponse(), response, before, route.measure));
         }),
       );
     };
@@ -130,7 +141,7 @@ export class StampedeInterceptor implements NestInterceptor {
               lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }),
             );
           }
-          return of(ownBody);
+          return ownError === undefined ? of(ownBody) : throwError(() => ownError);
         }
         // A stream or a hand-sent response can't be replayed: run this caller's own handler.
         if (!snapshot.shareable) return next.handle();
@@ -139,6 +150,7 @@ export class StampedeInterceptor implements NestInterceptor {
           this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
           return next.handle();
         }
+        answered = true;
         applySnapshot(response, snapshot.status, snapshot.headers);
         if (lookup.outcome === 'collapsed') {
           this.markStatus(response, cacheStatus('collapsed'));
@@ -150,6 +162,7 @@ export class StampedeInterceptor implements NestInterceptor {
             cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
           );
         }
+        if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
         return of(snapshot.body);
       }),
     );

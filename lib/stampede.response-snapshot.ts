@@ -15,6 +15,8 @@ export interface ResponseSnapshot {
   bytes: number;
   /** `Vary`: the request headers it depends on, and the leader's values of them (hashed). */
   vary?: { names: string[]; fingerprint: string };
+  /** An `HttpException` the handler threw (its status listed in `statusTtl`): replayed as one. */
+  error?: true;
 }
 
 const UNSHAREABLE: Omit<ResponseSnapshot, 'status'> = { shareable: false, headers: [], body: undefined, bytes: 0 };
@@ -42,8 +44,11 @@ export function captureSnapshot(
   before: Readonly<Record<string, unknown>>,
   requestHeaders: HeaderValues,
   measure: boolean,
+  answeredAlready: boolean,
 ): ResponseSnapshot {
-  if (!isShareableBody(body) || isSent(response)) return { ...UNSHAREABLE, status: response.statusCode };
+  // A response sent before we answered it was sent by the handler itself.
+  const sentByHandler = !answeredAlready && isSent(response);
+  if (!isShareableBody(body) || sentByHandler) return { ...UNSHAREABLE, status: response.statusCode };
   const headers = replayableHeaderChanges(before, response.getHeaders());
   const snapshot: ResponseSnapshot = {
     shareable: true,
@@ -62,4 +67,22 @@ export function varyMismatch(snapshot: ResponseSnapshot, requestHeaders: HeaderV
   return (
     snapshot.vary !== undefined && varyFingerprint(snapshot.vary.names, requestHeaders) !== snapshot.vary.fingerprint
   );
+}
+
+/** The snapshot of an `HttpException` thrown by the handler, kept when `statusTtl` lists its status. */
+export function captureErrorSnapshot(
+  status: number,
+  body: unknown,
+  response: HttpResponseLike,
+  before: Readonly<Record<string, unknown>>,
+  measure: boolean,
+): ResponseSnapshot {
+  return {
+    shareable: true,
+    status,
+    headers: replayableHeaderChanges(before, response.getHeaders()),
+    body,
+    bytes: measure ? bodyBytes(body) : 0,
+    error: true,
+  };
 }

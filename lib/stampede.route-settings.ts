@@ -30,6 +30,8 @@ export interface RouteSettings {
   keyBody?: { maxBytes: number };
   /** Whether bodies must be measured (something may be stored). */
   measure: boolean;
+  /** Whether a thrown `HttpException` of this status is stored (listed in `statusTtl`). */
+  storesErrorStatus?: (status: number) => boolean;
   /** Whether `Authorization` / `Cookie` requests may be coalesced (listed in keyHeaders, or a key function). */
   trustsCredentials: { authorization: boolean; cookie: boolean };
 }
@@ -109,6 +111,13 @@ export function resolveRouteSettings(
     tags: pick('tags') ?? options.tags,
     keyBody: keyBody !== undefined ? normalizeKeyBody(keyBody) : options.keyBody,
     measure: ttl > 0 || freshnessFor !== undefined,
+    storesErrorStatus:
+      statusTtl === undefined
+        ? undefined
+        : (status) => {
+            const listed = typeof statusTtl === 'function' ? statusTtl(status) : statusTtl[status];
+            return listed !== undefined && listed > 0;
+          },
     trustsCredentials: {
       authorization: key !== undefined || keyHeaders.includes('authorization'),
       cookie: key !== undefined || keyHeaders.includes('cookie'),

@@ -116,6 +116,8 @@ export class Coalescer {
   private readonly logger: CoreLogger;
   /** Keys whose background refresh failed, and until when not to try again. */
   private readonly refreshBackoff = new Map<string, number>();
+  /** Flights that are background refreshes: callers answered stale do not wait on them. */
+  private readonly refreshes = new WeakSet<Observable<unknown>>();
   /** The stale value a flight may fall back on, per flight. */
   private readonly fallbacks = new WeakMap<Observable<unknown>, StoredEntry>();
   readonly tags: TagClock;
@@ -176,16 +178,16 @@ export class Coalescer {
    */
   run$<T>(key: string, work: Work<T>, policy: RunPolicy<T>): Observable<Lookup<T>> {
     return new Observable<Lookup<T>>((subscriber) => {
-      const joined = this.joinInFlight(key, work, policy, subscriber);
+      // A background refresh is not waited on by callers the store can still answer (stale).
+      const flight$ = this.flights.find(key);
+      const joined = flight$ && !this.refreshes.has(flight$) && this.joinInFlight(key, work, policy, subscriber);
       if (joined) return joined;
       if (policy.ttl <= 0 && !policy.freshnessFor) return this.lead(key, work, policy, subscriber);
       const cached = this.store.get(key);
       if (!isPromiseLike(cached)) return this.answer(key, cached, work, policy, subscriber);
       let inner: TeardownLogic;
       cached.then((entry) => {
-        if (subscriber.closed) return;
-        // A flight may have started while the store answered.
-        inner = this.joinInFlight(key, work, policy, subscriber) ?? this.answer(key, entry, work, policy, subscriber);
+        if (!subscriber.closed) inner = this.answer(key, entry, work, policy, subscriber);
       });
       return () => teardown(inner);
     });
@@ -224,7 +226,11 @@ export class Coalescer {
       subscriber.complete();
       return undefined;
     }
-    return this.lead(key, work, policy, subscriber, usableOnError(entry, now) ? entry : undefined);
+    // Join a flight in progress (a background refresh, or one that started while the store answered).
+    return (
+      this.joinInFlight(key, work, policy, subscriber) ??
+      this.lead(key, work, policy, subscriber, usableOnError(entry, now) ? entry : undefined)
+    );
   }
 
   /** Starts one refresh of `key` nobody waits on, unless one runs or a failed one is backing off. */
@@ -238,6 +244,7 @@ export class Coalescer {
     if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) return;
     this.report('refresh', key, { trigger });
     const flight$ = this.startFlight(key, work, policy);
+    this.refreshes.add(flight$);
     flight$.subscribe({
       error: (error: unknown) => {
         // The stale value stays; the next try waits a little, not every request.

@@ -4,11 +4,14 @@ import { STAMPEDE_STORE, StampedeStore, StoredEntry } from './store';
  * The default store: in-process, synchronous, bounded to `maxEntries` with
  * least-recently-used eviction. A `Map` keeps insertion order, so moving a key
  * to the end on every hit makes the first key the least recently used one.
- * Expired entries go when they are read or when they reach the front.
+ * Entries past the TTL they were set with go when they are read or when they
+ * reach the front.
  */
 export class MemoryStore implements StampedeStore {
   readonly [STAMPEDE_STORE] = true;
-  private readonly entries = new Map<string, StoredEntry>();
+  // `until` is when the store drops it: the TTL it was set with, which covers
+  // the stale windows, not only the entry's freshness.
+  private readonly entries = new Map<string, { entry: StoredEntry; until: number }>();
 
   constructor(
     readonly maxEntries: number,
@@ -20,17 +23,18 @@ export class MemoryStore implements StampedeStore {
   }
 
   get(key: string): StoredEntry | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
+    const held = this.entries.get(key);
+    if (held === undefined) return undefined;
     this.entries.delete(key);
-    if (entry.e <= this.now()) return undefined;
-    this.entries.set(key, entry);
-    return entry;
+    if (held.until <= this.now()) return undefined;
+    this.entries.set(key, held);
+    return held.entry;
   }
 
-  set(key: string, entry: StoredEntry): void {
+  /** Keeps `entry` for `ttl` ms (default: until it stops being fresh). */
+  set(key: string, entry: StoredEntry, ttl?: number): void {
     this.entries.delete(key);
-    this.entries.set(key, entry);
+    this.entries.set(key, { entry, until: ttl === undefined ? entry.e : this.now() + ttl });
     while (this.entries.size > this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value as string);
     }

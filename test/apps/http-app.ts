@@ -44,9 +44,10 @@ export async function request(url: string, init: RequestInit = {}): Promise<Repl
 
 /** Resolves when `condition()` holds, checking after each turn of the event loop; fails after `ms`. */
 export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
+  // performance.now, not Date.now: tests may fake the date.
+  const deadline = performance.now() + ms;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
