@@ -206,7 +206,7 @@ export class Coalescer {
     const state = entry ? entryState(entry, now) : 'dead';
     if (entry && state === 'fresh') {
       if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.random)) {
-        this.refreshInBackground(key, work, policy, 'early');
+        this.refreshInBackground(key, work, policy, 'early', entry);
       }
       this.report('hit', key);
       subscriber.next({ value: entry.v, outcome: 'hit', expiresAt: entry.e, storedAt: entry.t });
@@ -214,7 +214,7 @@ export class Coalescer {
       return undefined;
     }
     if (entry && state === 'stale') {
-      this.refreshInBackground(key, work, policy, 'stale');
+      this.refreshInBackground(key, work, policy, 'stale', entry);
       this.report('stale', key, { staleReason: 'revalidate' });
       subscriber.next({
         value: entry.v,
@@ -234,7 +234,13 @@ export class Coalescer {
   }
 
   /** Starts one refresh of `key` nobody waits on, unless one runs or a failed one is backing off. */
-  private refreshInBackground<T>(key: string, work: Work<T>, policy: RunPolicy<T>, trigger: 'stale' | 'early'): void {
+  private refreshInBackground<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    trigger: 'stale' | 'early',
+    current: StoredEntry<T>,
+  ): void {
     if (this.flights.find(key)) return;
     const backoffUntil = this.refreshBackoff.get(key);
     if (backoffUntil !== undefined) {
@@ -245,8 +251,11 @@ export class Coalescer {
     this.report('refresh', key, { trigger });
     const flight$ = this.startFlight(key, work, policy);
     this.refreshes.add(flight$);
+    // Callers that join the refresh once the value is past stale may still fall back on it.
+    this.fallbacks.set(flight$, current);
     flight$.subscribe({
       error: (error: unknown) => {
+        this.report('error', key, { error });
         // The stale value stays; the next try waits a little, not every request.
         const backoff = Math.min(5_000, Math.max(100, Math.round(policy.ttl / 10)));
         this.refreshBackoff.set(key, this.now() + backoff);
@@ -331,7 +340,7 @@ export class Coalescer {
       },
       error: (error: unknown) => {
         stopWaiting();
-        if (!this.fellBack(key, flight$, policy, undefined, error, subscriber)) subscriber.error(error);
+        if (!this.fellBack(key, flight$, policy, undefined, { error }, subscriber)) subscriber.error(error);
       },
       complete: () => {
         stopWaiting();
@@ -365,14 +374,14 @@ export class Coalescer {
     flight$: Observable<T>,
     policy: RunPolicy<T>,
     value: T | undefined,
-    error: unknown,
+    error: { error: unknown } | undefined,
     subscriber: Subscriber<Lookup<T>>,
   ): boolean {
     const failed = error !== undefined || (policy.isFailure !== undefined && policy.isFailure(value as T));
     if (!failed) return false;
     const fallback = this.fallbacks.get(flight$) as StoredEntry<T> | undefined;
     if (!usableOnError(fallback, this.now())) return false;
-    this.report('stale', key, { staleReason: 'error', error });
+    this.report('stale', key, { staleReason: 'error', error: error?.error });
     subscriber.next({
       value: fallback.v,
       outcome: 'stale',
@@ -398,7 +407,11 @@ export class Coalescer {
   private freshnessOf<T>(policy: RunPolicy<T>, value: T): Freshness {
     const base: Freshness = { ttl: policy.ttl, staleTtl: policy.staleTtl, staleIfError: policy.staleIfError };
     const refined = policy.freshnessFor?.(value);
-    return refined ? { ...base, ...refined } : base;
+    if (!refined) return base;
+    if (refined.ttl !== undefined) base.ttl = refined.ttl;
+    if (refined.staleTtl !== undefined) base.staleTtl = refined.staleTtl;
+    if (refined.staleIfError !== undefined) base.staleIfError = refined.staleIfError;
+    return base;
   }
 
   private storable<T>(policy: RunPolicy<T>, value: T): boolean {
@@ -417,23 +430,36 @@ export class Coalescer {
           return coordinator.lead(key, () => toObservable(work(signal)), {
             ttl: policy.ttl,
             storable,
-            entry: (value) => makeEntry(value, this.now(), startedAt, this.freshnessOf(policy, value)).entry,
+            entry: (value) => {
+              const made = makeEntry(
+                value,
+                this.now(),
+                startedAt,
+                this.freshnessOf(policy, value),
+                policy.tags?.(value),
+              );
+              if (made.entry.g) this.tags.noteLife(this.now() - startedAt + made.storeTtl);
+              return made.entry;
+            },
           });
         }
       : work.length > 0
         ? (signal) => ((startedAt = this.now()), work(signal))
         : () => ((startedAt = this.now()), work(NEVER_ABORTED));
     const timeout = policy.timeout ?? 0;
-    return this.flights.start(
+    const flight$: Observable<T> = this.flights.start(
       key,
       flightWork,
       {
         onSuccess: (last, emitted, current) => {
           // A coordinator stores the result itself, fenced by its lease.
           if (coordinator || !emitted || !current || !storable(last as T)) return undefined;
+          // A failure answered by a stale fallback must not replace that fallback.
+          if (policy.isFailure?.(last as T) && usableOnError(this.fallbacks.get(flight$), this.now())) return undefined;
           const freshness = this.freshnessOf(policy, last as T);
           const { entry, storeTtl } = makeEntry(last, this.now(), startedAt, freshness, policy.tags?.(last as T));
-          if (entry.g) this.tags.noteLife(storeTtl);
+          // Tags judge an entry by when its work started: keep invalidations that long.
+          if (entry.g) this.tags.noteLife(this.now() - startedAt + storeTtl);
           this.report('stored', key, { ttl: freshness.ttl });
           return this.store.set(key, entry, storeTtl);
         },
@@ -447,6 +473,7 @@ export class Coalescer {
         cancelWhenAbandoned: policy.cancelWhenAbandoned,
       },
     );
+    return flight$;
   }
 
   private lead<T>(
@@ -474,7 +501,7 @@ export class Coalescer {
       },
       error: (error: unknown) => {
         this.report(timedOut ? 'timeout' : 'error', key, { error });
-        if (!this.fellBack(key, flight$, policy, undefined, error, subscriber)) subscriber.error(error);
+        if (!this.fellBack(key, flight$, policy, undefined, { error }, subscriber)) subscriber.error(error);
       },
       complete: () => subscriber.complete(),
     });

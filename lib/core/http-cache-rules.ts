@@ -73,9 +73,12 @@ export function varyFingerprint(names: readonly string[], headers: HeaderValues)
   );
 }
 
+// RFC 9111 §1.2.2: delta-seconds past 2^31 are taken as 2^31.
+const MAX_DELTA_SECONDS = 2 ** 31;
+
 function seconds(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d+$/.test(value)) return undefined;
-  return Number(value) * 1000;
+  return Math.min(Number(value), MAX_DELTA_SECONDS) * 1000;
 }
 
 /**
@@ -95,6 +98,11 @@ export function freshnessFromCacheControl(headers: readonly HeaderEntry[]): Part
   const staleIfError = seconds(directives.get('stale-if-error'));
   if (staleIfError !== undefined) freshness.staleIfError = staleIfError;
   if (directives.has('no-cache')) freshness.ttl = 0;
+  // RFC 9111 §5.2.2.2: once stale, it must not be served without revalidation.
+  if (directives.has('must-revalidate') || directives.has('proxy-revalidate')) {
+    freshness.staleTtl = 0;
+    freshness.staleIfError = 0;
+  }
   return freshness;
 }
 
