@@ -12,3 +12,4 @@ export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stam
 export { StampedeOptionsError } from './stampede.options';
 export { StampedeService } from './stampede.service';
 export type { RunOptions } from './stampede.service';
+export type { RedisClientLike, RedisOptions } from './redis/redis.options';

@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import { Coalescer } from './core/coalescer';
 import { MemoryStore } from './core/memory-store';
 import { toStampedeStore } from './core/store-adapter';
-import type { ResolvedRedisOptions } from './redis/redis.options';
 import type { RedisTier } from './redis/redis.tier';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import type { MethodEngine } from './stampede.method-runner';
@@ -26,7 +25,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
     this.defaultTtl = options.ttl;
     this.defaults = options;
     const logger = new Logger('Stampede');
-    const redis = (options as { redis?: ResolvedRedisOptions }).redis;
+    const redis = options.redis;
     if (redis) {
       // Loaded only with the option, so an app without it never loads the optional `redis` package.
       // eslint-disable-next-line @typescript-eslint/no-require-imports

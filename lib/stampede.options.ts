@@ -1,5 +1,6 @@
 import { StatusTtl } from './core/http-cache-rules';
 import { StoreInput, isStoreInput } from './core/store-adapter';
+import { RedisOptions, ResolvedRedisOptions, validateRedisOptions } from './redis/redis.options';
 import {
   DEFAULT_KEY_BODY_BYTES,
   DEFAULT_MAX_BODY_BYTES,
@@ -139,6 +140,17 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   /** Milliseconds a store call may take before it counts as failed (a miss). Default 1000. */
   storeTimeout?: number;
   /**
+   * Many instances on one Redis (node-redis v5; `redis` is an optional peer
+   * dependency): the cache lives in Redis and a per-key lease makes one
+   * instance run the work while the others wait for its value. Replaces `store`.
+   *
+   * @example
+   * ```ts
+   * StampedeModule.forRoot({ ttl: 30_000, redis: { url: process.env.REDIS_URL } })
+   * ```
+   */
+  redis?: RedisOptions;
+  /**
    * HTTP: a successful (2xx) `POST`, `PUT`, `PATCH` or `DELETE` through the
    * interceptor drops the stored `GET`/`HEAD` responses of the same path
    * (RFC 9111 §4.4). Default `false`.
@@ -162,6 +174,7 @@ export interface ResolvedStampedeOptions {
   maxInFlight: number;
   maxWaiters: number;
   storeTimeout: number;
+  redis?: ResolvedRedisOptions;
   staleTtl: number;
   staleIfError: number;
   earlyRefresh?: { beta: number };
@@ -224,6 +237,7 @@ const MODULE_KEYS = [
   'maxInFlight',
   'maxWaiters',
   'storeTimeout',
+  'redis',
   'invalidateOnWrite',
   'isGlobal',
 ] as const;
@@ -367,6 +381,9 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   if (given.invalidateOnWrite !== undefined && typeof given.invalidateOnWrite !== 'boolean') {
     throw new StampedeOptionsError('invalidateOnWrite', given.invalidateOnWrite, 'a boolean');
   }
+  if (store !== undefined && given.redis !== undefined) {
+    throw new StampedeOptionsError('store', store, 'no store with the redis option (Redis is the store)');
+  }
   if (store !== undefined && !isStoreInput(store)) {
     throw new StampedeOptionsError('store', store, 'a cache-manager Cache, a Keyv instance or a Keyv store');
   }
@@ -394,6 +411,7 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     maxInFlight: maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     maxWaiters: maxWaiters ?? DEFAULT_MAX_WAITERS,
     storeTimeout: storeTimeout ?? DEFAULT_STORE_TIMEOUT,
+    redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
     staleTtl: given.staleTtl ?? 0,
     staleIfError: given.staleIfError ?? 0,
     earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),

@@ -488,11 +488,17 @@ export class Coalescer {
     }
     this.report('miss', key);
     let timedOut = false;
-    const flight$ = this.startFlight(key, work, policy, () => (timedOut = true));
+    // A coordinator may answer with another instance's value: then this process ran nothing.
+    let ranHere = false;
+    const counted: Work<T> =
+      work.length > 0 ? (signal) => ((ranHere = true), work(signal)) : () => ((ranHere = true), work(NEVER_ABORTED));
+    const flight$ = this.startFlight(key, counted, policy, () => (timedOut = true));
     if (fallback) this.fallbacks.set(flight$, fallback);
     return flight$.subscribe({
       next: (value) => {
         if (this.fellBack(key, flight$, policy, value, undefined, subscriber)) return;
+        // Answered by another instance's holder: for this caller, a collapsed request, not its own miss.
+        if (!ranHere) return subscriber.next({ value, outcome: 'collapsed' });
         subscriber.next({
           value,
           outcome: 'miss',

@@ -12,6 +12,41 @@ const TAG = '$t';
 
 type Tagged = { [TAG]: string; v?: unknown };
 
+/**
+ * What is stored: the entry's fields, plus `x`, when the writer expects Redis
+ * to drop the key (its own clock). A reader compares `x` with Redis's
+ * remaining TTL to learn how far the writer's clock is from its own, and
+ * shifts the entry's times by that much. The class lets the replacer tell an
+ * `undefined` value (kept) from an absent field (dropped).
+ */
+class Envelope {
+  readonly v: unknown;
+  readonly e: number;
+  // `declare`: optional fields are not defined at all when absent (no `"t": null`).
+  declare readonly x?: number;
+  declare readonly t?: number;
+  declare readonly s?: number;
+  declare readonly f?: number;
+  declare readonly d?: number;
+  declare readonly g?: string[];
+
+  constructor(entry: StoredEntry, expiresAt: number | undefined) {
+    this.v = entry.v;
+    this.e = entry.e;
+    for (const field of ['t', 's', 'f', 'd'] as const) {
+      if (typeof entry[field] === 'number') Object.assign(this, { [field]: entry[field] });
+    }
+    if (Array.isArray(entry.g)) Object.assign(this, { g: entry.g });
+    if (expiresAt !== undefined) Object.assign(this, { x: expiresAt });
+  }
+}
+
+/** The entry fields that are epoch milliseconds, shifted together when clocks differ. */
+const TIMES = ['e', 't', 's', 'f'] as const;
+
+// What a tagged `undefined` is read back as, until the envelope is unpacked.
+const UNDEFINED = Object.freeze({});
+
 function tag(t: string, v?: unknown): Tagged {
   return v === undefined ? { [TAG]: t } : { [TAG]: t, v };
 }
@@ -26,7 +61,7 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
   if (typeof raw === 'bigint') return tag('N', raw.toString());
   if (raw instanceof Map) return tag('M', [...raw.entries()]);
   if (raw instanceof Set) return tag('S', [...raw.values()]);
-  if (raw === undefined && key === '') return tag('u');
+  if (raw === undefined && key === 'v' && this instanceof Envelope) return tag('u');
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.hasOwn(value, TAG)) {
     return tag('O', Object.entries(value));
   }
@@ -72,7 +107,7 @@ function reviver(_key: string, value: unknown): unknown {
       if (!isEntries(v)) throw new MalformedTag();
       return Object.fromEntries(v);
     case 'u':
-      return undefined;
+      return UNDEFINED;
     default:
       throw new MalformedTag();
   }
@@ -83,21 +118,28 @@ function isEntries(value: unknown): value is [unknown, unknown][] {
 }
 
 /**
- * Serializes a stored entry for Redis. Throws (`TypeError`) for a value JSON
- * cannot hold, e.g. a circular one: such a value is not stored.
+ * Serializes a stored entry for Redis; `expiresAt` is when the key will
+ * expire (epoch ms, this process's clock), which lets readers correct for
+ * clock differences. Throws (`TypeError`) for a value JSON cannot hold, e.g.
+ * a circular one: such a value is not stored.
  *
  * @example
  * ```ts
- * const text = encodeEntry({ v: { at: new Date(0), body: Buffer.from('hi') }, e: Date.now() + 5000 });
+ * const ttl = 5_000;
+ * const entry = { v: { at: new Date(0), body: Buffer.from('hi') }, e: Date.now() + ttl };
+ * await client.set(key, encodeEntry(entry, Date.now() + ttl), { PX: ttl });
  * ```
  */
-export function encodeEntry(entry: StoredEntry): string {
-  return JSON.stringify({ e: entry.e, v: entry.v }, replacer);
+export function encodeEntry(entry: StoredEntry, expiresAt?: number): string {
+  return JSON.stringify(new Envelope(entry, expiresAt), replacer);
 }
 
 /**
  * Reads back what `encodeEntry` wrote; anything else (garbage, another
  * program's data under the prefix, a malformed tag) is `undefined`, a miss.
+ * With `pttl` (Redis's remaining TTL of the key, ms), the entry's times are
+ * moved to this process's clock: Redis's expiry, not the writer's clock,
+ * decides how fresh a value is.
  *
  * @example
  * ```ts
@@ -105,21 +147,28 @@ export function encodeEntry(entry: StoredEntry): string {
  * decodeEntry('not json'); // => undefined
  * ```
  */
-export function decodeEntry(text: unknown): StoredEntry | undefined {
+export function decodeEntry(text: unknown, pttl?: number): StoredEntry | undefined {
   if (typeof text !== 'string') return undefined;
-  let parsed: unknown;
+  let parsed: Record<string, unknown>;
   try {
-    parsed = JSON.parse(text, reviver);
+    parsed = JSON.parse(text, reviver) as Record<string, unknown>;
   } catch {
     return undefined;
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  const { e } = parsed as Partial<StoredEntry>;
-  if (typeof e !== 'number' || !Number.isFinite(e) || (!('v' in parsed) && !isUndefinedValue(text))) return undefined;
-  return { v: (parsed as StoredEntry).v, e };
-}
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || !('v' in parsed)) return undefined;
+  const isTime = (value: unknown) => value === undefined || (typeof value === 'number' && Number.isFinite(value));
+  if (typeof parsed.e !== 'number' || ![...TIMES, 'd', 'x'].every((field) => isTime(parsed[field]))) return undefined;
+  const { g } = parsed;
+  if (g !== undefined && !(Array.isArray(g) && g.every((tag) => typeof tag === 'string'))) return undefined;
 
-// `{"e":1,"v":{"$t":"u"}}`: the reviver returned undefined, so JSON.parse dropped `v`.
-function isUndefinedValue(text: string): boolean {
-  return text.endsWith(`"v":{"${TAG}":"u"}}`);
+  const entry: StoredEntry = { v: parsed.v === UNDEFINED ? undefined : parsed.v, e: parsed.e };
+  const x = parsed.x as number | undefined;
+  const shift = x !== undefined && pttl !== undefined && pttl > 0 ? Date.now() + pttl - x : 0;
+  for (const field of TIMES) {
+    const time = parsed[field] as number | undefined;
+    if (time !== undefined) entry[field] = time + shift;
+  }
+  if (parsed.d !== undefined) entry.d = parsed.d as number;
+  if (g !== undefined) entry.g = g as string[];
+  return entry;
 }

@@ -70,7 +70,14 @@ export interface RedisOptions {
   l1Ttl?: number;
 }
 
-/** `RedisOptions` after validation, with every default filled in. */
+/**
+ * `RedisOptions` after validation, with every default filled in.
+ *
+ * @example
+ * ```ts
+ * const resolved: ResolvedRedisOptions = validateRedisOptions({ url: 'redis://cache:6379' });
+ * ```
+ */
 export interface ResolvedRedisOptions {
   url?: string;
   client?: RedisClientLike;

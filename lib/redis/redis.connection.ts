@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { CoreLogger } from '../core/guarded-store';
+import { RedisClientLike } from './redis.options';
+
+/**
+ * Milliseconds one Redis call may take. node-redis bounds a command only
+ * until it is written, so a Redis that accepts connections but stops
+ * answering would otherwise hang requests for good.
+ */
+export const COMMAND_TIMEOUT = 1_000;
+
+/** After a call timed out, milliseconds during which calls fail at once, but for one probe. */
+export const PROBE_INTERVAL = 1_000;
+
+/**
+ * Thrown (and caught inside the Redis tier) when Redis is not answering.
+ *
+ * @example
+ * ```ts
+ * await connection.command(['PING']).catch((error) => error instanceof RedisUnavailableError);
+ * ```
+ */
+export class RedisUnavailableError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+/**
+ * A Lua script run by `EVALSHA`, falling back to `EVAL` the first time a
+ * server does not know it (and after a restart, which forgets scripts).
+ *
+ * @example
+ * ```ts
+ * const GET_TWICE = new LuaScript(`return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[1])}`);
+ * await connection.run(GET_TWICE, ['some-key'], []);
+ * ```
+ */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message || error.name : String(error);
+}
+
+/**
+ * Resolves or rejects as `promise` does, or rejects after `ms`. When the
+ * timer fires, the decision waits for the poll phase of the event loop: after
+ * a stall (GC, a busy CPU) a reply already in the socket buffer still wins.
+ */
+function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`))),
+      ms,
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * The Redis tier's one way to the server: every call bounded in time, and the
+ * connection's health tracked in one place, so an outage is logged once (a
+ * warning when it starts, a line when Redis answers again) however many
+ * requests run into it. While Redis is known to be down (disconnected, or a
+ * call just timed out) calls fail at once instead of each paying the timeout.
+ *
+ * @example
+ * ```ts
+ * const connection = new RedisConnection(client, new Logger('Stampede'));
+ * const value = await connection.command<string | null>(['GET', 'stampede:v:GET /prices']);
+ * ```
+ */
+export class RedisConnection {
+  private down = false;
+  private probeAt = 0;
+  private readonly onError = (error: unknown) => this.fail(error);
+  private readonly onReady = () => this.succeed();
+
+  constructor(
+    readonly client: RedisClientLike,
+    private readonly logger: CoreLogger,
+    private readonly timeout = COMMAND_TIMEOUT,
+  ) {
+    // node-redis emits 'error' on every failed reconnection attempt; one listener keeps that from
+    // crashing the process, and turns the stream into one line per outage.
+    client.on('error', this.onError);
+    client.on('ready', this.onReady);
+  }
+
+  /** True while Redis is considered unreachable. */
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  /**
+   * Sends one command (`['SET', key, value, 'PX', '1000']`); rejects when
+   * Redis is unreachable, slow, or answers with an error.
+   *
+   * @example
+   * ```ts
+   * await connection.command(['PUBLISH', 'stampede:wake:k', 'done']);
+   * ```
+   */
+  async command<T>(args: readonly string[]): Promise<T> {
+    this.admit();
+    try {
+      const reply = await bounded(this.client.sendCommand<T>(args), this.timeout);
+      this.succeed();
+      return reply;
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) this.probeAt = Date.now() + PROBE_INTERVAL;
+      // A script error or a wrong-type reply is an answer: the server is up.
+      if (isServerReply(error)) this.succeed();
+      else this.fail(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a Lua script with `keys` and `args`.
+   *
+   * @example
+   * ```ts
+   * const released = await connection.run<number>(RELEASE, [lockKey], [token]);
+   * ```
+   */
+  async run<T>(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<T> {
+    const tail = [String(keys.length), ...keys, ...args];
+    try {
+      return await this.command<T>(['EVALSHA', script.sha, ...tail]);
+    } catch (error) {
+      if (!describeError(error).startsWith('NOSCRIPT')) throw error;
+      return this.command<T>(['EVAL', script.source, ...tail]);
+    }
+  }
+
+  /** Stops listening to the client (which stays open: closing is the owner's business). */
+  detach(): void {
+    this.client.off('error', this.onError);
+    this.client.off('ready', this.onReady);
+  }
+
+  /** Fails fast while Redis is known to be unreachable; lets one call through now and then as a probe. */
+  private admit(): void {
+    if (!this.client.isReady) {
+      const error = new RedisUnavailableError('not connected');
+      this.fail(error);
+      throw error;
+    }
+    if (!this.down || this.probeAt === 0) return;
+    const now = Date.now();
+    if (now < this.probeAt) throw new RedisUnavailableError('not answering');
+    this.probeAt = now + this.timeout + PROBE_INTERVAL;
+  }
+
+  private fail(error: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.logger.warn(
+      `Redis unreachable (${describeError(error)}): serving uncached and coalescing per instance until it answers again`,
+    );
+  }
+
+  private succeed(): void {
+    this.probeAt = 0;
+    if (!this.down) return;
+    this.down = false;
+    this.logger.log('Redis answers again: shared caching and cross-instance coalescing resumed');
+  }
+}
+
+/**
+ * An error reply from a server that works (a script error, a wrong type), as
+ * opposed to a connection failure or a server that cannot serve yet.
+ */
+function isServerReply(error: unknown): boolean {
+  if (!(error instanceof Error) || /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test(error.message))
+    return false;
+  for (let proto = Object.getPrototypeOf(error); proto; proto = Object.getPrototypeOf(proto)) {
+    if ((proto as { constructor?: { name?: string } }).constructor?.name === 'ErrorReply') return true;
+  }
+  return false;
+}

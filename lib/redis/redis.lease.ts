@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import { Observable, Subscriber, Subscription, defer } from 'rxjs';
+import { CoordinatedWrite, FlightCoordinator } from '../core/coordinator';
+import { StoredEntry } from '../core/store';
+import { encodeEntry } from './redis.codec';
+import { LuaScript } from './redis.connection';
+import { RedisStore, lastUse } from './redis.store';
+import { RedisSubscriber } from './redis.subscriber';
+
+/**
+ * Reads the value, or takes the lease, or says who holds it, atomically: a
+ * holder that finished between a caller's store read and its lease attempt
+ * is seen here, so that caller answers with the value instead of running the
+ * work a second time. KEYS: value, lock. ARGV: token, lease ms, read value?
+ */
+const ACQUIRE = new LuaScript(`
+if ARGV[3] == '1' then
+  local v = redis.call('GET', KEYS[1])
+  if v then return {'v', v, redis.call('PTTL', KEYS[1])} end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'l'} end
+return {'w', redis.call('PTTL', KEYS[2])}
+`);
+
+/**
+ * Fenced write and release: only while the lease is still this holder's
+ * (same token) is the value written (if any), the lease deleted and the
+ * waiters woken. A holder whose lease expired, or was revoked by an
+ * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
+ * none), ttl ms, channel, message. Returns 1 if it still held the lease.
+ */
+const COMMIT = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+`);
+
+/**
+ * Options of a `RedisLease`.
+ *
+ * @example
+ * ```ts
+ * new RedisLease(store, subscriber, { leaseTtl: 30_000, lockTimeout: 10_000 });
+ * ```
+ */
+export interface RedisLeaseOptions {
+  /** Milliseconds a lease lasts (see `RedisOptions.leaseTtl`). Default 10 000. */
+  leaseTtl?: number;
+  /** Milliseconds a waiter waits before running the work itself, uncached. Default 5000. */
+  lockTimeout?: number;
+}
+
+function asText(reply: unknown): string | undefined {
+  if (typeof reply === 'string') return reply;
+  if (Buffer.isBuffer(reply)) return reply.toString();
+  return undefined;
+}
+
+/**
+ * The single flight across instances, on Redis (a `FlightCoordinator`).
+ *
+ * The in-process leader of a key that missed takes a lease,
+ * `SET <prefix>lock:<key> <token> NX PX leaseTtl`. The holder runs the work,
+ * writes the value only while it still holds the lease (a Lua script compares
+ * the token: fencing), deletes the lease and publishes on `<prefix>wake:<key>`,
+ * all in one script. The other instances wait for that message, polling the
+ * value and the lease now and then (jittered) in case it is lost, and answer
+ * with the stored value; after `lockTimeout` they run the work themselves
+ * without storing, as nginx's `proxy_cache_lock_timeout` does.
+ *
+ * When the holder's work fails (or its result may not be stored, e.g. a 5xx
+ * response) it releases the lease and nothing is stored: the waiters do not
+ * share the error (it does not cross the process faithfully, and a failure
+ * is not cached in process either). One of them takes the lease and makes
+ * its own attempt, the others wait for it: attempts stay one at a time across
+ * instances, at most one per instance per burst.
+ *
+ * When Redis fails (unreachable, slow, restarted), the leader runs the work
+ * at once and stores nothing: requests are still served, coalesced per
+ * instance. A holder that dies keeps others waiting until its lease expires
+ * (`leaseTtl`) or their `lockTimeout`, whichever comes first.
+ *
+ * @example
+ * ```ts
+ * const lease = new RedisLease(store, subscriber, { leaseTtl: 10_000, lockTimeout: 5_000 });
+ * new Coalescer({ store, coordinator: lease, logger: new Logger('Stampede') });
+ * ```
+ */
+export class RedisLease implements FlightCoordinator {
+  readonly leaseTtl: number;
+  readonly lockTimeout: number;
+  private readonly pollBase: number;
+
+  constructor(
+    readonly store: RedisStore,
+    readonly subscriber: RedisSubscriber | undefined,
+    options: RedisLeaseOptions = {},
+  ) {
+    this.leaseTtl = options.leaseTtl ?? 10_000;
+    this.lockTimeout = options.lockTimeout ?? 5_000;
+    // Polling is the fallback for a lost message: a tenth of the wait, between 20 and 250 ms.
+    this.pollBase = Math.min(250, Math.max(20, this.lockTimeout / 10));
+  }
+
+  lead<T>(key: string, work: () => Observable<T>, write: CoordinatedWrite<T>): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      const flight = new LeaseFlight(this, key, work, write, subscriber);
+      flight.start();
+      return () => flight.stop();
+    });
+  }
+
+  /** Milliseconds to the next poll: jittered, so waiters of many instances do not poll in step. */
+  pollDelay(lockPttl: number): number {
+    const jittered = this.pollBase * (0.5 + Math.random());
+    // A lease about to expire is worth a look right after it does.
+    return lockPttl > 0 ? Math.min(jittered, lockPttl + 5) : jittered;
+  }
+}
+
+type State = 'checking' | 'waiting' | 'holding' | 'settling' | 'own' | 'done';
+
+/** One in-process leader's way through the lease: check, then wait, hold or run its own. */
+class LeaseFlight<T> {
+  private state: State = 'checking';
+  private readonly token = randomUUID();
+  private checking = false;
+  private checkAgain = false;
+  private pollTimer?: ReturnType<typeof setTimeout>;
+  private deadline?: ReturnType<typeof setTimeout>;
+  private unlisten?: () => void;
+  private work$?: Subscription;
+
+  constructor(
+    private readonly lease: RedisLease,
+    private readonly key: string,
+    private readonly work: () => Observable<T>,
+    private readonly write: CoordinatedWrite<T>,
+    private readonly subscriber: Subscriber<T>,
+  ) {}
+
+  private get connection() {
+    return this.lease.store.connection;
+  }
+
+  start(): void {
+    // Listen before the first look, so a wake-up sent right after it is not missed.
+    this.unlisten = this.lease.subscriber?.listen(this.key, () => this.check());
+    this.deadline = setTimeout(() => this.giveUp(), this.lease.lockTimeout);
+    this.check();
+  }
+
+  /** Every caller left (or the flight timed out): stop, and let the lease go if it was ours. */
+  stop(): void {
+    const held = this.state === 'holding';
+    this.state = 'done';
+    this.stopWaiting();
+    this.work$?.unsubscribe();
+    if (held) void this.commit(undefined);
+  }
+
+  private isWaiting(): boolean {
+    return this.state === 'checking' || this.state === 'waiting';
+  }
+
+  private check(readValue = true): void {
+    if (!this.isWaiting()) return;
+    if (this.checking) {
+      this.checkAgain = true;
+      return;
+    }
+    this.checking = true;
+    const { keys } = this.lease.store;
+    this.connection
+      .run<unknown[]>(
+        ACQUIRE,
+        [keys.value(this.key), keys.lock(this.key)],
+        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0'],
+      )
+      .then(
+        (reply) => {
+          this.checking = false;
+          this.onChecked(reply);
+        },
+        () => {
+          this.checking = false;
+          // Redis failed: serve anyway, coalesced in process only (the outage is logged once by the connection).
+          if (this.isWaiting()) this.runOwn();
+        },
+      );
+  }
+
+  private onChecked(reply: unknown[]): void {
+    const kind = Array.isArray(reply) ? asText(reply[0]) : undefined;
+    if (!this.isWaiting()) {
+      // Stopped or gave up while the lease was being taken: hand it back at once.
+      if (kind === 'l') void this.connection.run(COMMIT, this.leaseKeys(), this.release()).catch(() => undefined);
+      return;
+    }
+    if (kind === 'v') {
+      const entry = this.lease.store.accept(this.key, asText(reply[1]), Number(reply[2]));
+      if (entry && entry.e > Date.now()) return this.answer(entry.v as T);
+      // Unreadable, or stale (what a refresh replaces): go for the lease, the holder's write replaces it.
+      return this.check(false);
+    }
+    if (kind === 'l') return this.hold();
+    if (kind !== 'w') return this.runOwn();
+    this.state = 'waiting';
+    if (this.checkAgain) {
+      this.checkAgain = false;
+      return this.check();
+    }
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => this.check(), this.lease.pollDelay(Number(reply[1])));
+  }
+
+  private answer(value: T): void {
+    this.state = 'done';
+    this.stopWaiting();
+    this.subscriber.next(value);
+    this.subscriber.complete();
+  }
+
+  /** Waited `lockTimeout`: run the work here, uncached. */
+  private giveUp(): void {
+    if (this.isWaiting()) this.runOwn();
+  }
+
+  private runOwn(): void {
+    this.state = 'own';
+    this.stopWaiting();
+    this.work$ = defer(this.work).subscribe(this.subscriber);
+  }
+
+  private hold(): void {
+    this.state = 'holding';
+    this.stopWaiting();
+    let last: T | undefined;
+    let emitted = false;
+    this.work$ = defer(this.work).subscribe({
+      next: (value) => {
+        last = value;
+        emitted = true;
+        this.subscriber.next(value);
+      },
+      error: (error: unknown) => {
+        this.state = 'settling';
+        void this.commit(undefined).then(() => this.subscriber.error(error));
+      },
+      complete: () => {
+        this.state = 'settling';
+        const storable = emitted && this.write.storable(last as T);
+        void this.commit(storable ? this.write.entry(last as T) : undefined).then(() => this.subscriber.complete());
+      },
+    });
+  }
+
+  /** Writes `entry` (if any) and releases the lease, both only if it is still ours; never rejects. */
+  private async commit(entry: StoredEntry | undefined): Promise<void> {
+    let text = '';
+    // Kept as long as any of its windows (fresh, stale, fallback) lasts, as the coalescer's own writes are.
+    const px = entry ? Math.max(1, Math.ceil(lastUse(entry) - Date.now())) : 0;
+    if (entry) {
+      try {
+        text = encodeEntry(entry, Date.now() + px);
+      } catch {
+        // Not representable in JSON (circular): shared with this instance's callers, not stored.
+      }
+    }
+    try {
+      const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
+      if (Number(kept) === 1 && entry && text) this.lease.store.remember(this.key, entry);
+    } catch {
+      // Redis failed: the lease expires on its own; waiters poll, then run their own.
+    }
+  }
+
+  private leaseKeys(): string[] {
+    const { keys } = this.lease.store;
+    return [keys.lock(this.key), keys.value(this.key)];
+  }
+
+  private release(text = '', px = 0): string[] {
+    return [this.token, text, String(px), this.lease.store.keys.wake(this.key), text ? 'stored' : 'released'];
+  }
+
+  private stopWaiting(): void {
+    clearTimeout(this.pollTimer);
+    clearTimeout(this.deadline);
+    this.unlisten?.();
+    this.unlisten = undefined;
+  }
+}

@@ -1,0 +1,122 @@
+import { RedisKeys } from './redis.keys';
+import { RedisClientLike } from './redis.options';
+
+type Listener = (message: string) => void;
+
+/**
+ * The one pub/sub connection of an instance (a subscribed Redis connection
+ * can do nothing else). It is subscribed once, to the pattern of every
+ * per-key wake-up channel (`<prefix>wake:*`) and to the invalidation channel,
+ * and hands each message to the local listeners of its key, so waiting on a
+ * key costs no round trip. Messages can be lost (e.g. while reconnecting):
+ * waiters poll as well, and `onResubscribed` tells the L1 tier to forget
+ * what it may have missed.
+ *
+ * @example
+ * ```ts
+ * const subscriber = new RedisSubscriber(client.duplicate(), new RedisKeys('stampede:'));
+ * await subscriber.start();
+ * const stop = subscriber.listen('GET /prices', (message) => console.log('holder done:', message));
+ * ```
+ */
+export class RedisSubscriber {
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly invalidationListeners = new Set<Listener>();
+  private readonly wakePrefix: string;
+  private readonly wakePattern: string;
+  readonly invalidationChannel: string;
+  private subscribing?: Promise<void>;
+  private subscribed = false;
+  private readonly onReady = () => {
+    // A connection that came back may have missed messages while it was away.
+    if (this.subscribed) for (const listener of this.resubscribedListeners) listener();
+    void this.subscribe();
+  };
+  private readonly resubscribedListeners = new Set<() => void>();
+
+  constructor(
+    readonly client: RedisClientLike,
+    keys: RedisKeys,
+  ) {
+    this.wakePrefix = keys.wake('');
+    this.wakePattern = keys.wakePattern;
+    this.invalidationChannel = keys.invalidation;
+    // Errors of this connection are the main connection's to report (same server); without a
+    // listener node-redis would crash the process on the first one.
+    client.on('error', () => undefined);
+    client.on('ready', this.onReady);
+  }
+
+  /** True once the subscriptions are in place. */
+  get isSubscribed(): boolean {
+    return this.subscribed;
+  }
+
+  /** Connects (if needed) and subscribes; resolves when subscribed, rejects if it could not. */
+  async start(): Promise<void> {
+    if (!this.client.isOpen) await this.client.connect();
+    await this.subscribe();
+    if (!this.subscribed) throw new Error('could not subscribe');
+  }
+
+  /** Calls `listener` with every wake-up message of `key` until the returned function is called. */
+  listen(key: string, listener: Listener): () => void {
+    let set = this.listeners.get(key);
+    if (!set) this.listeners.set(key, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
+    };
+  }
+
+  /** Calls `listener` with every message on the invalidation channel. */
+  onInvalidation(listener: Listener): void {
+    this.invalidationListeners.add(listener);
+  }
+
+  /** Calls `listener` whenever the connection came back after a loss (messages may have been missed). */
+  onResubscribed(listener: () => void): void {
+    this.resubscribedListeners.add(listener);
+  }
+
+  /** Number of keys with local listeners (for tests and leak checks). */
+  get listenedKeys(): number {
+    return this.listeners.size;
+  }
+
+  private subscribe(): Promise<void> {
+    if (this.subscribed || !this.client.isReady) return Promise.resolve();
+    this.subscribing ??= Promise.all([
+      this.client.pSubscribe(this.wakePattern, (message, channel) => {
+        const listeners = this.listeners.get(channel.slice(this.wakePrefix.length));
+        if (listeners) for (const listener of [...listeners]) listener(message);
+      }),
+      this.client.subscribe(this.invalidationChannel, (message) => {
+        for (const listener of this.invalidationListeners) listener(message);
+      }),
+    ]).then(
+      () => {
+        // node-redis keeps the listeners and subscribes again by itself after a reconnection.
+        this.subscribed = true;
+        this.subscribing = undefined;
+      },
+      () => {
+        this.subscribing = undefined;
+      },
+    );
+    return this.subscribing;
+  }
+
+  /** Closes the connection (it is always the tier's own). */
+  async close(): Promise<void> {
+    this.client.off('ready', this.onReady);
+    this.listeners.clear();
+    if (!this.client.isOpen) return;
+    try {
+      await Promise.race([this.client.close(), new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]);
+    } finally {
+      if (this.client.isOpen) this.client.destroy();
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import { CoreLogger } from '../core/guarded-store';
+import { RedisConnection } from './redis.connection';
+import { RedisKeys } from './redis.keys';
+import { RedisLease } from './redis.lease';
+import { RedisClientLike, ResolvedRedisOptions } from './redis.options';
+import { RedisStore } from './redis.store';
+import { RedisSubscriber } from './redis.subscriber';
+
+/** Milliseconds a connection attempt may take. */
+const CONNECT_TIMEOUT = 2_000;
+
+/** Milliseconds the app's start waits for Redis; then it starts anyway and Redis joins when it answers. */
+export const STARTUP_WAIT = 3_000;
+
+/** Milliseconds `close` waits for pending commands before dropping the connection. */
+const CLOSE_WAIT = 1_000;
+
+/** Reconnects forever: quickly at first, then every 2 s at most, jittered so instances do not reconnect in step. */
+function reconnectDelay(retries: number): number {
+  return Math.min(50 * 2 ** retries, 2_000) + Math.floor(Math.random() * 100);
+}
+
+/**
+ * What the tier needs from the module.
+ *
+ * @example
+ * ```ts
+ * new RedisTier(options, { logger: new Logger('Stampede'), maxEntries: 10_000 });
+ * ```
+ */
+export interface RedisTierDeps {
+  logger: CoreLogger;
+  /** Entries the L1 tier keeps at most (the module's `maxEntries`). */
+  maxEntries: number;
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Everything the `redis` option sets up: the connection (the user's client,
+ * or one made from `url`), a pub/sub connection, the `RedisStore` and the
+ * `RedisLease`. Closes on shutdown only the connections it made.
+ *
+ * @example
+ * ```ts
+ * const tier = new RedisTier(validateRedisOptions({ url: 'redis://localhost:6379' }), {
+ *   logger: new Logger('Stampede'),
+ *   maxEntries: 10_000,
+ * });
+ * await tier.ready();
+ * const coalescer = new Coalescer({ store: tier.store, coordinator: tier.lease, logger });
+ * // on shutdown:
+ * await tier.close();
+ * ```
+ */
+export class RedisTier {
+  readonly connection: RedisConnection;
+  readonly subscriber: RedisSubscriber;
+  readonly store: RedisStore;
+  readonly lease: RedisLease;
+  private readonly client: RedisClientLike;
+  private readonly ownsClient: boolean;
+  private closed = false;
+
+  constructor(options: ResolvedRedisOptions, deps: RedisTierDeps) {
+    this.ownsClient = options.client === undefined;
+    this.client = options.client ?? RedisTier.createClient(options.url);
+    const keys = new RedisKeys(options.keyPrefix);
+    this.connection = new RedisConnection(this.client, deps.logger);
+    this.subscriber = new RedisSubscriber(this.client.duplicate(), keys);
+    this.store = new RedisStore(this.connection, {
+      keyPrefix: options.keyPrefix,
+      l1Ttl: options.l1Ttl,
+      l1MaxEntries: deps.maxEntries,
+      subscriber: this.subscriber,
+    });
+    this.lease = new RedisLease(this.store, this.subscriber, {
+      leaseTtl: options.leaseTtl,
+      lockTimeout: options.lockTimeout,
+    });
+  }
+
+  /**
+   * A node-redis client that fails fast while disconnected (no offline queue:
+   * a request must not wait for a reconnection) and reconnects forever.
+   */
+  private static createClient(url: string | undefined): RedisClientLike {
+    // Loaded only here: an app without the `redis` option never loads the `redis` package.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { createClient } = require('redis') as typeof import('redis');
+    const client = createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: CONNECT_TIMEOUT, reconnectStrategy: reconnectDelay },
+    }) as unknown as RedisClientLike;
+    // Stays after the connection's own listener is detached at close: an unheard 'error' would crash the process.
+    client.on('error', () => undefined);
+    return client;
+  }
+
+  /**
+   * Connects (a client passed in that is not open yet is connected too) and
+   * subscribes, waiting `wait` ms at most: resolves `true` when Redis is
+   * ready, `false` when the app should start without it for now (requests are
+   * then served per instance until it answers; the outage is logged).
+   */
+  async ready(wait = STARTUP_WAIT): Promise<boolean> {
+    const connecting = this.client.isOpen ? Promise.resolve() : this.client.connect();
+    // Keeps retrying in the background after `wait`; a failure is reported through 'error' events.
+    const connected = connecting.then(
+      () => true,
+      () => false,
+    );
+    const subscribed = this.subscriber.start().then(
+      () => true,
+      () => false,
+    );
+    const both = Promise.all([connected, subscribed]).then(([a, b]) => a && b && this.client.isReady);
+    const ok = (await within(both, wait)) ?? false;
+    if (!ok && !this.connection.isDown) {
+      // Makes the outage visible (once) even if no request reaches Redis for a while.
+      this.connection.command(['PING']).catch(() => undefined);
+    }
+    return ok;
+  }
+
+  /** Closes the pub/sub connection and, if the tier made it, the main connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.connection.detach();
+    await this.subscriber.close();
+    if (!this.ownsClient || !this.client.isOpen) return;
+    try {
+      await within(this.client.close(), CLOSE_WAIT);
+    } catch {
+      // Closing a broken connection may fail; it is destroyed below.
+    } finally {
+      if (this.client.isOpen) this.client.destroy();
+    }
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * One instance of a small app, run in its own process by the multi-instance
+ * suite (`fork` with `-r ./register.cjs`): a coalesced route with a gate the
+ * test opens, and uncoalesced admin routes that report what happened here.
+ * Configured by environment variables; says `{ type: 'ready', port }` on IPC.
+ */
+import 'reflect-metadata';
+import { Controller, Get, Injectable, Param, Post, UseInterceptors } from '@nestjs/common';
+import { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
+import { StampedeEngine } from '../../../lib/stampede.engine';
+import { createRedisApp } from './redis-app';
+
+/** Executions per id, and gates that hold them. */
+@Injectable()
+class Origin {
+  readonly executions = new Map<string, number>();
+  private readonly gates = new Map<string, { promise: Promise<void>; open: () => void }>();
+
+  async run(id: string): Promise<{ id: string; execution: string }> {
+    this.executions.set(id, (this.executions.get(id) ?? 0) + 1);
+    await this.gates.get(id)?.promise;
+    // One token per execution: equal bodies everywhere mean one execution answered everyone.
+    return { id, execution: randomUUID() };
+  }
+
+  hold(id: string): void {
+    if (this.gates.has(id)) return;
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    this.gates.set(id, { promise, open });
+  }
+
+  open(id: string): void {
+    this.gates.get(id)?.open();
+    this.gates.delete(id);
+  }
+}
+
+@Controller()
+@UseInterceptors(StampedeInterceptor)
+class ItemsController {
+  constructor(private readonly origin: Origin) {}
+
+  @Get('item/:id')
+  item(@Param('id') id: string) {
+    return this.origin.run(id);
+  }
+}
+
+@Controller('admin')
+@SkipCoalesce()
+class AdminController {
+  constructor(
+    private readonly origin: Origin,
+    private readonly stampede: StampedeService,
+    private readonly engine: StampedeEngine,
+  ) {}
+
+  @Get('state/:id')
+  state(@Param('id') id: string) {
+    const redis = this.engine.redis;
+    return {
+      pid: process.pid,
+      executions: this.origin.executions.get(id) ?? 0,
+      waiters: this.stampede.waiters(`GET /item/${id}`),
+      redisUp: redis !== undefined && !redis.connection.isDown && redis.connection.client.isReady,
+      subscribed: redis?.subscriber.isSubscribed ?? false,
+    };
+  }
+
+  @Post('hold/:id')
+  hold(@Param('id') id: string) {
+    this.origin.hold(id);
+    return {};
+  }
+
+  @Post('open/:id')
+  open(@Param('id') id: string) {
+    this.origin.open(id);
+    return {};
+  }
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const app = await createRedisApp(
+    { controllers: [ItemsController, AdminController], providers: [Origin] },
+    { ttl: Number(env.STAMPEDE_TTL ?? 60_000) },
+    {
+      url: env.STAMPEDE_REDIS_URL,
+      keyPrefix: env.STAMPEDE_KEY_PREFIX,
+      leaseTtl: env.STAMPEDE_LEASE_TTL ? Number(env.STAMPEDE_LEASE_TTL) : undefined,
+      lockTimeout: env.STAMPEDE_LOCK_TIMEOUT ? Number(env.STAMPEDE_LOCK_TIMEOUT) : undefined,
+    },
+    ['log', 'warn', 'error'],
+  );
+  app.enableShutdownHooks();
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  process.send?.({ type: 'ready', port });
+  // The test process going away takes this one with it.
+  process.on('disconnect', () => void app.close().finally(() => process.exit(0)));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

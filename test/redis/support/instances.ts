@@ -1,0 +1,72 @@
+import { ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+
+const APPS = join(__dirname, '..', 'apps');
+
+/** Milliseconds an instance gets to start (compile on the fly, connect to Redis, listen). */
+const START_TIMEOUT = 30_000;
+
+/** Settings of one app instance (see `apps/instance.ts`). */
+export interface InstanceSettings {
+  redisUrl: string;
+  leaseTtl?: number;
+  lockTimeout?: number;
+  ttl?: number;
+  keyPrefix?: string;
+}
+
+/** One app instance in its own process. */
+export interface Instance {
+  readonly url: string;
+  readonly pid: number;
+  /** Everything it printed so far (its Nest logger writes warnings here). */
+  output(): string;
+  /** Kills it with `signal` (SIGKILL: no cleanup at all) and waits for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Forks `apps/instance.ts` and resolves when it listens. */
+export async function startInstance(settings: InstanceSettings): Promise<Instance> {
+  const env: NodeJS.ProcessEnv = { ...process.env, STAMPEDE_REDIS_URL: settings.redisUrl };
+  if (settings.leaseTtl !== undefined) env.STAMPEDE_LEASE_TTL = String(settings.leaseTtl);
+  if (settings.lockTimeout !== undefined) env.STAMPEDE_LOCK_TIMEOUT = String(settings.lockTimeout);
+  if (settings.ttl !== undefined) env.STAMPEDE_TTL = String(settings.ttl);
+  if (settings.keyPrefix !== undefined) env.STAMPEDE_KEY_PREFIX = settings.keyPrefix;
+  const child = fork(join(APPS, 'instance.ts'), [], {
+    execArgv: ['-r', join(APPS, 'register.cjs')],
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`instance not listening within ${START_TIMEOUT} ms:\n${output}`));
+    }, START_TIMEOUT);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`instance exited (code ${code}) before listening:\n${output}`));
+    });
+    child.on('message', (message: { type?: string; port?: number }) => {
+      if (message.type !== 'ready' || typeof message.port !== 'number') return;
+      clearTimeout(timer);
+      resolve(message.port);
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    output: () => output,
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => stop(child, signal),
+  };
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  await exited;
+}
