@@ -1,5 +1,5 @@
 import { StreamableFile } from '@nestjs/common';
-import { HeaderEntry } from './core/header-policy';
+import { HeaderEntry, isReplayableHeader } from './core/header-policy';
 import { HeaderValues } from './core/http-key';
 
 /**
@@ -47,7 +47,8 @@ export function setHeader(response: HttpResponseLike, name: string, value: unkno
 /** Applies a stored status and headers to another caller's response. */
 export function applySnapshot(response: HttpResponseLike, status: number, headers: readonly HeaderEntry[]): void {
   response.status(status);
-  for (const [name, value] of headers) setHeader(response, name, value);
+  // Filtered again on the way out: a store shared with other versions may hold anything.
+  for (const [name, value] of headers) if (isReplayableHeader(name)) setHeader(response, name, value);
 }
 
 /** True once the handler (through `@Res()`) has sent the response itself. */

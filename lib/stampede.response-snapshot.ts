@@ -86,3 +86,27 @@ export function captureErrorSnapshot(
     error: true,
   };
 }
+
+/** True when a value read from a store has the shape of a snapshot (else it is a miss, never served). */
+export function isResponseSnapshot(value: unknown): value is ResponseSnapshot {
+  if (value === null || typeof value !== 'object') return false;
+  const snapshot = value as Partial<ResponseSnapshot>;
+  return (
+    snapshot.shareable === true &&
+    Number.isInteger(snapshot.status) &&
+    (snapshot.status as number) >= 100 &&
+    (snapshot.status as number) <= 599 &&
+    Array.isArray(snapshot.headers) &&
+    snapshot.headers.every(
+      (header) =>
+        Array.isArray(header) &&
+        header.length === 2 &&
+        typeof header[0] === 'string' &&
+        (typeof header[1] === 'string' ||
+          typeof header[1] === 'number' ||
+          (Array.isArray(header[1]) && header[1].every((v) => typeof v === 'string'))),
+    ) &&
+    typeof snapshot.bytes === 'number' &&
+    'body' in snapshot
+  );
+}

@@ -19,7 +19,7 @@ import {
   normalizeKeyBody,
   normalizeKeyHeaders,
 } from './stampede.options';
-import { ResponseSnapshot } from './stampede.response-snapshot';
+import { ResponseSnapshot, isResponseSnapshot } from './stampede.response-snapshot';
 
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */
 export interface RouteSettings {
@@ -76,6 +76,10 @@ export function resolveRouteSettings(
   const staleIfError = pick('staleIfError') ?? options.staleIfError;
   const earlyRefresh = pick('earlyRefresh');
   const keyBody = pick('keyBody');
+  // A background refresh runs the handler of a request already answered (stale):
+  // one that sets headers through @Res({ passthrough: true }) would set them on a
+  // sent response (Express throws). Such routes get no background refresh.
+  const refreshesInBackground = !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, handler.name);
 
   const freshnessFor =
     statusTtl !== undefined || respectCacheControl
@@ -102,9 +106,14 @@ export function resolveRouteSettings(
       timeout: pick('timeout') ?? options.timeout,
       waitTimeout: pick('waitTimeout') ?? options.waitTimeout,
       onWaitTimeout: pick('onWaitTimeout') ?? options.onWaitTimeout,
-      staleTtl,
+      staleTtl: refreshesInBackground ? staleTtl : 0,
       staleIfError,
-      earlyRefresh: earlyRefresh !== undefined ? normalizeEarlyRefresh(earlyRefresh) : options.earlyRefresh,
+      earlyRefresh: !refreshesInBackground
+        ? undefined
+        : earlyRefresh !== undefined
+          ? normalizeEarlyRefresh(earlyRefresh)
+          : options.earlyRefresh,
+      isValid: isResponseSnapshot,
     },
     keyHeaders,
     key,

@@ -148,7 +148,7 @@ export class StampedeService {
    * flight in progress for a dropped key still answers its own waiters, but
    * its result is not stored. HTTP keys look like `GET /articles/42?lang=en`.
    * Resolves to the number of keys dropped (for a single key: 0 or 1, where
-   * the store tells).
+   * the store tells); rejects when the store fails, as the value may remain.
    *
    * @example
    * ```ts
@@ -158,7 +158,7 @@ export class StampedeService {
    */
   async invalidate(target: string | { prefix: string }): Promise<number> {
     if (typeof target === 'string') {
-      const deleted = await this.coalescer.invalidate(target);
+      const deleted = await this.coalescer.invalidate(target, true);
       return deleted === false ? 0 : 1;
     }
     if (target === null || typeof target !== 'object' || typeof target.prefix !== 'string') {

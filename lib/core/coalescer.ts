@@ -4,7 +4,7 @@ import { BypassReason, STAT_OF, StampedeEvent, StampedeEventType, StampedeListen
 import { EarlyRefresh, Freshness, TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
 import { sha256 } from './hash';
-import { NEVER_ABORTED, SingleFlight, StampedeTimeoutError, Work, toObservable } from './single-flight';
+import { NEVER_ABORTED, SingleFlight, StampedeTimeoutError, Work, deadline, toObservable } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
 /** How a caller was answered. */
@@ -58,6 +58,8 @@ export interface RunPolicy<T> {
   isFailure?: (value: T) => boolean;
   /** Tags stored with a result, for `invalidateTags`. */
   tags?: (value: T) => string[] | undefined;
+  /** Whether a value read from the store has the expected shape; others are misses. */
+  isValid?: (value: unknown) => boolean;
 }
 
 /** What the coalescer needs. */
@@ -116,6 +118,8 @@ export class Coalescer {
   private readonly logger: CoreLogger;
   /** Keys whose background refresh failed, and until when not to try again. */
   private readonly refreshBackoff = new Map<string, number>();
+  /** Store writes in progress, so an invalidation lands after them, not before. */
+  private readonly pendingWrites = new Map<string, PromiseLike<unknown>>();
   /** Flights that are background refreshes: callers answered stale do not wait on them. */
   private readonly refreshes = new WeakSet<Observable<unknown>>();
   /** The stale value a flight may fall back on, per flight. */
@@ -202,7 +206,10 @@ export class Coalescer {
     subscriber: Subscriber<Lookup<T>>,
   ): TeardownLogic {
     const now = this.now();
-    const entry = isEntry(cached) && this.tags.isValid(cached) ? (cached as StoredEntry<T>) : undefined;
+    const entry =
+      isEntry(cached) && this.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
+        ? (cached as StoredEntry<T>)
+        : undefined;
     const state = entry ? entryState(entry, now) : 'dead';
     if (entry && state === 'fresh') {
       if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.random)) {
@@ -291,11 +298,15 @@ export class Coalescer {
 
   /**
    * Drops the stored value of `key`; a flight in progress for it still answers
-   * its waiters but stores nothing, and the next caller starts afresh.
+   * its waiters but stores nothing, and the next caller starts afresh. With
+   * `strict`, a store failure is thrown instead of answered as `false`.
    */
-  invalidate(key: string): MaybePromise<unknown> {
+  invalidate(key: string, strict = false): MaybePromise<unknown> {
     this.flights.forget(key);
-    return this.store.delete(key);
+    // A write still in progress would land after the delete and bring the value back.
+    const pending = this.pendingWrites.get(key);
+    if (pending) return Promise.resolve(pending).then(() => this.store.delete(key, strict));
+    return this.store.delete(key, strict);
   }
 
   /**
@@ -326,7 +337,8 @@ export class Coalescer {
     const flight$ = this.flights.find<T>(key);
     if (!flight$) return undefined;
     const waiting = this.flights.waiters(key);
-    if (this.maxWaiters > 0 && waiting >= this.maxWaiters) return this.bypass(key, work, subscriber, 'max-waiters');
+    if (this.maxWaiters > 0 && waiting >= this.maxWaiters)
+      return this.bypass(key, work, policy, subscriber, 'max-waiters');
     this.report('coalesced', key, { waiters: waiting + 1 });
     const waitTimeout = policy.waitTimeout ?? 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -354,7 +366,7 @@ export class Coalescer {
           this.report('timeout', key, { error: new StampedeTimeoutError(waitTimeout, 'wait') });
           subscriber.error(new StampedeTimeoutError(waitTimeout, 'wait'));
         } else {
-          ownCall = this.bypass(key, work, subscriber, 'wait-timeout');
+          ownCall = this.bypass(key, work, policy, subscriber, 'wait-timeout');
         }
       }, waitTimeout);
     }
@@ -394,9 +406,25 @@ export class Coalescer {
   }
 
   /** Runs `work` for this caller alone: uncoalesced, not stored. */
-  private bypass<T>(key: string, work: Work<T>, subscriber: Subscriber<Lookup<T>>, reason: BypassReason): Subscription {
+  private bypass<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    subscriber: Subscriber<Lookup<T>>,
+    reason: BypassReason,
+  ): Subscription {
     this.report('bypass', key, { reason });
-    return defer(() => toObservable(work(NEVER_ABORTED))).subscribe({
+    const timeout = policy.timeout ?? 0;
+    const controller = work.length > 0 ? new AbortController() : undefined;
+    let own$ = defer(() => toObservable(work(controller?.signal ?? NEVER_ABORTED)));
+    // The caller's own call is bounded like a flight.
+    if (timeout > 0) {
+      own$ = deadline(own$, timeout, () => {
+        controller?.abort(new Error('timed out'));
+        return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
+      });
+    }
+    return own$.subscribe({
       next: (value) => subscriber.next({ value, outcome: 'bypass' }),
       error: (error: unknown) => subscriber.error(error),
       complete: () => subscriber.complete(),
@@ -461,7 +489,14 @@ export class Coalescer {
           // Tags judge an entry by when its work started: keep invalidations that long.
           if (entry.g) this.tags.noteLife(this.now() - startedAt + storeTtl);
           this.report('stored', key, { ttl: freshness.ttl });
-          return this.store.set(key, entry, storeTtl);
+          const write = this.store.set(key, entry, storeTtl);
+          if (isPromiseLike(write)) {
+            const settled = Promise.resolve(write).finally(() => {
+              if (this.pendingWrites.get(key) === settled) this.pendingWrites.delete(key);
+            });
+            this.pendingWrites.set(key, settled);
+          }
+          return write;
         },
       },
       {
@@ -484,7 +519,7 @@ export class Coalescer {
     fallback?: StoredEntry<T>,
   ): Subscription {
     if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) {
-      return this.bypass(key, work, subscriber, 'max-in-flight');
+      return this.bypass(key, work, policy, subscriber, 'max-in-flight');
     }
     this.report('miss', key);
     let timedOut = false;

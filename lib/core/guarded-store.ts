@@ -42,8 +42,33 @@ export class GuardedStore implements StampedeStore {
     return this.guard(() => this.store.set(key, entry, ttl), undefined, 'set');
   }
 
-  delete(key: string): MaybePromise<unknown> {
-    return this.guard(() => this.store.delete(key), false, 'delete');
+  /**
+   * Deletes `key`. With `strict`, a failure is thrown (an invalidation must
+   * not look like "nothing was there" while the value stays); it is still
+   * logged once per outage.
+   */
+  delete(key: string, strict = false): MaybePromise<unknown> {
+    if (!strict) return this.guard(() => this.store.delete(key), false, 'delete');
+    const failed = Symbol('failed');
+    let error: unknown;
+    const result = this.guard(
+      () => {
+        try {
+          const r = this.store.delete(key);
+          return isPromiseLike(r) ? Promise.resolve(r).catch((e: unknown) => ((error = e), Promise.reject(e))) : r;
+        } catch (e) {
+          error = e;
+          throw e;
+        }
+      },
+      failed,
+      'delete',
+    );
+    const unwrap = (value: unknown) => {
+      if (value === failed) throw error instanceof Error ? error : new Error(`store delete failed: ${String(error)}`);
+      return value;
+    };
+    return isPromiseLike(result) ? Promise.resolve(result).then(unwrap) : unwrap(result);
   }
 
   get deletePrefix(): ((prefix: string) => MaybePromise<number>) | undefined {

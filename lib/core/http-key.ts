@@ -5,17 +5,25 @@ export type HeaderValues = Record<string, string | string[] | undefined>;
 
 /**
  * The query string with its parameters sorted by name, so `?b=2&a=1` and
- * `?a=1&b=2` share a key. The sort is stable: repeated names keep their
- * order (`?a=2&a=1` is a different list from `?a=1&a=2`). Values are kept
+ * `?a=1&b=2` share a key. The sort is stable and by decoded name: repeated
+ * names keep their order (`?a=2&a=1` is a different list from `?a=1&a=2`,
+ * and so is `?a=1&%61=2` from `?%61=2&a=1`). Values are kept
  * as sent: differently encoded equal values only split keys, never merge them.
  */
 export function sortedQuery(query: string): string {
   if (query === '') return '';
   const params = query.split('&').filter((param) => param !== '');
   if (params.length < 2) return params.join('&');
+  // By decoded name: `%61=1` and `a=1` are one parameter to the app, so their
+  // relative order must be kept, as for any repeated name.
   const name = (param: string) => {
     const eq = param.indexOf('=');
-    return eq === -1 ? param : param.slice(0, eq);
+    const raw = eq === -1 ? param : param.slice(0, eq);
+    try {
+      return decodeURIComponent(raw.replace(/\+/g, ' '));
+    } catch {
+      return raw;
+    }
   };
   return params
     .map((param) => ({ param, name: name(param) }))

@@ -63,7 +63,7 @@ export class StampedeTimeoutError extends Error {
 }
 
 /** Fails with `error()` if `source` has not completed within `ms` (the source is then unsubscribed). */
-function deadline<T>(source: Observable<T>, ms: number, error: () => unknown): Observable<T> {
+export function deadline<T>(source: Observable<T>, ms: number, error: () => unknown): Observable<T> {
   return new Observable<T>((subscriber) => {
     const timer = setTimeout(() => subscriber.error(error()), ms);
     const subscription = source.subscribe({

@@ -2,7 +2,7 @@ import { CACHE_MANAGER, CacheModule } from '@nestjs/cache-manager';
 import { Controller, Get, Headers, Logger, UseInterceptors } from '@nestjs/common';
 import type { Cache } from 'cache-manager';
 import { Keyv } from 'keyv';
-import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
+import { Coalesce, StampedeInterceptor, StampedeMemoryStore, StampedeModule, StampedeService } from '../../lib';
 import { PLATFORMS, RunningApp, request, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 
@@ -113,5 +113,26 @@ describe.each(PLATFORMS)('stores on %s', (platform) => {
     expect(broken.calls).toBeGreaterThanOrEqual(3);
     const storeWarnings = warn.mock.calls.filter(([message]) => String(message).includes('ECONNREFUSED'));
     expect(storeWarnings).toHaveLength(1);
+  });
+
+  it('never serves a stored entry whose value is not a response snapshot', async () => {
+    const store = new StampedeMemoryStore(10);
+    const future = Date.now() + 60_000;
+    store.set(
+      'GET /s/value',
+      { v: { shareable: true, status: 200, headers: 'oops', body: 'corrupt' }, e: future },
+      60_000,
+    );
+    store.set('GET /s/value?b', { v: null, e: future }, 60_000);
+    running = await startApp(platform, {
+      imports: [StampedeModule.forRoot({ store })],
+      controllers: [StoreController],
+      providers: [Origin],
+    });
+    const first = await request(`${running.url}/s/value`);
+    const second = await request(`${running.url}/s/value?b`);
+    expect([first.status, first.text]).toEqual([200, '{"n":1}']);
+    expect([second.status, second.text]).toEqual([200, '{"n":2}']);
+    expect(first.headers['cache-status']).toBe('nestjs-stampede; fwd=miss; stored');
   });
 });

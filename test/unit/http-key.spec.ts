@@ -138,3 +138,10 @@ describe('httpKey', () => {
     });
   });
 });
+
+describe('sortedQuery with percent-encoded names', () => {
+  it('keeps the order of a name written encoded and plain, as the app sees one repeated parameter', () => {
+    expect(sortedQuery('a=1&%61=2')).not.toBe(sortedQuery('%61=2&a=1'));
+    expect(sortedQuery('b=1&%61=2')).toBe(sortedQuery('%61=2&b=1'));
+  });
+});
