@@ -11,7 +11,7 @@ import { Reflector } from '@nestjs/core';
 import { Observable, catchError, map, mergeMap, of, tap, throwError } from 'rxjs';
 import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
 import { cacheStatus } from './core/cache-status';
-import { RunPolicy } from './core/coalescer';
+import { Lookup, RunPolicy } from './core/coalescer';
 import { BypassReason } from './core/events';
 import { sha256 } from './core/hash';
 import { ageSeconds, requestForbidsStore } from './core/http-cache-rules';
@@ -130,7 +130,18 @@ export class StampedeInterceptor implements NestInterceptor {
       );
     };
 
-    return this.engine.coalescer.run$(key, handle, this.policyFor(route, context, url)).pipe(
+    const policy = this.policyFor(route, context, url);
+    // The hit path: a fresh in-process value is replayed without the Observable machinery.
+    const hit = this.engine.coalescer.peekFresh(key, policy);
+    if (hit !== undefined) {
+      if (varyMismatch(hit.v, headers)) {
+        this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
+        return next.handle();
+      }
+      return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
+    }
+
+    return this.engine.coalescer.run$(key, handle, policy).pipe(
       catchError(toHttpError),
       mergeMap((lookup) => {
         const snapshot = lookup.value;
@@ -151,21 +162,26 @@ export class StampedeInterceptor implements NestInterceptor {
           return next.handle();
         }
         answered = true;
-        applySnapshot(response, snapshot.status, snapshot.headers);
-        if (lookup.outcome === 'collapsed') {
-          this.markStatus(response, cacheStatus('collapsed'));
-        } else {
-          const now = Date.now();
-          if (!isSent(response)) setHeader(response, 'Age', String(ageSeconds(lookup.storedAt, now)));
-          this.markStatus(
-            response,
-            cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
-          );
-        }
-        if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
-        return of(snapshot.body);
+        return this.replay(response, snapshot, lookup);
       }),
     );
+  }
+
+  /** Answers this caller with another's response: its status, replayable headers and body (or error). */
+  private replay(response: HttpResponseLike, snapshot: ResponseSnapshot, lookup: Lookup<ResponseSnapshot>) {
+    applySnapshot(response, snapshot.status, snapshot.headers);
+    if (lookup.outcome === 'collapsed') {
+      this.markStatus(response, cacheStatus('collapsed'));
+    } else {
+      const now = Date.now();
+      if (!isSent(response)) setHeader(response, 'Age', String(ageSeconds(lookup.storedAt, now)));
+      this.markStatus(
+        response,
+        cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
+      );
+    }
+    if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
+    return of(snapshot.body);
   }
 
   /** The route's policy, with this request's tags when they come from a function or from the path. */

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Observable, isObservable, map } from 'rxjs';
+import { Observable, isObservable, map, of } from 'rxjs';
 import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
 import { Coalescer, RunPolicy } from './core/coalescer';
 import { boundKey } from './core/hash';
@@ -108,6 +108,27 @@ export function coalescedMethod(
     declaredReturn === Observable ? 'observable' : declaredReturn === Promise ? 'promise' : undefined;
   let warned = false;
   let isController: boolean | undefined;
+  // One policy per engine; per call only when tags are a function of the arguments.
+  const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
+  const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
+    const tags = options.tags;
+    if (typeof tags !== 'function') {
+      let policy = policies.get(engine);
+      if (!policy) policies.set(engine, (policy = buildPolicy(engine, tags === undefined ? undefined : () => tags)));
+      return policy;
+    }
+    return buildPolicy(engine, (value) => tags(value, ...args));
+  };
+  const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> => ({
+    ttl: options.ttl ?? engine.defaultTtl,
+    timeout: options.timeout ?? engine.defaults.timeout,
+    waitTimeout: options.waitTimeout ?? engine.defaults.waitTimeout,
+    onWaitTimeout: options.onWaitTimeout ?? engine.defaults.onWaitTimeout,
+    staleTtl: options.staleTtl ?? engine.defaults.staleTtl,
+    staleIfError: options.staleIfError ?? engine.defaults.staleIfError,
+    earlyRefresh: earlyRefresh ?? engine.defaults.earlyRefresh,
+    tags,
+  });
 
   const wrapper = function (this: object, ...args: unknown[]): unknown {
     // Routes are coalesced by the interceptor, per request; a handler call is not a service call.
@@ -131,23 +152,20 @@ export function coalescedMethod(
       });
       return original.apply(this, args);
     }
-    const tags = options.tags;
-    const policy: RunPolicy<unknown> = {
-      ttl: options.ttl ?? engine.defaultTtl,
-      timeout: options.timeout ?? engine.defaults.timeout,
-      waitTimeout: options.waitTimeout ?? engine.defaults.waitTimeout,
-      onWaitTimeout: options.onWaitTimeout ?? engine.defaults.onWaitTimeout,
-      staleTtl: options.staleTtl ?? engine.defaults.staleTtl,
-      staleIfError: options.staleIfError ?? engine.defaults.staleIfError,
-      earlyRefresh: earlyRefresh ?? engine.defaults.earlyRefresh,
-      tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value, ...args) : () => tags,
-    };
+    const policy = policyOf(engine, args);
+    const bounded = boundKey(key);
+    // A fresh in-process hit answers in the method's own shape, without the Observable machinery.
+    const hit = engine.coalescer.peekFresh(bounded, policy);
+    if (hit !== undefined) {
+      if (shape === 'value') return hit.v;
+      return shape === 'observable' ? of(hit.v) : Promise.resolve(hit.v);
+    }
     const work = () => {
       const result = original.apply(this, args);
       shape = shapeOf(result);
       return result;
     };
-    const value$ = engine.coalescer.run$(boundKey(key), work, policy).pipe(map((lookup) => lookup.value));
+    const value$ = engine.coalescer.run$(bounded, work, policy).pipe(map((lookup) => lookup.value));
     if (shape === 'observable') return value$;
     return settle(value$, () => shape);
   };

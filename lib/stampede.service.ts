@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, lastValueFrom, map } from 'rxjs';
-import { Coalescer, RunPolicy } from './core/coalescer';
+import { Coalescer, Lookup, RunPolicy } from './core/coalescer';
 import { StampedeListener, StampedeStats } from './core/events';
 import { boundKey } from './core/hash';
 import { Work } from './core/single-flight';
@@ -56,11 +56,14 @@ export interface RunOptions {
  * }
  * ```
  */
+const valueOf = <T>(lookup: Lookup<T>): T => lookup.value;
+
 @Injectable()
 export class StampedeService {
   private readonly coalescer: Coalescer;
   private readonly defaultTtl: number;
   private readonly defaults: ResolvedStampedeOptions;
+  private defaultPolicy?: RunPolicy<unknown>;
 
   constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
@@ -78,8 +81,13 @@ export class StampedeService {
    * const user = await stampede.run(`user:${id}`, () => this.db.findUser(id), { ttl: 30_000 });
    * ```
    */
-  run<T>(key: string, fn: Work<T>, options: RunOptions = {}): Promise<T> {
-    return lastValueFrom(this.run$(key, fn, options), { defaultValue: undefined as T });
+  run<T>(key: string, fn: Work<T>, options?: RunOptions): Promise<T> {
+    const policy = this.policyFor<T>(key, options);
+    const bounded = boundKey(key);
+    // A fresh in-process hit resolves without the Observable machinery.
+    const hit = this.coalescer.peekFresh(bounded, policy);
+    if (hit !== undefined) return Promise.resolve(hit.v);
+    return lastValueFrom(this.coalescer.run$(bounded, fn, policy).pipe(map(valueOf)), { defaultValue: undefined as T });
   }
 
   /**
@@ -92,27 +100,37 @@ export class StampedeService {
    * stampede.run$('rates', () => this.http.get('/rates').pipe(map((r) => r.data)))
    * ```
    */
-  run$<T>(key: string, fn: Work<T>, options: RunOptions = {}): Observable<T> {
+  run$<T>(key: string, fn: Work<T>, options?: RunOptions): Observable<T> {
+    const policy = this.policyFor<T>(key, options);
+    return this.coalescer.run$(boundKey(key), fn, policy).pipe(map(valueOf));
+  }
+
+  /** Validates per-call options and merges them over the module's; calls without options share one policy. */
+  private policyFor<T>(key: unknown, options: RunOptions | undefined): RunPolicy<T> {
     if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string');
+    if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
     const { cancelWhenAbandoned, ...coalesceOptions } = options;
     validateCoalesceOptions(coalesceOptions);
     if (cancelWhenAbandoned !== undefined && typeof cancelWhenAbandoned !== 'boolean') {
       throw new StampedeOptionsError('cancelWhenAbandoned', cancelWhenAbandoned, 'a boolean');
     }
+    return this.buildPolicy(options) as RunPolicy<T>;
+  }
+
+  private buildPolicy(options: RunOptions): RunPolicy<unknown> {
     const tags = options.tags ?? this.defaults.tags;
-    const policy: RunPolicy<T> = {
+    return {
       ttl: options.ttl ?? this.defaultTtl,
       timeout: options.timeout ?? this.defaults.timeout,
       waitTimeout: options.waitTimeout ?? this.defaults.waitTimeout,
       onWaitTimeout: options.onWaitTimeout ?? this.defaults.onWaitTimeout,
-      cancelWhenAbandoned,
+      cancelWhenAbandoned: options.cancelWhenAbandoned,
       staleTtl: options.staleTtl ?? this.defaults.staleTtl,
       staleIfError: options.staleIfError ?? this.defaults.staleIfError,
       earlyRefresh:
         options.earlyRefresh !== undefined ? normalizeEarlyRefresh(options.earlyRefresh) : this.defaults.earlyRefresh,
       tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value) : () => tags,
     };
-    return this.coalescer.run$(boundKey(key), fn, policy).pipe(map((lookup) => lookup.value));
   }
 
   /**

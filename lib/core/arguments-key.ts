@@ -19,6 +19,15 @@ export class UnserializableArgumentError extends Error {
  * @throws UnserializableArgumentError for functions, symbols and cycles.
  */
 export function argumentsKey(args: readonly unknown[]): string {
+  // The common case, one primitive argument, without the generic walk.
+  if (args.length === 1) {
+    const only = args[0];
+    const type = typeof only;
+    if (type === 'string') return `[${JSON.stringify(only)}]`;
+    if (type === 'number' && !Object.is(only, -0)) return `[${String(only)}]`;
+  } else if (args.length === 0) {
+    return '[]';
+  }
   return serialize(args, '$', new Set());
 }
 

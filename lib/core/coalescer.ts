@@ -274,6 +274,27 @@ export class Coalescer {
     });
   }
 
+  /**
+   * The hit path without Observables: when the store answers synchronously
+   * and holds a fresh, valid value for `key`, reports the hit and returns its
+   * entry; otherwise `undefined`, and the caller goes through `run$`.
+   */
+  peekFresh<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
+    if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
+    const cached = this.store.get(key) as StoredEntry | undefined;
+    if (
+      cached === undefined ||
+      !isEntry(cached) ||
+      cached.e <= this.now() ||
+      !this.tags.isValid(cached) ||
+      (policy.isValid !== undefined && !policy.isValid(cached.v))
+    ) {
+      return undefined;
+    }
+    this.report('hit', key);
+    return cached as StoredEntry<T>;
+  }
+
   /** The fresh stored value for `key`, if any. */
   get<T>(key: string): MaybePromise<T | undefined> {
     const cached = this.store.get(key);

@@ -22,6 +22,11 @@ export class GuardedStore implements StampedeStore {
     private readonly timeout = 0,
   ) {}
 
+  /** True if the guarded store answers `get` synchronously. */
+  get synchronous(): boolean {
+    return this.store.synchronous === true;
+  }
+
   /** True while the last store call failed. */
   get isDown(): boolean {
     return this.down;

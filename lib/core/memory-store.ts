@@ -11,12 +11,22 @@ export class MemoryStore implements StampedeStore {
   readonly [STAMPEDE_STORE] = true;
   // `until` is when the store drops it: the TTL it was set with, which covers
   // the stale windows, not only the entry's freshness.
-  private readonly entries = new Map<string, { entry: StoredEntry; until: number }>();
+  private readonly entries = new Map<string, { entry: StoredEntry; until: number; touched: number }>();
+  // Re-inserting a key into a large Map on every hit costs microseconds in V8:
+  // a hit moves its key to the back only once it has left the newest quarter,
+  // so eviction is least-recently-used to within a quarter of maxEntries.
+  private tick = 0;
+  private readonly touchEvery: number;
 
   constructor(
     readonly maxEntries: number,
     private readonly now: () => number = () => Date.now(),
-  ) {}
+  ) {
+    this.touchEvery = maxEntries >> 2;
+  }
+
+  /** Answers synchronously: the coalescer serves its hits without an `await`. */
+  readonly synchronous = true;
 
   get size(): number {
     return this.entries.size;
@@ -25,16 +35,22 @@ export class MemoryStore implements StampedeStore {
   get(key: string): StoredEntry | undefined {
     const held = this.entries.get(key);
     if (held === undefined) return undefined;
-    this.entries.delete(key);
-    if (held.until <= this.now()) return undefined;
-    this.entries.set(key, held);
+    if (held.until <= this.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    if (this.tick - held.touched > this.touchEvery) {
+      this.entries.delete(key);
+      this.entries.set(key, held);
+      held.touched = ++this.tick;
+    }
     return held.entry;
   }
 
   /** Keeps `entry` for `ttl` ms (default: until it stops being fresh). */
   set(key: string, entry: StoredEntry, ttl?: number): void {
     this.entries.delete(key);
-    this.entries.set(key, { entry, until: ttl === undefined ? entry.e : this.now() + ttl });
+    this.entries.set(key, { entry, until: ttl === undefined ? entry.e : this.now() + ttl, touched: ++this.tick });
     while (this.entries.size > this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value as string);
     }

@@ -40,6 +40,8 @@ export interface StampedeStore {
   delete(key: string): MaybePromise<unknown>;
   /** Deletes every key that starts with `prefix`, where the store can list its keys. */
   deletePrefix?(prefix: string): MaybePromise<number>;
+  /** True if `get` always answers synchronously (then hits skip the Observable machinery). */
+  readonly synchronous?: boolean;
 }
 
 /** True for a Promise or any thenable. */
