@@ -108,6 +108,7 @@ export function coalescedMethod(
     declaredReturn === Observable ? 'observable' : declaredReturn === Promise ? 'promise' : undefined;
   let warned = false;
   let isController: boolean | undefined;
+  let keyPrefix: string | undefined;
   // One policy per engine; per call only when tags are a function of the arguments.
   const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
   const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
@@ -137,7 +138,8 @@ export function coalescedMethod(
 
     let key: string | undefined;
     try {
-      key = options.key ? options.key(...args) : `${classId(declaringClass)}.${methodName}(${argumentsKey(args)})`;
+      keyPrefix ??= `${classId(declaringClass)}.${methodName}(`;
+      key = options.key ? options.key(...args) : `${keyPrefix}${argumentsKey(args)})`;
     } catch (error) {
       if (!(error instanceof UnserializableArgumentError)) throw error;
       if (!warned) {

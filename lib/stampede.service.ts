@@ -87,6 +87,9 @@ export class StampedeService {
     // A fresh in-process hit resolves without the Observable machinery.
     const hit = this.coalescer.peekFresh(bounded, policy);
     if (hit !== undefined) return Promise.resolve(hit.v);
+    // Joining a flight in progress: one shared Promise, not a chain per caller.
+    const joined = this.coalescer.joinFast<T>(bounded, policy);
+    if (joined !== undefined) return joined;
     return lastValueFrom(this.coalescer.run$(bounded, fn, policy).pipe(map(valueOf)), { defaultValue: undefined as T });
   }
 

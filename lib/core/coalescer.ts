@@ -295,6 +295,21 @@ export class Coalescer {
     return cached as StoredEntry<T>;
   }
 
+  /**
+   * The join path without Observables: a Promise of the flight in progress
+   * for `key`, for callers that want a Promise and no per-caller policy
+   * (`waitTimeout`, bounds, stale fallbacks). `undefined`: use `run$`.
+   */
+  joinFast<T>(key: string, policy: RunPolicy<T>): Promise<T> | undefined {
+    if (policy.waitTimeout || policy.staleIfError || policy.isFailure) return undefined;
+    const flight$ = this.flights.find(key);
+    if (!flight$ || this.refreshes.has(flight$) || this.fallbacks.has(flight$)) return undefined;
+    const waiting = this.flights.waiters(key);
+    if (this.maxWaiters > 0 && waiting >= this.maxWaiters) return undefined;
+    this.report('coalesced', key, { waiters: waiting + 1 });
+    return this.flights.joinPromise<T>(key);
+  }
+
   /** The fresh stored value for `key`, if any. */
   get<T>(key: string): MaybePromise<T | undefined> {
     const cached = this.store.get(key);

@@ -118,9 +118,28 @@ export class SingleFlight {
     return this.flights.get(key)?.join$ === flight$;
   }
 
-  /** Number of subscribers of the flight of `key`. */
+  /** Number of subscribers of the flight of `key` (Promise joiners included). */
   waiters(key: string): number {
     return this.flights.get(key)?.waiters ?? 0;
+  }
+
+  /**
+   * Joins the flight of `key` as a Promise of its last value: every Promise
+   * joiner shares one subscription, which makes a join cost a `then`, not an
+   * Observable chain. `undefined` when no flight is in progress.
+   */
+  joinPromise<T>(key: string): Promise<T> | undefined {
+    const flight = this.flights.get(key);
+    if (!flight) return undefined;
+    flight.promise ??= new Promise<unknown>((resolve, reject) => {
+      let last: unknown;
+      // The shared subscription is not a waiter itself: each Promise joiner counts.
+      flight.shared$.subscribe({ next: (value) => (last = value), error: reject, complete: () => resolve(last) });
+    });
+    flight.waiters++;
+    const settled = () => flight.waiters--;
+    flight.promise.then(settled, settled);
+    return flight.promise as Promise<T>;
   }
 
   /** Keys with work in progress. */
@@ -200,6 +219,7 @@ export class SingleFlight {
       }),
     );
     const flight: Flight = {
+      shared$: flight$,
       waiters: 0,
       join$: new Observable<T>((subscriber) => {
         flight.waiters++;
@@ -217,6 +237,9 @@ export class SingleFlight {
 
 /** One key's work in progress. */
 interface Flight {
+  shared$: Observable<unknown>;
   join$: Observable<unknown>;
   waiters: number;
+  /** The shared Promise of `joinPromise`, made on first use. */
+  promise?: Promise<unknown>;
 }
