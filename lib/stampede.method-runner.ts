@@ -162,6 +162,10 @@ export function coalescedMethod(
       if (shape === 'value') return hit.v;
       return shape === 'observable' ? of(hit.v) : Promise.resolve(hit.v);
     }
+    if (shape === 'promise') {
+      const joined = engine.coalescer.joinFast(bounded, policy);
+      if (joined !== undefined) return joined;
+    }
     const work = () => {
       const result = original.apply(this, args);
       shape = shapeOf(result);
