@@ -4,6 +4,7 @@ import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
+import { StampedeMetrics } from './stampede.metrics';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableStampedeModule,
@@ -46,6 +47,7 @@ import { StampedeService } from './stampede.service';
     StampedeService,
     StampedeInterceptor,
     StampedeExplorer,
+    StampedeMetrics,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor],
 })

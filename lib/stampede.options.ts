@@ -151,6 +151,13 @@ export interface StampedeModuleOptions extends CoalesceOptions {
    */
   redis?: RedisOptions;
   /**
+   * Prometheus metrics through `prom-client` (optional peer dependency):
+   * `stampede_events_total{type,reason}`, `stampede_in_flight`,
+   * `stampede_waiting`. `true`, or `{ prefix, registry }` (default prefix
+   * `stampede_`, default registry prom-client's global one).
+   */
+  metrics?: boolean | { prefix?: string; registry?: unknown };
+  /**
    * HTTP: a successful (2xx) `POST`, `PUT`, `PATCH` or `DELETE` through the
    * interceptor drops the stored `GET`/`HEAD` responses of the same path
    * (RFC 9111 §4.4). Default `false`.
@@ -183,6 +190,7 @@ export interface ResolvedStampedeOptions {
   respectCacheControl: boolean;
   keyBody?: { maxBytes: number };
   invalidateOnWrite: boolean;
+  metrics?: { prefix: string; registry?: unknown };
 }
 
 /** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option. */
@@ -239,6 +247,7 @@ const MODULE_KEYS = [
   'storeTimeout',
   'redis',
   'invalidateOnWrite',
+  'metrics',
   'isGlobal',
 ] as const;
 
@@ -378,6 +387,19 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   if (maxInFlight !== undefined) checkCount('maxInFlight', maxInFlight, 1);
   if (maxWaiters !== undefined) checkCount('maxWaiters', maxWaiters, 1);
   if (storeTimeout !== undefined) checkMilliseconds('storeTimeout', storeTimeout);
+  const metrics = given.metrics;
+  if (
+    metrics !== undefined &&
+    typeof metrics !== 'boolean' &&
+    !(
+      typeof metrics === 'object' &&
+      metrics !== null &&
+      (metrics.prefix === undefined ||
+        (typeof metrics.prefix === 'string' && /^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metrics.prefix)))
+    )
+  ) {
+    throw new StampedeOptionsError('metrics', metrics, 'true, false or { prefix?: a metric name prefix, registry? }');
+  }
   if (given.invalidateOnWrite !== undefined && typeof given.invalidateOnWrite !== 'boolean') {
     throw new StampedeOptionsError('invalidateOnWrite', given.invalidateOnWrite, 'a boolean');
   }
@@ -420,5 +442,11 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     respectCacheControl: given.respectCacheControl ?? false,
     keyBody: normalizeKeyBody(given.keyBody),
     invalidateOnWrite: given.invalidateOnWrite ?? false,
+    metrics:
+      metrics === undefined || metrics === false
+        ? undefined
+        : metrics === true
+          ? { prefix: 'stampede_' }
+          : { prefix: metrics.prefix ?? 'stampede_', registry: metrics.registry },
   };
 }
