@@ -14,7 +14,7 @@ import { cacheStatus } from './core/cache-status';
 import { Lookup, RunPolicy } from './core/coalescer';
 import { BypassReason } from './core/events';
 import { sha256 } from './core/hash';
-import { ageSeconds, requestForbidsStore } from './core/http-cache-rules';
+import { ageSeconds, requestForbidsStore, varyFingerprint } from './core/http-cache-rules';
 import { httpKey } from './core/http-key';
 import { StampedeTimeoutError } from './core/single-flight';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
@@ -131,40 +131,45 @@ export class StampedeInterceptor implements NestInterceptor {
     };
 
     const policy = this.policyFor(route, context, url);
-    // The hit path: a fresh in-process value is replayed without the Observable machinery.
-    const hit = this.engine.coalescer.peekFresh(key, policy);
-    if (hit !== undefined) {
-      if (varyMismatch(hit.v, headers)) {
-        this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
-        return next.handle();
-      }
-      return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
-    }
-
-    return this.engine.coalescer.run$(key, handle, policy).pipe(
-      catchError(toHttpError),
-      mergeMap((lookup) => {
-        const snapshot = lookup.value;
-        if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
-          if (snapshot.shareable) {
-            this.markStatus(
-              response,
-              lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }),
-            );
-          }
-          return ownError === undefined ? of(ownBody) : throwError(() => ownError);
-        }
-        // A stream or a hand-sent response can't be replayed: run this caller's own handler.
-        if (!snapshot.shareable) return next.handle();
-        // It varies on a request header this caller sent differently: not its response.
-        if (varyMismatch(snapshot, headers)) {
+    const coalesce = (key: string, isVariant: boolean): Observable<unknown> => {
+      // The response varies on a request header this caller sent differently: it is not
+      // this caller's. Its values of those headers make a key of their own, coalesced and
+      // stored apart (RFC 9111 §4.1); a variant that varies again runs alone.
+      const otherVariant = (snapshot: ResponseSnapshot): Observable<unknown> => {
+        if (isVariant || !snapshot.vary) {
           this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
           return next.handle();
         }
-        answered = true;
-        return this.replay(response, snapshot, lookup);
-      }),
-    );
+        return coalesce(`${key}|vary:${varyFingerprint(snapshot.vary.names, headers)}`, true);
+      };
+      // The hit path: a fresh in-process value is replayed without the Observable machinery.
+      const hit = this.engine.coalescer.peekFresh(key, policy);
+      if (hit !== undefined) {
+        if (varyMismatch(hit.v, headers)) return otherVariant(hit.v);
+        return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
+      }
+      return this.engine.coalescer.run$(key, handle, policy).pipe(
+        catchError(toHttpError),
+        mergeMap((lookup) => {
+          const snapshot = lookup.value;
+          if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
+            if (snapshot.shareable) {
+              this.markStatus(
+                response,
+                lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }),
+              );
+            }
+            return ownError === undefined ? of(ownBody) : throwError(() => ownError);
+          }
+          // A stream or a hand-sent response can't be replayed: run this caller's own handler.
+          if (!snapshot.shareable) return next.handle();
+          if (varyMismatch(snapshot, headers)) return otherVariant(snapshot);
+          answered = true;
+          return this.replay(response, snapshot, lookup);
+        }),
+      );
+    };
+    return coalesce(key, false);
   }
 
   /** Answers this caller with another's response: its status, replayable headers and body (or error). */

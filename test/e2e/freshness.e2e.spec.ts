@@ -176,12 +176,28 @@ describe.each(PLATFORMS)('freshness on %s', (platform) => {
     expect(bypassed.headers['cache-status']).toBe('nestjs-stampede; fwd=bypass');
   });
 
-  it('never answers with a response that varies on a header this caller sent differently', async () => {
+  it('never answers with a response that varies on a header this caller sent differently, and stores each variant', async () => {
     const en = await get('/f/vary', { 'accept-language': 'en' });
     const enAgain = await get('/f/vary', { 'accept-language': 'en' });
     const fr = await get('/f/vary', { 'accept-language': 'fr' });
+    const frAgain = await get('/f/vary', { 'accept-language': 'fr' });
     expect(enAgain.text).toBe(en.text);
     expect(JSON.parse(fr.text)).toEqual({ language: 'fr', n: 2 });
+    expect(frAgain.text).toBe(fr.text);
+    expect(frAgain.headers['cache-status']).toMatch(/; hit;/);
+    expect(origin.calls('vary')).toBe(2);
+  });
+
+  it('coalesces the callers of one variant while another variant is stored', async () => {
+    await get('/f/vary', { 'accept-language': 'en' });
+    origin.hold('vary');
+    const de = Array.from({ length: 5 }, () => get('/f/vary', { 'accept-language': 'de' }));
+    await until(() => origin.calls('vary') === 2, 'the de variant running');
+    await until(() => stampede.stats().inFlight === 1 && stampede.stats().waiting === 5, '5 de callers waiting');
+    origin.open('vary');
+    const replies = await Promise.all(de);
+    expect(new Set(replies.map((r) => r.text))).toEqual(new Set(['{"language":"de","n":2}']));
+    expect(origin.calls('vary')).toBe(2);
   });
 
   it('stores a 404 for its statusTtl, and adds an Age header to hits', async () => {
