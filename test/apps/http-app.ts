@@ -51,3 +51,19 @@ export async function until(condition: () => boolean, what: string, ms = 10_000)
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+export { fakeDateOnly } from '../support/fake-date';
+
+/** An Express `Response` or a Fastify `FastifyReply`, as a handler with `@Res({ passthrough: true })` sees it. */
+export interface PassthroughResponse {
+  status(code: number): unknown;
+  header?(name: string, value: string | string[]): unknown;
+  setHeader?(name: string, value: string | string[]): unknown;
+  raw?: unknown;
+}
+
+/** Sets a response header from a handler, on either platform. */
+export function setResponseHeader(res: PassthroughResponse, name: string, value: string | string[]): void {
+  if (res.raw !== undefined && res.header) res.header(name, value);
+  else res.setHeader!(name, value);
+}

@@ -13,19 +13,8 @@ import {
 import { Readable } from 'node:stream';
 import { Coalesce, SkipCoalesce, StampedeInterceptor } from '../../lib';
 import { UseInterceptors } from '@nestjs/common';
+import { PassthroughResponse, setResponseHeader } from './http-app';
 import { Origin } from './origin';
-
-interface HeaderSetter {
-  status(code: number): unknown;
-  header?(name: string, value: string | string[]): unknown;
-  setHeader?(name: string, value: string | string[]): unknown;
-  raw?: unknown;
-}
-
-function set(res: HeaderSetter, name: string, value: string | string[]): void {
-  if (res.raw !== undefined && res.header) res.header(name, value);
-  else res.setHeader!(name, value);
-}
 
 @Controller('r')
 @UseInterceptors(StampedeInterceptor)
@@ -52,14 +41,14 @@ export class RoutesController {
 
   @Get('replay')
   @Header('x-static', 'from-decorator')
-  async replay(@Res({ passthrough: true }) res: HeaderSetter) {
+  async replay(@Res({ passthrough: true }) res: PassthroughResponse) {
     const n = await this.origin.run('replay');
     res.status(203);
-    set(res, 'x-custom', `run-${n}`);
-    set(res, 'set-cookie', [`session=leader-${n}`]);
-    set(res, 'access-control-allow-origin', 'https://leader.example');
-    set(res, 'x-ratelimit-remaining', '41');
-    set(res, 'ratelimit-policy', '100;w=60');
+    setResponseHeader(res, 'x-custom', `run-${n}`);
+    setResponseHeader(res, 'set-cookie', [`session=leader-${n}`]);
+    setResponseHeader(res, 'access-control-allow-origin', 'https://leader.example');
+    setResponseHeader(res, 'x-ratelimit-remaining', '41');
+    setResponseHeader(res, 'ratelimit-policy', '100;w=60');
     return { n };
   }
 
@@ -70,7 +59,7 @@ export class RoutesController {
   }
 
   @Get('created')
-  async created(@Res({ passthrough: true }) res: HeaderSetter) {
+  async created(@Res({ passthrough: true }) res: PassthroughResponse) {
     const n = await this.origin.run('created');
     res.status(500);
     return { n };

@@ -12,18 +12,17 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, RunningApp, request, startApp, until } from '../apps/http-app';
+import {
+  PLATFORMS,
+  PassthroughResponse,
+  RunningApp,
+  fakeDateOnly,
+  request,
+  setResponseHeader,
+  startApp,
+  until,
+} from '../apps/http-app';
 import { Origin } from '../apps/origin';
-
-interface HeaderSetter {
-  header?(name: string, value: string): unknown;
-  setHeader?(name: string, value: string): unknown;
-  raw?: unknown;
-}
-function set(res: HeaderSetter, name: string, value: string): void {
-  if (res.raw !== undefined && res.header) res.header(name, value);
-  else res.setHeader!(name, value);
-}
 
 let failing = false;
 
@@ -47,14 +46,14 @@ class FreshnessController {
   }
 
   @Get('private')
-  async private(@Res({ passthrough: true }) res: HeaderSetter) {
-    set(res, 'cache-control', 'private, max-age=60');
+  async private(@Res({ passthrough: true }) res: PassthroughResponse) {
+    setResponseHeader(res, 'cache-control', 'private, max-age=60');
     return { n: await this.origin.run('private') };
   }
 
   @Get('vary')
-  async vary(@Headers('accept-language') language: string, @Res({ passthrough: true }) res: HeaderSetter) {
-    set(res, 'vary', 'Accept-Language');
+  async vary(@Headers('accept-language') language: string, @Res({ passthrough: true }) res: PassthroughResponse) {
+    setResponseHeader(res, 'vary', 'Accept-Language');
     return { language, n: await this.origin.run('vary') };
   }
 
@@ -67,8 +66,8 @@ class FreshnessController {
 
   @Get('maxage')
   @Coalesce({ respectCacheControl: true })
-  async maxAge(@Res({ passthrough: true }) res: HeaderSetter) {
-    set(res, 'cache-control', 'public, s-maxage=7, max-age=1');
+  async maxAge(@Res({ passthrough: true }) res: PassthroughResponse) {
+    setResponseHeader(res, 'cache-control', 'public, s-maxage=7, max-age=1');
     return { n: await this.origin.run('maxage') };
   }
 
@@ -89,21 +88,6 @@ class FreshnessController {
     return { deleted: id };
   }
 }
-
-const FAKE_DATE_ONLY: Parameters<typeof jest.useFakeTimers>[0] = {
-  doNotFake: [
-    'nextTick',
-    'setImmediate',
-    'setTimeout',
-    'setInterval',
-    'clearTimeout',
-    'clearInterval',
-    'clearImmediate',
-    'queueMicrotask',
-    'hrtime',
-    'performance',
-  ],
-};
 
 describe.each(PLATFORMS)('freshness on %s', (platform) => {
   let running: RunningApp;
@@ -131,7 +115,7 @@ describe.each(PLATFORMS)('freshness on %s', (platform) => {
 
   it('serves the stale value at once to every caller while exactly one refresh runs, then the new one', async () => {
     await get('/f/swr');
-    jest.useFakeTimers(FAKE_DATE_ONLY);
+    fakeDateOnly();
     jest.setSystemTime(Date.now() + 10_001);
     origin.hold('swr');
     const stored = stampede.stats().stored;
@@ -150,7 +134,7 @@ describe.each(PLATFORMS)('freshness on %s', (platform) => {
 
   it('serves the stale value in place of an error within staleIfError', async () => {
     await get('/f/sie');
-    jest.useFakeTimers(FAKE_DATE_ONLY);
+    fakeDateOnly();
     jest.setSystemTime(Date.now() + 10_001);
     failing = true;
     const reply = await get('/f/sie');

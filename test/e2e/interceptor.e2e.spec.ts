@@ -1,5 +1,5 @@
 import { StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Reply, RunningApp, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Reply, RunningApp, fakeDateOnly, request, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 import { ClassSettingsController, RoutesController } from '../apps/routes.controller';
 
@@ -56,20 +56,7 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
     expect(second.text).toBe(first.text);
     expect(second.headers['cache-status']).toBe(`nestjs-stampede; hit; ttl=${TTL / 1000}`);
 
-    jest.useFakeTimers({
-      doNotFake: [
-        'nextTick',
-        'setImmediate',
-        'setTimeout',
-        'setInterval',
-        'clearTimeout',
-        'clearInterval',
-        'clearImmediate',
-        'queueMicrotask',
-        'hrtime',
-        'performance',
-      ],
-    });
+    fakeDateOnly();
     jest.setSystemTime(Date.now() + TTL + 1);
     const third = await get('/r/slow');
     expect(origin.calls('slow')).toBe(2);

@@ -15,18 +15,19 @@ import {
   StampedeModule,
   StampedeService,
 } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, request, startApp, until } from '../apps/http-app';
+import {
+  PLATFORMS,
+  PassthroughResponse,
+  Platform,
+  Reply,
+  RunningApp,
+  fakeDateOnly,
+  request,
+  setResponseHeader,
+  startApp,
+  until,
+} from '../apps/http-app';
 import { Origin } from '../apps/origin';
-
-interface HeaderSetter {
-  header?(name: string, value: string | string[]): unknown;
-  setHeader?(name: string, value: string | string[]): unknown;
-  raw?: unknown;
-}
-function set(res: HeaderSetter, name: string, value: string | string[]): void {
-  if (res.raw !== undefined && res.header) res.header(name, value);
-  else res.setHeader!(name, value);
-}
 
 /** Response headers that belong to one client: never replayed to another (values per run `n`). */
 const PER_CLIENT_HEADERS: [name: string, value: (n: number) => string | string[]][] = [
@@ -66,21 +67,21 @@ class SecurityController {
   }
 
   @Get('per-client-headers')
-  async perClientHeaders(@Res({ passthrough: true }) res: HeaderSetter) {
+  async perClientHeaders(@Res({ passthrough: true }) res: PassthroughResponse) {
     return this.setPerClientHeaders(res, await this.origin.run('per-client-headers'));
   }
 
   @Get('per-client-headers-swr')
   @Coalesce({ ttl: 1_000, staleTtl: 60_000 })
-  async perClientHeadersSwr(@Res({ passthrough: true }) res: HeaderSetter) {
+  async perClientHeadersSwr(@Res({ passthrough: true }) res: PassthroughResponse) {
     return this.setPerClientHeaders(res, await this.origin.run('per-client-headers-swr'));
   }
 
   /** Its key splits on two secrets; it varies on them too, so their fingerprint is stored. */
   @Get('keyed')
   @Coalesce({ keyHeaders: ['x-api-key', 'authorization'] })
-  keyed(@Res({ passthrough: true }) res: HeaderSetter) {
-    set(res, 'vary', 'X-Api-Key, Authorization');
+  keyed(@Res({ passthrough: true }) res: PassthroughResponse) {
+    setResponseHeader(res, 'vary', 'X-Api-Key, Authorization');
     return { ok: true };
   }
 
@@ -91,9 +92,9 @@ class SecurityController {
     return { tenant: tenant ?? null, query };
   }
 
-  private setPerClientHeaders(res: HeaderSetter, n: number) {
-    set(res, 'x-run', `run-${n}`);
-    for (const [name, value] of PER_CLIENT_HEADERS) set(res, name, value(n));
+  private setPerClientHeaders(res: PassthroughResponse, n: number) {
+    setResponseHeader(res, 'x-run', `run-${n}`);
+    for (const [name, value] of PER_CLIENT_HEADERS) setResponseHeader(res, name, value(n));
     return { n };
   }
 }
@@ -365,20 +366,7 @@ describe.each(PLATFORMS)('security on %s', (platform) => {
     it('serves no stale answer from a route that sets its own headers, so its refresh never writes to a sent response', async () => {
       await get('/sec/per-client-headers-swr', { origin: ORIGINS[0] });
       // Past the ttl (1 s), within staleTtl: only the clock moves.
-      jest.useFakeTimers({
-        doNotFake: [
-          'nextTick',
-          'setImmediate',
-          'clearImmediate',
-          'setTimeout',
-          'clearTimeout',
-          'setInterval',
-          'clearInterval',
-          'queueMicrotask',
-          'hrtime',
-          'performance',
-        ],
-      });
+      fakeDateOnly();
       jest.setSystemTime(Date.now() + 2_000);
       const next = await get('/sec/per-client-headers-swr', { origin: ORIGINS[1] });
       expect(status(next)).toBe('nestjs-stampede; fwd=miss; stored');

@@ -4,29 +4,14 @@ import { MemoryStore } from '../../lib/core/memory-store';
 import { StampedeStore, StoredEntry } from '../../lib/core/store';
 import { StoreInput, isStoreInput, toStampedeStore } from '../../lib/core/store-adapter';
 import { STAMPEDE_STORE } from '../../lib/core/store';
+import { fakeDateOnly } from '../support/fake-date';
 import { FlakyAdapter } from './support';
 
 const T0 = 1_700_000_000_000;
 const TTL = 1000;
 
 /** Fakes only the clock (Date), so real Promises and I/O keep working. */
-function fakeClock() {
-  jest.useFakeTimers({
-    now: T0,
-    doNotFake: [
-      'nextTick',
-      'setImmediate',
-      'clearImmediate',
-      'setTimeout',
-      'clearTimeout',
-      'setInterval',
-      'clearInterval',
-      'queueMicrotask',
-      'hrtime',
-      'performance',
-    ],
-  });
-}
+const fakeClock = () => fakeDateOnly(T0);
 
 describe('toStampedeStore', () => {
   afterEach(() => jest.useRealTimers());
