@@ -3,10 +3,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as fnCold from './scenarios/fn-cold';
+import * as freshness from './scenarios/freshness';
 import * as fnHot from './scenarios/fn-hot';
 import * as httpCold from './scenarios/http-cold';
 import * as httpHot from './scenarios/http-hot';
 import * as memory from './scenarios/memory';
+import * as redisCold from './scenarios/redis-cold';
 import { BenchOptions, Check, ScenarioReport, Target } from './shared/report';
 import { markdown } from './shared/stats';
 import { svgChart } from './shared/svg';
@@ -24,6 +26,8 @@ const SCENARIOS: Record<string, (options: BenchOptions) => Promise<ScenarioRepor
   'fn-cold': fnCold.run,
   'fn-hot': fnHot.run,
   memory: memory.run,
+  'redis-cold': redisCold.run,
+  freshness: freshness.run,
 };
 
 /** The repository root: this file runs from dist-bench/bench/. */
@@ -68,7 +72,7 @@ function parseArgs(argv: string[]): { options: BenchOptions; names: string[] } {
 
 function checklist(targets: Target[], checks: Check[]): string {
   const targetTable = markdown({
-    title: 'Targets (issue #4), from this run',
+    title: 'Targets (issues #4, #6, #7), from this run',
     columns: ['target', 'measured', 'goal', 'result'],
     rows: targets.map((t) => [t.name, t.measured, t.goal, t.pass ? 'PASS' : 'MISS']),
   });
