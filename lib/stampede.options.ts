@@ -193,7 +193,14 @@ export interface ResolvedStampedeOptions {
   metrics?: { prefix: string; registry?: unknown };
 }
 
-/** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option. */
+/** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option.
+ *
+ * @example
+ * ```ts
+ * StampedeModule.forRoot({ ttl: -1 });
+ * // app creation fails: nestjs-stampede: invalid option "ttl": expected a finite number of milliseconds >= 0, got -1
+ * ```
+ */
 export class StampedeOptionsError extends Error {
   constructor(
     readonly option: string,

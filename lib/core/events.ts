@@ -5,6 +5,11 @@ export type StampedeEventType =
 /**
  * One thing that happened to one key. `key` is the key as built (header
  * values in it are already hashed; a service-method key holds its arguments).
+ *
+ * @example
+ * ```ts
+ * stampede.on((event: StampedeEvent) => logger.debug(`${event.type} ${event.key}`));
+ * ```
  */
 export interface StampedeEvent {
   type: StampedeEventType;
@@ -37,7 +42,13 @@ export type BypassReason =
 /** Receives events; must not throw (a throw is caught and ignored). */
 export type StampedeListener = (event: StampedeEvent) => void;
 
-/** Counts since start, and what is in flight now. */
+/** Counts since start, and what is in flight now.
+ *
+ * @example
+ * ```ts
+ * const { hits, misses, coalesced, inFlight } = stampede.stats();
+ * ```
+ */
 export interface StampedeStats {
   hits: number;
   misses: number;

@@ -6,6 +6,13 @@ import { STAMPEDE_STORE, StampedeStore, StoredEntry } from './store';
  * to the end on every hit makes the first key the least recently used one.
  * Entries past the TTL they were set with go when they are read or when they
  * reach the front.
+ *
+ * @example
+ * ```ts
+ * // Exported as StampedeMemoryStore: a bound of your own, shared with a test.
+ * const store = new StampedeMemoryStore(50_000);
+ * StampedeModule.forRoot({ store });
+ * ```
  */
 export class MemoryStore implements StampedeStore {
   readonly [STAMPEDE_STORE] = true;

@@ -1,13 +1,24 @@
 import { NEVER, Observable, ReplaySubject, defer, finalize, from, isObservable, of, share, tap } from 'rxjs';
 import { isPromiseLike } from './store';
 
-/** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable. */
+/** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable.
+ *
+ * @example
+ * ```ts
+ * const work: Work<Rates> = (signal) => fetch(url, { signal }).then((r) => r.json()); // returns WorkResult<Rates>
+ * ```
+ */
 export type WorkResult<T> = T | PromiseLike<T> | Observable<T>;
 
 /**
  * A unit of work keyed by a flight key. Called at most once per flight. Its
  * `signal` aborts when the flight is cancelled: on its deadline, or when every
  * waiter has gone and the flight may be cancelled (see `FlightOptions`).
+ *
+ * @example
+ * ```ts
+ * stampede.run('rates', (signal: AbortSignal) => fetch(url, { signal }).then((r) => r.json()), { timeout: 1_000 });
+ * ```
  */
 export type Work<T> = (signal: AbortSignal) => WorkResult<T>;
 
@@ -47,6 +58,16 @@ export interface FlightOptions {
  * Thrown to every waiter of a flight whose work outlived its `timeout`
  * (`kind: 'work'`), or to a caller that waited `waitTimeout` for another's
  * work with `onWaitTimeout: 'fail'` (`kind: 'wait'`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await stampede.run('report', () => this.slowReport(), { timeout: 2_000 });
+ * } catch (error) {
+ *   if (error instanceof StampedeTimeoutError) return this.cachedFallback();
+ *   throw error;
+ * }
+ * ```
  */
 export class StampedeTimeoutError extends Error {
   constructor(

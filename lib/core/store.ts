@@ -2,6 +2,11 @@
  * What the coalescer keeps in a store: the value and when it stops being fresh.
  * A small envelope, so a store that ignores TTLs (or rounds them) can't serve
  * a value past its time, and so a hit can tell how long it has left.
+ *
+ * @example
+ * ```ts
+ * const entry: StoredEntry<User> = { v: user, e: Date.now() + 5_000 };
+ * ```
  */
 export interface StoredEntry<T = unknown> {
   /** The value. */
@@ -23,6 +28,14 @@ export interface StoredEntry<T = unknown> {
 /**
  * Marks an object as a native `StampedeStore`, used as it is (not wrapped in
  * Keyv): set `readonly [STAMPEDE_STORE] = true` on a class implementing it.
+ *
+ * @example
+ * ```ts
+ * class MyStore implements StampedeStore {
+ *   readonly [STAMPEDE_STORE] = true;
+ *   get(key: string) { ... } set(key: string, entry: StoredEntry, ttl: number) { ... } delete(key: string) { ... }
+ * }
+ * ```
  */
 export const STAMPEDE_STORE = Symbol.for('nestjs-stampede.store');
 
@@ -33,6 +46,11 @@ export type MaybePromise<T> = T | Promise<T>;
  * The port the coalescer stores through. The in-process store answers
  * synchronously, which keeps the hit path free of `await`s; adapters for
  * cache-manager and Keyv answer with Promises.
+ *
+ * @example
+ * ```ts
+ * StampedeModule.forRoot({ store: new MyStore() }); // see STAMPEDE_STORE
+ * ```
  */
 export interface StampedeStore {
   get(key: string): MaybePromise<StoredEntry | undefined>;
