@@ -9,7 +9,7 @@ export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, 
 export { StampedeInterceptor } from './stampede.interceptor';
 export { StampedeModule } from './stampede.module';
 export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
-export { StampedeOptionsError } from './stampede.options';
+export { StampedeOptionsError } from './stampede.options-error';
 export { StampedeService } from './stampede.service';
 export type { RunOptions } from './stampede.service';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';

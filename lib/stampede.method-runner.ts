@@ -6,7 +6,8 @@ import { boundKey } from './core/hash';
 import { MemoryStore } from './core/memory-store';
 import { isPromiseLike } from './core/store';
 import { DEFAULT_MAX_ENTRIES, DEFAULT_TTL } from './stampede.constants';
-import { CoalesceOptions, ResolvedStampedeOptions, normalizeEarlyRefresh } from './stampede.options';
+import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
+import { normalizeEarlyRefresh } from './stampede.validation';
 
 /** What a decorated method runs on: an engine and its default TTL. */
 export interface MethodEngine {

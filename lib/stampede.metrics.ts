@@ -1,7 +1,8 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { ResolvedStampedeOptions, StampedeOptionsError } from './stampede.options';
+import { ResolvedStampedeOptions } from './stampede.options';
+import { StampedeOptionsError } from './stampede.options-error';
 
 /** The part of a prom-client `Registry` this needs. */
 interface RegistryLike {

@@ -11,7 +11,8 @@ import {
   OPTIONS_TYPE,
   STAMPEDE_MODULE_OPTIONS,
 } from './stampede.module-definition';
-import { StampedeModuleOptions, resolveStampedeOptions } from './stampede.options';
+import { StampedeModuleOptions } from './stampede.options';
+import { resolveStampedeOptions } from './stampede.validation';
 import { StampedeService } from './stampede.service';
 
 /**

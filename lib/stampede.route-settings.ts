@@ -11,14 +11,8 @@ import {
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
 } from './stampede.constants';
-import {
-  CoalesceOptions,
-  KeyFunction,
-  ResolvedStampedeOptions,
-  normalizeEarlyRefresh,
-  normalizeKeyBody,
-  normalizeKeyHeaders,
-} from './stampede.options';
+import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from './stampede.options';
+import { normalizeEarlyRefresh, normalizeKeyBody, normalizeKeyHeaders } from './stampede.validation';
 import { ResponseSnapshot, isResponseSnapshot } from './stampede.response-snapshot';
 
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */

@@ -6,12 +6,9 @@ import { boundKey } from './core/hash';
 import { Work } from './core/single-flight';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import {
-  ResolvedStampedeOptions,
-  StampedeOptionsError,
-  normalizeEarlyRefresh,
-  validateCoalesceOptions,
-} from './stampede.options';
+import { ResolvedStampedeOptions } from './stampede.options';
+import { StampedeOptionsError } from './stampede.options-error';
+import { normalizeEarlyRefresh, validateCoalesceOptions } from './stampede.validation';
 
 /** Per-call options of `StampedeService.run()` and `run$()`. */
 export interface RunOptions {

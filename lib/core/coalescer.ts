@@ -1,6 +1,6 @@
 import { Observable, Subscriber, Subscription, defer } from 'rxjs';
 import { FlightCoordinator } from './coordinator';
-import { BypassReason, STAT_OF, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './events';
+import { BypassReason, EventLog, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './events';
 import { EarlyRefresh, Freshness, TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
 import { sha256 } from './hash';
@@ -102,18 +102,7 @@ export class Coalescer {
   private readonly coordinator?: FlightCoordinator;
   private readonly maxInFlight: number;
   private readonly maxWaiters: number;
-  private readonly counts = {
-    hits: 0,
-    misses: 0,
-    coalesced: 0,
-    stored: 0,
-    stale: 0,
-    refreshes: 0,
-    errors: 0,
-    timeouts: 0,
-    bypasses: 0,
-  };
-  private listeners: StampedeListener[] = [];
+  private readonly events = new EventLog();
   private readonly random: () => number;
   private readonly logger: CoreLogger;
   /** Keys whose background refresh failed, and until when not to try again. */
@@ -151,29 +140,17 @@ export class Coalescer {
   stats(): StampedeStats {
     let waiting = 0;
     for (const key of this.flights.keys()) waiting += this.flights.waiters(key);
-    return { ...this.counts, inFlight: this.flights.size, waiting };
+    return { ...this.events.counts, inFlight: this.flights.size, waiting };
   }
 
   /** Calls `listener` for every event; returns a function that stops it. */
   on(listener: StampedeListener): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
+    return this.events.on(listener);
   }
 
   /** Counts an event and tells the listeners (a throwing listener is ignored). */
   report(type: StampedeEventType, key: string, detail?: Omit<StampedeEvent, 'type' | 'key'>): void {
-    this.counts[STAT_OF[type]]++;
-    if (this.listeners.length === 0) return;
-    const event: StampedeEvent = { type, key, ...detail };
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // Observability must never break serving.
-      }
-    }
+    this.events.report(type, key, detail);
   }
 
   /**

@@ -77,3 +77,41 @@ export const STAT_OF: Record<StampedeEventType, keyof Omit<StampedeStats, 'inFli
   timeout: 'timeouts',
   bypass: 'bypasses',
 };
+
+/** The counters of `StampedeStats` and the listeners: what the coalescer reports goes here. */
+export class EventLog {
+  readonly counts: Record<(typeof STAT_OF)[StampedeEventType], number> = {
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    stored: 0,
+    stale: 0,
+    refreshes: 0,
+    errors: 0,
+    timeouts: 0,
+    bypasses: 0,
+  };
+  private listeners: StampedeListener[] = [];
+
+  /** Calls `listener` for every event; returns a function that stops it. */
+  on(listener: StampedeListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** Counts an event and tells the listeners (a throwing listener is ignored). */
+  report(type: StampedeEventType, key: string, detail?: Omit<StampedeEvent, 'type' | 'key'>): void {
+    this.counts[STAT_OF[type]]++;
+    if (this.listeners.length === 0) return;
+    const event: StampedeEvent = { type, key, ...detail };
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // Observability must never break serving.
+      }
+    }
+  }
+}

@@ -1,4 +1,4 @@
-import { StampedeOptionsError } from '../stampede.options';
+import { StampedeOptionsError } from '../stampede.options-error';
 
 /**
  * The part of a node-redis v5 client (`createClient()` from `redis` or

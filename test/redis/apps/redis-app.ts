@@ -3,7 +3,8 @@ import { Test } from '@nestjs/testing';
 import { StampedeModule, StampedeOptionsError } from '../../../lib';
 import { RedisOptions, validateRedisOptions } from '../../../lib/redis/redis.options';
 import { STAMPEDE_OPTIONS } from '../../../lib/stampede.constants';
-import { StampedeModuleOptions, resolveStampedeOptions } from '../../../lib/stampede.options';
+import { StampedeModuleOptions } from '../../../lib/stampede.options';
+import { resolveStampedeOptions } from '../../../lib/stampede.validation';
 
 /** True once `StampedeModule.forRoot()` accepts the `redis` option itself. */
 function redisOptionWired(): boolean {
