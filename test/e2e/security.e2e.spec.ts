@@ -28,6 +28,7 @@ import {
   until,
 } from '../apps/http-app';
 import { Origin } from '../apps/origin';
+import { mulberry32 } from '../support/seeded-random';
 
 /** Response headers that belong to one client: never replayed to another (values per run `n`). */
 const PER_CLIENT_HEADERS: [name: string, value: (n: number) => string | string[]][] = [
@@ -153,16 +154,9 @@ async function pooled<T>(count: number, concurrency: number, task: (i: number) =
   return results;
 }
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed from its seed. */
+/** Seeded draws (mulberry32), so a failing run can be replayed from its seed. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     int: (n: number) => Math.floor(next() * n),
     pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)],

@@ -4,6 +4,7 @@ import { FlightCoordinator } from '../../lib/core/coordinator';
 import { StampedeEvent, StampedeStats } from '../../lib/core/events';
 import { MemoryStore } from '../../lib/core/memory-store';
 import { Deferred, RecordingLogger, deferred, flush, record } from './support';
+import { mulberry32 } from '../support/seeded-random';
 
 const T0 = 1_700_000_000_000;
 const TTL = 10_000;
@@ -16,18 +17,6 @@ const BACKOFF = 1_000;
 class Clock {
   constructor(public time = T0) {}
   readonly now = () => this.time;
-}
-
-/** A tiny seeded PRNG (mulberry32): the same draws on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Work whose every call the test settles by hand. */

@@ -1,19 +1,8 @@
 import { TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from '../../lib/core/freshness';
 import { StoredEntry } from '../../lib/core/store';
+import { mulberry32 } from '../support/seeded-random';
 
 const T0 = 1_700_000_000_000;
-
-/** A tiny seeded PRNG (mulberry32): the same draws on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random source that must not be drawn from. */
 const noDraw = () => {
