@@ -17,6 +17,7 @@ import { sha256 } from './core/hash';
 import { ageSeconds, requestForbidsStore, varyFingerprint } from './core/http-cache-rules';
 import { httpKey } from './core/http-key';
 import { StampedeTimeoutError } from './core/single-flight';
+import { StoredEntry } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import {
@@ -109,6 +110,13 @@ export class StampedeInterceptor implements NestInterceptor {
     }
     const key = httpKey(method, url, headers, route.keyHeaders, custom);
 
+    const policy = this.policyFor(route, context, url);
+    // The hit path: a fresh in-process value is replayed at once, before any per-request closure.
+    const hit = this.engine.coalescer.peekFresh(key, policy);
+    if (hit !== undefined && !varyMismatch(hit.v, headers)) {
+      return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
+    }
+
     let ownBody: unknown;
     let ownError: unknown;
     // Set once this caller is answered from elsewhere (a stale value) while
@@ -130,8 +138,7 @@ export class StampedeInterceptor implements NestInterceptor {
       );
     };
 
-    const policy = this.policyFor(route, context, url);
-    const coalesce = (key: string, isVariant: boolean): Observable<unknown> => {
+    const coalesce = (key: string, isVariant: boolean, peeked?: StoredEntry<ResponseSnapshot>): Observable<unknown> => {
       // The response varies on a request header this caller sent differently: it is not
       // this caller's. Its values of those headers make a key of their own, coalesced and
       // stored apart (RFC 9111 §4.1); a variant that varies again runs alone.
@@ -143,10 +150,15 @@ export class StampedeInterceptor implements NestInterceptor {
         return coalesce(`${key}|vary:${varyFingerprint(snapshot.vary.names, headers)}`, true);
       };
       // The hit path: a fresh in-process value is replayed without the Observable machinery.
-      const hit = this.engine.coalescer.peekFresh(key, policy);
-      if (hit !== undefined) {
-        if (varyMismatch(hit.v, headers)) return otherVariant(hit.v);
-        return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
+      const fresh = peeked ?? this.engine.coalescer.peekFresh(key, policy);
+      if (fresh !== undefined) {
+        if (varyMismatch(fresh.v, headers)) return otherVariant(fresh.v);
+        return this.replay(response, fresh.v, {
+          value: fresh.v,
+          outcome: 'hit',
+          expiresAt: fresh.e,
+          storedAt: fresh.t,
+        });
       }
       return this.engine.coalescer.run$(key, handle, policy).pipe(
         catchError(toHttpError),
@@ -169,7 +181,8 @@ export class StampedeInterceptor implements NestInterceptor {
         }),
       );
     };
-    return coalesce(key, false);
+    // A `hit` left here is another variant of a response that varies: this caller goes to its own.
+    return coalesce(key, false, hit);
   }
 
   /** Answers this caller with another's response: its status, replayable headers and body (or error). */

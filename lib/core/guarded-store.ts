@@ -1,5 +1,9 @@
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
+// Keyv and cache-manager answer a failed read as a miss: only a value read
+// back proves the store healthy, or an outage would log per request.
+const isFound = (entry: StoredEntry | undefined) => entry !== undefined;
+
 /** Where the core reports; the Nest glue passes a Nest `Logger`. */
 export interface CoreLogger {
   warn(message: string): void;
@@ -33,14 +37,18 @@ export class GuardedStore implements StampedeStore {
   }
 
   get(key: string): MaybePromise<StoredEntry | undefined> {
-    // Keyv and cache-manager answer a failed read as a miss: only a value
-    // read back proves the store healthy, or an outage would log per request.
-    return this.guard(
-      () => this.store.get(key),
-      undefined,
-      'get',
-      (entry) => entry !== undefined,
-    );
+    if (this.store.synchronous) {
+      // The hit path of the in-process store: no closures, no Promise.
+      try {
+        const entry = this.store.get(key) as StoredEntry | undefined;
+        if (entry !== undefined) this.succeed();
+        return entry;
+      } catch (error) {
+        this.fail(error, 'get');
+        return undefined;
+      }
+    }
+    return this.guard(() => this.store.get(key), undefined, 'get', isFound);
   }
 
   set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown> {
