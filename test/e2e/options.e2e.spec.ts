@@ -21,6 +21,23 @@ describe('StampedeModule options', () => {
     [{ store: {} }, /option "store"/],
     [{ key: 'path' }, /option "key".*got "path"/],
     [{ tll: 5000 }, /option "tll".*expected one of ttl/],
+    [{ timeout: -5 }, /option "timeout".*got -5/],
+    [{ waitTimeout: 'soon' }, /option "waitTimeout".*got "soon"/],
+    [{ onWaitTimeout: 'retry' }, /option "onWaitTimeout".*got "retry"/],
+    [{ maxBodyBytes: -1 }, /option "maxBodyBytes".*got -1/],
+    [{ staleTtl: -1 }, /option "staleTtl".*got -1/],
+    [{ staleIfError: Infinity }, /option "staleIfError".*got Infinity/],
+    [{ earlyRefresh: { beta: 0 } }, /option "earlyRefresh"/],
+    [{ tags: 'article' }, /option "tags".*got "article"/],
+    [{ statusTtl: { 999: 1000 } }, /option "statusTtl"/],
+    [{ statusTtl: { 404: -1 } }, /option "statusTtl"/],
+    [{ respectCacheControl: 'yes' }, /option "respectCacheControl"/],
+    [{ keyBody: { maxBytes: 0 } }, /option "keyBody"/],
+    [{ maxInFlight: 0 }, /option "maxInFlight".*got 0/],
+    [{ maxWaiters: 2.5 }, /option "maxWaiters".*got 2.5/],
+    [{ storeTimeout: -1 }, /option "storeTimeout".*got -1/],
+    [{ invalidateOnWrite: 1 }, /option "invalidateOnWrite".*got 1/],
+    [{ metrics: 'on' }, /option "metrics"/],
   ])('fails app creation for %j, naming the option and the value', async (options, message) => {
     await expect(compileWith(options)).rejects.toThrow(message);
   });
