@@ -4,7 +4,7 @@ export { STAMPEDE_STORE } from './core/store';
 export type { StampedeStore, StoredEntry } from './core/store';
 export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapter';
 export type { Work, WorkResult } from './core/single-flight';
-export { StampedeTimeoutError } from './core/single-flight';
+export { StampedeTimeoutError } from './core/deadline';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
 export { StampedeInterceptor } from './stampede.interceptor';
 export { StampedeModule } from './stampede.module';

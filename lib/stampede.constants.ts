@@ -18,13 +18,3 @@ export const SSE_METADATA = '__sse__';
 /** Route parameter types of `@Res()` and `@Next()` (Nest's `RouteParamtypes`). */
 export const RESPONSE_PARAMTYPE = 1;
 export const NEXT_PARAMTYPE = 2;
-
-/** Defaults of every option. */
-export const DEFAULT_TTL = 5_000;
-export const DEFAULT_MAX_ENTRIES = 10_000;
-export const DEFAULT_METHODS: readonly string[] = ['GET', 'HEAD'];
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_IN_FLIGHT = 10_000;
-export const DEFAULT_MAX_WAITERS = 10_000;
-export const DEFAULT_STORE_TIMEOUT = 1_000;
-export const DEFAULT_KEY_BODY_BYTES = 64 * 1024;

@@ -16,7 +16,7 @@ import { BypassReason } from './core/events';
 import { sha256 } from './core/hash';
 import { ageSeconds, requestForbidsStore, varyFingerprint } from './core/http-cache-rules';
 import { httpKey } from './core/http-key';
-import { StampedeTimeoutError } from './core/single-flight';
+import { StampedeTimeoutError } from './core/deadline';
 import { StoredEntry } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';

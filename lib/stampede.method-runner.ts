@@ -1,22 +1,19 @@
 import { Logger } from '@nestjs/common';
-import { Observable, isObservable, map, of } from 'rxjs';
+import { Observable, from, isObservable, map, of } from 'rxjs';
+import { valueOf } from './core/answer';
 import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
 import { Coalescer, RunPolicy } from './core/coalescer';
-import { boundKey } from './core/hash';
 import { MemoryStore } from './core/memory-store';
+import { PolicyDefaults, PolicyOptions, resolvePolicy } from './core/policy';
 import { isPromiseLike } from './core/store';
-import { DEFAULT_MAX_ENTRIES, DEFAULT_TTL } from './stampede.constants';
+import { DEFAULTS } from './stampede.defaults';
 import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
-import { normalizeEarlyRefresh } from './stampede.validation';
 
-/** What a decorated method runs on: an engine and its default TTL. */
+/** What a decorated method runs on: an engine and its defaults. */
 export interface MethodEngine {
   readonly coalescer: Coalescer;
   readonly defaultTtl: number;
-  readonly defaults: Pick<
-    ResolvedStampedeOptions,
-    'timeout' | 'waitTimeout' | 'onWaitTimeout' | 'staleTtl' | 'staleIfError' | 'earlyRefresh'
-  >;
+  readonly defaults: PolicyDefaults & Pick<ResolvedStampedeOptions, 'tags'>;
 }
 
 // Bindings made by the explorer at bootstrap: per instance for singletons, per
@@ -47,9 +44,9 @@ let fallbackEngine: MethodEngine | undefined;
 /** The engine of an instance Nest did not create: in-process, with the defaults. */
 function defaultEngine(): MethodEngine {
   fallbackEngine ??= {
-    coalescer: new Coalescer({ store: new MemoryStore(DEFAULT_MAX_ENTRIES), logger: new Logger('Stampede') }),
-    defaultTtl: DEFAULT_TTL,
-    defaults: { timeout: 0, waitTimeout: 0, onWaitTimeout: 'run', staleTtl: 0, staleIfError: 0 },
+    coalescer: new Coalescer({ store: new MemoryStore(DEFAULTS.maxEntries), logger: new Logger('Stampede') }),
+    defaultTtl: DEFAULTS.ttl,
+    defaults: DEFAULTS,
   };
   return fallbackEngine;
 }
@@ -64,11 +61,13 @@ function engineFor(instance: object): MethodEngine {
   return defaultEngine();
 }
 
-// Two classes with one name in one process get distinct key prefixes; the
-// first keeps the bare name, so keys stay equal across instances of an app.
+// Two classes with one name in one process get distinct key prefixes, fixed
+// when the class is decorated: the same code decorates in the same order in
+// every instance of an app, so the prefixes (and keys) are equal across them.
 const classIds = new WeakMap<object, string>();
 const namesSeen = new Map<string, number>();
-function classId(type: { name: string }): string {
+/** The key prefix of `type`'s methods: its name, and `~N` for the N-th class of that name. */
+export function classId(type: { name: string }): string {
   let id = classIds.get(type);
   if (id === undefined) {
     const seen = (namesSeen.get(type.name) ?? 0) + 1;
@@ -103,17 +102,19 @@ export function coalescedMethod(
   options: CoalesceOptions,
 ): (...args: unknown[]) => unknown {
   const logger = new Logger('Stampede');
-  const earlyRefresh = options.earlyRefresh !== undefined ? normalizeEarlyRefresh(options.earlyRefresh) : undefined;
   const declaredReturn = Reflect.getMetadata('design:returntype', declaringClass.prototype, methodName);
   let shape: Shape | undefined =
     declaredReturn === Observable ? 'observable' : declaredReturn === Promise ? 'promise' : undefined;
   let warned = false;
   let isController: boolean | undefined;
-  let keyPrefix: string | undefined;
+  const name = `${classId(declaringClass)}.${methodName}`;
+  const keyPrefix = `${name}(`;
   // One policy per engine; per call only when tags are a function of the arguments.
   const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
+  const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> =>
+    resolvePolicy(engine.defaults, [options as PolicyOptions], { tags });
   const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
-    const tags = options.tags;
+    const tags = options.tags ?? engine.defaults.tags;
     if (typeof tags !== 'function') {
       let policy = policies.get(engine);
       if (!policy) policies.set(engine, (policy = buildPolicy(engine, tags === undefined ? undefined : () => tags)));
@@ -121,16 +122,6 @@ export function coalescedMethod(
     }
     return buildPolicy(engine, (value) => tags(value, ...args));
   };
-  const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> => ({
-    ttl: options.ttl ?? engine.defaultTtl,
-    timeout: options.timeout ?? engine.defaults.timeout,
-    waitTimeout: options.waitTimeout ?? engine.defaults.waitTimeout,
-    onWaitTimeout: options.onWaitTimeout ?? engine.defaults.onWaitTimeout,
-    staleTtl: options.staleTtl ?? engine.defaults.staleTtl,
-    staleIfError: options.staleIfError ?? engine.defaults.staleIfError,
-    earlyRefresh: earlyRefresh ?? engine.defaults.earlyRefresh,
-    tags,
-  });
 
   const wrapper = function (this: object, ...args: unknown[]): unknown {
     // Routes are coalesced by the interceptor, per request; a handler call is not a service call.
@@ -139,7 +130,6 @@ export function coalescedMethod(
 
     let key: string | undefined;
     try {
-      keyPrefix ??= `${classId(declaringClass)}.${methodName}(`;
       key = options.key ? options.key(...args) : `${keyPrefix}${argumentsKey(args)})`;
     } catch (error) {
       if (!(error instanceof UnserializableArgumentError)) throw error;
@@ -150,77 +140,34 @@ export function coalescedMethod(
     }
     const engine = engineFor(this);
     if (key === undefined) {
-      engine.coalescer.report('bypass', `${classId(declaringClass)}.${methodName}`, {
-        reason: 'unserializable-arguments',
-      });
+      engine.coalescer.report('bypass', name, { reason: 'unserializable-arguments' });
       return original.apply(this, args);
     }
     const policy = policyOf(engine, args);
-    const bounded = boundKey(key);
-    // A fresh in-process hit answers in the method's own shape, without the Observable machinery.
-    const hit = engine.coalescer.peekFresh(bounded, policy);
-    if (hit !== undefined) {
-      if (shape === 'value') return hit.v;
-      return shape === 'observable' ? of(hit.v) : Promise.resolve(hit.v);
-    }
-    if (shape === 'promise') {
-      const joined = engine.coalescer.joinFast(bounded, policy);
-      if (joined !== undefined) return joined;
-    }
     const work = () => {
       const result = original.apply(this, args);
       shape = shapeOf(result);
       return result;
     };
-    const value$ = engine.coalescer.run$(bounded, work, policy).pipe(map((lookup) => lookup.value));
-    if (shape === 'observable') return value$;
-    return settle(value$, () => shape);
+    if (shape === 'observable') {
+      // A hit answers at once; otherwise every value of the shared flight reaches this caller.
+      const hit = engine.coalescer.peek(key, policy);
+      return hit !== undefined ? of(hit.value) : engine.coalescer.run$(key, work, policy).pipe(map(valueOf));
+    }
+    if (shape === 'promise') {
+      try {
+        const value = engine.coalescer.value(key, work, policy);
+        return isPromiseLike(value) ? value : Promise.resolve(value);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    // Not known yet, or synchronous: a plain value while everything answered synchronously.
+    const value = engine.coalescer.value(key, work, policy);
+    // The first call of a method found to return an Observable still answers with one.
+    if ((shape as Shape | undefined) === 'observable') return isPromiseLike(value) ? from(value) : of(value);
+    return value;
   };
   Object.defineProperty(wrapper, 'name', { value: original.name || methodName });
   return wrapper;
-}
-
-/**
- * Subscribes at once (as calling a method runs it). Settled synchronously and
- * the method is synchronous: the plain value (or the throw). Otherwise a
- * Promise; or, when the method turned out to return an Observable, one that
- * replays what the shared flight emits.
- */
-function settle(value$: Observable<unknown>, shape: () => Shape | undefined): unknown {
-  const emitted: unknown[] = [];
-  let error: unknown;
-  let state: 'pending' | 'done' | 'failed' = 'pending';
-  let onSettle: (() => void) | undefined;
-  value$.subscribe({
-    next: (value) => emitted.push(value),
-    error: (e: unknown) => {
-      error = e;
-      state = 'failed';
-      onSettle?.();
-    },
-    complete: () => {
-      state = 'done';
-      onSettle?.();
-    },
-  });
-  if (shape() === 'observable') {
-    return new Observable((subscriber) => {
-      const flush = () => {
-        for (const value of emitted) subscriber.next(value);
-        if (state === 'failed') subscriber.error(error);
-        else subscriber.complete();
-      };
-      if (state !== 'pending') flush();
-      else onSettle = flush;
-    });
-  }
-  if (state !== 'pending' && shape() === 'value') {
-    if (state === 'failed') throw error;
-    return emitted[emitted.length - 1];
-  }
-  return new Promise((resolve, reject) => {
-    const finish = () => (state === 'failed' ? reject(error) : resolve(emitted[emitted.length - 1]));
-    if (state !== 'pending') finish();
-    else onSettle = finish;
-  });
 }

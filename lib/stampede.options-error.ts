@@ -11,8 +11,12 @@ export class StampedeOptionsError extends Error {
     readonly option: string,
     readonly value: unknown,
     expected: string,
+    /** Where it was given: `StampedeModule.forRoot`, `@Coalesce on Class.method`, `StampedeService.run`... */
+    readonly where?: string,
   ) {
-    super(`nestjs-stampede: invalid option "${option}": expected ${expected}, got ${describe(value)}`);
+    super(
+      `nestjs-stampede: invalid option "${option}": expected ${expected}, got ${describe(value)}${where ? ` (in ${where})` : ''}`,
+    );
     this.name = 'StampedeOptionsError';
   }
 }

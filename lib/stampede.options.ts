@@ -10,25 +10,32 @@ import type { RedisOptions, ResolvedRedisOptions } from './redis/redis.options';
 export type KeyFunction = (...args: any[]) => string | undefined;
 
 /**
- * Per-route (or per-controller) settings given to `@Coalesce()`. Unset
- * fields fall back to the controller's, then the module's.
+ * What `@Coalesce()` on a provider method, and `StampedeService.run()` (but
+ * `key`), accept: the per-key options every surface honours.
  *
  * @example
  * ```ts
- * @Coalesce({ ttl: 2_000, keyHeaders: ['accept-language'] })
- * @Get('articles/:id')
- * article(@Param('id') id: string) { return this.articles.byId(id); }
+ * @Coalesce({ ttl: 30_000, jitter: 0.1, staleTtl: 60_000 })
+ * async rates(currency: string): Promise<Rates> { return this.upstream.rates(currency); }
  * ```
  */
-export interface CoalesceOptions {
+export interface MethodCoalesceOptions {
   /** Milliseconds to keep a successful result; `0` coalesces only, storing nothing. */
   ttl?: number;
   /**
-   * Request headers whose values split the key (case-insensitive names; the
-   * values are SHA-256 hashed, never stored in clear). Listing `authorization`
-   * or `cookie` lets requests carrying them be coalesced per credential.
+   * Spreads expiries: each stored entry's `ttl` is shortened by a random
+   * amount up to this, a fraction of `ttl` (`0.1`: up to 10 %) or, from `1`
+   * on, milliseconds, so keys written together do not expire together.
+   * Never lengthens a `ttl`. `0`: none (default).
    */
-  keyHeaders?: string[];
+  jitter?: number;
+  /**
+   * Milliseconds a key whose result could not be shared (HTTP: `private`,
+   * `no-store`, `Vary: *`, `Set-Cookie`, a stream) lets callers through at
+   * once, uncoalesced, instead of queueing behind a leader whose answer they
+   * cannot use (Varnish's hit-for-miss). Default 60 000.
+   */
+  uncacheableTtl?: number;
   /**
    * Adds a part to the key; for HTTP it is called with the `ExecutionContext`.
    * Returning `undefined` lets the request through uncoalesced. A route with a
@@ -53,11 +60,6 @@ export interface CoalesceOptions {
   /** What a caller does after `waitTimeout`: `'run'` (default) or `'fail'`. */
   onWaitTimeout?: 'run' | 'fail';
   /**
-   * HTTP: responses whose body is larger (bytes, as JSON for objects) are
-   * shared with the callers waiting on them but not stored. Default 1 MiB.
-   */
-  maxBodyBytes?: number;
-  /**
    * Milliseconds after `ttl` during which the old value is served at once
    * while exactly one refresh runs in the background (stale-while-revalidate).
    * `0`: none (default).
@@ -81,6 +83,31 @@ export interface CoalesceOptions {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   tags?: string[] | ((result: any, ...args: any[]) => string[]);
+}
+
+/**
+ * Per-route (or per-controller) settings given to `@Coalesce()`. Unset
+ * fields fall back to the controller's, then the module's.
+ *
+ * @example
+ * ```ts
+ * @Coalesce({ ttl: 2_000, keyHeaders: ['accept-language'] })
+ * @Get('articles/:id')
+ * article(@Param('id') id: string) { return this.articles.byId(id); }
+ * ```
+ */
+export interface CoalesceOptions extends MethodCoalesceOptions {
+  /**
+   * Request headers whose values split the key (case-insensitive names; the
+   * values are SHA-256 hashed, never stored in clear). Listing `authorization`
+   * or `cookie` lets requests carrying them be coalesced per credential.
+   */
+  keyHeaders?: string[];
+  /**
+   * HTTP: responses whose body is larger (bytes, as JSON for objects) are
+   * shared with the callers waiting on them but not stored. Default 1 MiB.
+   */
+  maxBodyBytes?: number;
   /**
    * HTTP: TTL per response status (go-chi's `WithHTTPStatusTTL`), e.g.
    * `{ 200: 5_000, 404: 1_000 }`, or a function of the status. Listed statuses
@@ -155,9 +182,14 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   invalidateOnWrite?: boolean;
 }
 
+/** What `@Coalesce()` accepts on a route or a controller: the method options and the HTTP ones. */
+export type RouteCoalesceOptions = CoalesceOptions;
+
 /** Module options after validation, with every default filled in. */
 export interface ResolvedStampedeOptions {
   ttl: number;
+  jitter: number;
+  uncacheableTtl: number;
   keyHeaders: readonly string[];
   key?: KeyFunction;
   maxEntries: number;

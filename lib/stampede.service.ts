@@ -1,25 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Observable, lastValueFrom, map } from 'rxjs';
-import { Coalescer, Lookup, RunPolicy } from './core/coalescer';
+import { Observable, map } from 'rxjs';
+import { valueOf } from './core/answer';
+import { Coalescer, RunPolicy } from './core/coalescer';
 import { StampedeListener, StampedeStats } from './core/events';
-import { boundKey } from './core/hash';
+import { PolicyOptions, resolvePolicy } from './core/policy';
 import { Work } from './core/single-flight';
+import { isPromiseLike } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { ResolvedStampedeOptions } from './stampede.options';
+import { MethodCoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
 import { StampedeOptionsError } from './stampede.options-error';
-import { normalizeEarlyRefresh, validateCoalesceOptions } from './stampede.validation';
+import { validateOptions } from './stampede.validation';
 
-/** Per-call options of `StampedeService.run()` and `run$()`. */
-export interface RunOptions {
-  /** Milliseconds to keep the result; default: the module's `ttl`. `0` coalesces only. */
-  ttl?: number;
-  /** Milliseconds the work may take; then all waiters get a `StampedeTimeoutError` and its signal aborts. Default: the module's. */
-  timeout?: number;
-  /** Milliseconds to wait on another caller's work before `onWaitTimeout`. Default: the module's. */
-  waitTimeout?: number;
-  /** After `waitTimeout`: `'run'` this caller's own uncached call, or `'fail'`. Default: the module's. */
-  onWaitTimeout?: 'run' | 'fail';
+/** Per-call options of `StampedeService.run()` and `run$()`. Unset ones take the module's. */
+export interface RunOptions extends Omit<MethodCoalesceOptions, 'key' | 'tags'> {
   /**
    * When every waiter has gone before a Promise work settled: abort its
    * signal and forget the flight (`true`), or let it run on, joinable, and
@@ -27,15 +21,11 @@ export interface RunOptions {
    * cancelled (unsubscribed) when every subscriber has gone.
    */
   cancelWhenAbandoned?: boolean;
-  /** Milliseconds after `ttl` to serve the old value at once while one refresh runs. Default: the module's. */
-  staleTtl?: number;
-  /** Milliseconds after `ttl` to serve the old value in place of an error. Default: the module's. */
-  staleIfError?: number;
-  /** XFetch early refresh (`true` or `{ beta }`). Default: the module's. */
-  earlyRefresh?: boolean | { beta: number };
   /** Tags stored with the result, for `invalidateTags`: a list or a function of the result. */
   tags?: string[] | ((result: unknown) => string[]);
 }
+
+const WHERE = 'StampedeService.run';
 
 /**
  * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all
@@ -53,8 +43,6 @@ export interface RunOptions {
  * }
  * ```
  */
-const valueOf = <T>(lookup: Lookup<T>): T => lookup.value;
-
 @Injectable()
 export class StampedeService {
   private readonly coalescer: Coalescer;
@@ -79,15 +67,12 @@ export class StampedeService {
    * ```
    */
   run<T>(key: string, fn: Work<T>, options?: RunOptions): Promise<T> {
-    const policy = this.policyFor<T>(key, options);
-    const bounded = boundKey(key);
-    // A fresh in-process hit resolves without the Observable machinery.
-    const hit = this.coalescer.peekFresh(bounded, policy);
-    if (hit !== undefined) return Promise.resolve(hit.v);
-    // Joining a flight in progress: one shared Promise, not a chain per caller.
-    const joined = this.coalescer.joinFast<T>(bounded, policy);
-    if (joined !== undefined) return joined;
-    return lastValueFrom(this.coalescer.run$(bounded, fn, policy).pipe(map(valueOf)), { defaultValue: undefined as T });
+    try {
+      const value = this.coalescer.value(key, fn, this.policyFor<T>(key, options));
+      return isPromiseLike<T>(value) ? (value as Promise<T>) : Promise.resolve(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -101,36 +86,22 @@ export class StampedeService {
    * ```
    */
   run$<T>(key: string, fn: Work<T>, options?: RunOptions): Observable<T> {
-    const policy = this.policyFor<T>(key, options);
-    return this.coalescer.run$(boundKey(key), fn, policy).pipe(map(valueOf));
+    return this.coalescer.run$(key, fn, this.policyFor<T>(key, options)).pipe(map(valueOf));
   }
 
   /** Validates per-call options and merges them over the module's; calls without options share one policy. */
   private policyFor<T>(key: unknown, options: RunOptions | undefined): RunPolicy<T> {
-    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string');
+    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', WHERE);
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
-    const { cancelWhenAbandoned, ...coalesceOptions } = options;
-    validateCoalesceOptions(coalesceOptions);
-    if (cancelWhenAbandoned !== undefined && typeof cancelWhenAbandoned !== 'boolean') {
-      throw new StampedeOptionsError('cancelWhenAbandoned', cancelWhenAbandoned, 'a boolean');
-    }
+    validateOptions(options, 'run', WHERE);
     return this.buildPolicy(options) as RunPolicy<T>;
   }
 
   private buildPolicy(options: RunOptions): RunPolicy<unknown> {
     const tags = options.tags ?? this.defaults.tags;
-    return {
-      ttl: options.ttl ?? this.defaultTtl,
-      timeout: options.timeout ?? this.defaults.timeout,
-      waitTimeout: options.waitTimeout ?? this.defaults.waitTimeout,
-      onWaitTimeout: options.onWaitTimeout ?? this.defaults.onWaitTimeout,
-      cancelWhenAbandoned: options.cancelWhenAbandoned,
-      staleTtl: options.staleTtl ?? this.defaults.staleTtl,
-      staleIfError: options.staleIfError ?? this.defaults.staleIfError,
-      earlyRefresh:
-        options.earlyRefresh !== undefined ? normalizeEarlyRefresh(options.earlyRefresh) : this.defaults.earlyRefresh,
+    return resolvePolicy(this.defaults, [options as PolicyOptions], {
       tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value) : () => tags,
-    };
+    });
   }
 
   /**
@@ -147,6 +118,7 @@ export class StampedeService {
 
   /**
    * Stores `value` under `key` for `ttl` ms (default: the module's `ttl`).
+   * Resolves once the store has it (a failing store is logged, not thrown).
    *
    * @example
    * ```ts
@@ -155,7 +127,7 @@ export class StampedeService {
    */
   async set<T>(key: string, value: T, ttl: number = this.defaultTtl): Promise<void> {
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds > 0');
+      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds > 0', 'StampedeService.set');
     }
     await this.coalescer.set(key, value, ttl);
   }
@@ -180,7 +152,7 @@ export class StampedeService {
       return deleted === false ? 0 : 1;
     }
     if (target === null || typeof target !== 'object' || typeof target.prefix !== 'string') {
-      throw new StampedeOptionsError('invalidate', target, 'a key or { prefix: string }');
+      throw new StampedeOptionsError('invalidate', target, 'a key or { prefix: string }', 'StampedeService.invalidate');
     }
     return this.coalescer.invalidatePrefix(target.prefix);
   }
@@ -200,7 +172,7 @@ export class StampedeService {
    */
   invalidateTags(tags: readonly string[]): void {
     if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string')) {
-      throw new StampedeOptionsError('invalidateTags', tags, 'an array of strings');
+      throw new StampedeOptionsError('invalidateTags', tags, 'an array of strings', 'StampedeService.invalidateTags');
     }
     this.coalescer.invalidateTags(tags);
   }

@@ -1,171 +1,196 @@
+import { normalizeEarlyRefresh } from './core/policy';
 import { isStoreInput } from './core/store-adapter';
 import { validateRedisOptions } from './redis/redis.options';
-import {
-  DEFAULT_KEY_BODY_BYTES,
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_MAX_ENTRIES,
-  DEFAULT_MAX_IN_FLIGHT,
-  DEFAULT_MAX_WAITERS,
-  DEFAULT_METHODS,
-  DEFAULT_STORE_TIMEOUT,
-  DEFAULT_TTL,
-} from './stampede.constants';
+import { DEFAULTS } from './stampede.defaults';
 import { StampedeOptionsError } from './stampede.options-error';
 import { CoalesceOptions, ResolvedStampedeOptions, StampedeModuleOptions } from './stampede.options';
 
+export { normalizeEarlyRefresh };
+
 /**
- * Validation of every option, with the error naming the option and the
- * value, and the defaults: module options at bootstrap, `@Coalesce` options
- * where the decorator is applied, `run` options per call.
+ * Validation of every option, driven by one table: which surfaces accept it
+ * and how its value is checked. Module options at bootstrap, `@Coalesce`
+ * options where the decorator is applied (and, for provider methods, again at
+ * bootstrap, where it is known whether the method is a route), `run` options
+ * per call. Every error names the option, the value and where it was given.
  */
+
+/** Where options are given. */
+export type Surface = 'module' | 'route' | 'method' | 'run';
+
+type Check = (value: unknown, name: string, where: string) => void;
 
 // RFC 9110 token: what a header name may be made of.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Methods a route can be coalesced for: the safe ones, and those `keyBody` opens. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE', 'QUERY', 'SEARCH']);
 
-const COALESCE_KEYS = [
-  'ttl',
-  'keyHeaders',
-  'key',
-  'timeout',
-  'waitTimeout',
-  'onWaitTimeout',
-  'maxBodyBytes',
-  'staleTtl',
-  'staleIfError',
-  'earlyRefresh',
-  'tags',
-  'statusTtl',
-  'respectCacheControl',
-  'keyBody',
-] as const;
-const MODULE_KEYS = [
-  ...COALESCE_KEYS,
-  'maxEntries',
-  'store',
-  'methods',
-  'cacheStatusHeader',
-  'maxInFlight',
-  'maxWaiters',
-  'storeTimeout',
-  'redis',
-  'invalidateOnWrite',
-  'metrics',
-  'isGlobal',
-] as const;
-
-function checkKnown(options: object, known: readonly string[], where: string): void {
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      throw new StampedeOptionsError(
-        name,
-        (options as Record<string, unknown>)[name],
-        `one of ${known.join(', ')} (${where})`,
-      );
+const fail = (name: string, value: unknown, expected: string, where: string): never => {
+  throw new StampedeOptionsError(name, value, expected, where);
+};
+const milliseconds: Check = (value, name, where) => {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    fail(name, value, 'a finite number of milliseconds >= 0', where);
+  }
+};
+const count =
+  (min: number): Check =>
+  (value, name, where) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+      fail(name, value, `an integer >= ${min}`, where);
     }
+  };
+const boolean: Check = (value, name, where) => {
+  if (typeof value !== 'boolean') fail(name, value, 'a boolean', where);
+};
+const fn: Check = (value, name, where) => {
+  if (typeof value !== 'function') fail(name, value, 'a function', where);
+};
+const oneOf =
+  (...allowed: string[]): Check =>
+  (value, name, where) => {
+    if (!allowed.includes(value as string)) fail(name, value, allowed.map((a) => `'${a}'`).join(' or '), where);
+  };
+const headerNames: Check = (value, name, where) => {
+  if (!Array.isArray(value) || !value.every((h) => typeof h === 'string' && TOKEN.test(h))) {
+    fail(name, value, 'an array of header names', where);
   }
-}
-
-function checkTtl(value: unknown): void {
+};
+const jitter: Check = (value, name, where) => {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new StampedeOptionsError('ttl', value, 'a finite number of milliseconds >= 0');
+    fail(name, value, 'a fraction of the ttl (0 to < 1) or milliseconds (>= 1)', where);
   }
-}
-
-function checkMilliseconds(name: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new StampedeOptionsError(name, value, 'a finite number of milliseconds >= 0');
+};
+const earlyRefresh: Check = (value, name, where) => {
+  if (typeof value === 'boolean') return;
+  const beta = (value as { beta?: unknown } | null)?.beta;
+  if (typeof value !== 'object' || typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0) {
+    fail(name, value, 'true, false or { beta: a number > 0 }', where);
   }
-}
-
-function checkCount(name: string, value: unknown, min: number): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new StampedeOptionsError(name, value, `an integer >= ${min}`);
+};
+const tags: Check = (value, name, where) => {
+  if (typeof value === 'function') return;
+  if (!Array.isArray(value) || !value.every((tag) => typeof tag === 'string')) {
+    fail(name, value, 'an array of strings or a function', where);
   }
-}
-
-function checkKeyHeaders(value: unknown): void {
-  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && TOKEN.test(name))) {
-    throw new StampedeOptionsError('keyHeaders', value, 'an array of header names');
+};
+const statusTtl: Check = (value, name, where) => {
+  if (typeof value === 'function') return;
+  const valid =
+    typeof value === 'object' &&
+    value !== null &&
+    Object.entries(value).every(
+      ([status, ms]) => /^[1-5]\d\d$/.test(status) && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0,
+    );
+  if (!valid) fail(name, value, 'a map of HTTP status to ms >= 0, or a function', where);
+};
+const keyBody: Check = (value, name, where) => {
+  if (typeof value === 'boolean') return;
+  const maxBytes = (value as { maxBytes?: unknown } | null)?.maxBytes;
+  if (typeof value !== 'object' || !Number.isSafeInteger(maxBytes) || (maxBytes as number) <= 0) {
+    fail(name, value, 'true, false or { maxBytes: an integer > 0 }', where);
   }
+};
+const methods: Check = (value, name, where) => {
+  if (
+    !Array.isArray(value) ||
+    !value.every((m) => typeof m === 'string' && TOKEN.test(m) && KNOWN_METHODS.has(m.toUpperCase()))
+  ) {
+    fail(name, value, `an array of HTTP methods (${[...KNOWN_METHODS].join(', ')})`, where);
+  }
+};
+const metrics: Check = (value, name, where) => {
+  if (typeof value === 'boolean') return;
+  const prefix = (value as { prefix?: unknown } | null)?.prefix;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    (prefix !== undefined && (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)))
+  ) {
+    fail(name, value, 'true, false or { prefix?: a metric name prefix, registry? }', where);
+  }
+};
+const store: Check = (value, name, where) => {
+  if (!isStoreInput(value)) fail(name, value, 'a cache-manager Cache, a Keyv instance, a Keyv store or a Map', where);
+};
+const anything: Check = () => undefined;
+
+const EVERYWHERE: readonly Surface[] = ['module', 'route', 'method', 'run'];
+const DECORATED: readonly Surface[] = ['module', 'route', 'method'];
+const HTTP: readonly Surface[] = ['module', 'route'];
+const MODULE: readonly Surface[] = ['module'];
+
+/** Every option: where it may be given and how it is checked. Its default is in `DEFAULTS`. */
+const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
+  ttl: { surfaces: EVERYWHERE, check: milliseconds },
+  jitter: { surfaces: EVERYWHERE, check: jitter },
+  timeout: { surfaces: EVERYWHERE, check: milliseconds },
+  waitTimeout: { surfaces: EVERYWHERE, check: milliseconds },
+  onWaitTimeout: { surfaces: EVERYWHERE, check: oneOf('run', 'fail') },
+  staleTtl: { surfaces: EVERYWHERE, check: milliseconds },
+  staleIfError: { surfaces: EVERYWHERE, check: milliseconds },
+  earlyRefresh: { surfaces: EVERYWHERE, check: earlyRefresh },
+  tags: { surfaces: EVERYWHERE, check: tags },
+  uncacheableTtl: { surfaces: EVERYWHERE, check: milliseconds },
+  cancelWhenAbandoned: { surfaces: ['run'], check: boolean },
+  key: { surfaces: DECORATED, check: fn },
+  keyHeaders: { surfaces: HTTP, check: headerNames },
+  maxBodyBytes: { surfaces: HTTP, check: count(0) },
+  statusTtl: { surfaces: HTTP, check: statusTtl },
+  respectCacheControl: { surfaces: HTTP, check: boolean },
+  keyBody: { surfaces: HTTP, check: keyBody },
+  maxEntries: { surfaces: MODULE, check: count(1) },
+  store: { surfaces: MODULE, check: store },
+  methods: { surfaces: MODULE, check: methods },
+  cacheStatusHeader: { surfaces: MODULE, check: boolean },
+  maxInFlight: { surfaces: MODULE, check: count(1) },
+  maxWaiters: { surfaces: MODULE, check: count(1) },
+  storeTimeout: { surfaces: MODULE, check: milliseconds },
+  redis: { surfaces: MODULE, check: anything },
+  invalidateOnWrite: { surfaces: MODULE, check: boolean },
+  metrics: { surfaces: MODULE, check: metrics },
+  isGlobal: { surfaces: MODULE, check: boolean },
+};
+
+/** The option names a surface accepts. */
+export function optionsOf(surface: Surface): string[] {
+  return Object.keys(RULES).filter((name) => RULES[name].surfaces.includes(surface));
 }
 
-function checkKey(value: unknown): void {
-  if (typeof value !== 'function') throw new StampedeOptionsError('key', value, 'a function');
-}
-
-/** Validates what `@Coalesce()` was given; throws a `StampedeOptionsError` naming the option. */
-export function validateCoalesceOptions(options: unknown): CoalesceOptions {
+/**
+ * Checks `options` for `surface`: unknown names, names the surface cannot
+ * honour (an HTTP option on a method, say), and every value.
+ */
+export function validateOptions(options: unknown, surface: Surface, where: string): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new StampedeOptionsError('@Coalesce', options, 'an options object');
+    fail(surface === 'module' ? 'options' : where, options, 'an options object', where);
   }
-  checkKnown(options, COALESCE_KEYS, '@Coalesce');
-  const { ttl, keyHeaders, key, timeout, waitTimeout, onWaitTimeout, maxBodyBytes } = options as CoalesceOptions;
-  if (ttl !== undefined) checkTtl(ttl);
-  if (keyHeaders !== undefined) checkKeyHeaders(keyHeaders);
-  if (key !== undefined) checkKey(key);
-  if (timeout !== undefined) checkMilliseconds('timeout', timeout);
-  if (waitTimeout !== undefined) checkMilliseconds('waitTimeout', waitTimeout);
-  if (onWaitTimeout !== undefined && onWaitTimeout !== 'run' && onWaitTimeout !== 'fail') {
-    throw new StampedeOptionsError('onWaitTimeout', onWaitTimeout, `'run' or 'fail'`);
+  for (const [name, value] of Object.entries(options as Record<string, unknown>)) {
+    const rule = RULES[name];
+    if (rule === undefined) fail(name, value, `one of ${optionsOf(surface).join(', ')}`, where);
+    if (!rule.surfaces.includes(surface)) {
+      const honoured = rule.surfaces.length === 1 ? `${rule.surfaces[0]} options` : rule.surfaces.join(' and ');
+      fail(name, value, `no such option here: it applies to ${honoured} only`, where);
+    }
+    if (value !== undefined) rule.check(value, name, where);
   }
-  if (maxBodyBytes !== undefined) checkCount('maxBodyBytes', maxBodyBytes, 0);
-  const { staleTtl, staleIfError, earlyRefresh, tags, statusTtl, respectCacheControl, keyBody } =
-    options as CoalesceOptions;
-  if (staleTtl !== undefined) checkMilliseconds('staleTtl', staleTtl);
-  if (staleIfError !== undefined) checkMilliseconds('staleIfError', staleIfError);
-  if (
-    earlyRefresh !== undefined &&
-    typeof earlyRefresh !== 'boolean' &&
-    !(
-      typeof earlyRefresh === 'object' &&
-      earlyRefresh !== null &&
-      typeof earlyRefresh.beta === 'number' &&
-      Number.isFinite(earlyRefresh.beta) &&
-      earlyRefresh.beta > 0
-    )
-  ) {
-    throw new StampedeOptionsError('earlyRefresh', earlyRefresh, 'true, false or { beta: a number > 0 }');
-  }
-  if (
-    tags !== undefined &&
-    typeof tags !== 'function' &&
-    !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))
-  ) {
-    throw new StampedeOptionsError('tags', tags, 'an array of strings or a function');
-  }
-  if (statusTtl !== undefined && typeof statusTtl !== 'function') {
-    const valid =
-      typeof statusTtl === 'object' &&
-      statusTtl !== null &&
-      Object.entries(statusTtl).every(
-        ([status, ms]) => /^[1-5]\d\d$/.test(status) && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0,
-      );
-    if (!valid)
-      throw new StampedeOptionsError('statusTtl', statusTtl, 'a map of HTTP status to ms >= 0, or a function');
-  }
-  if (respectCacheControl !== undefined && typeof respectCacheControl !== 'boolean') {
-    throw new StampedeOptionsError('respectCacheControl', respectCacheControl, 'a boolean');
-  }
-  if (
-    keyBody !== undefined &&
-    typeof keyBody !== 'boolean' &&
-    !(typeof keyBody === 'object' && keyBody !== null && Number.isSafeInteger(keyBody.maxBytes) && keyBody.maxBytes > 0)
-  ) {
-    throw new StampedeOptionsError('keyBody', keyBody, 'true, false or { maxBytes: an integer > 0 }');
-  }
+}
+
+/** Validates what `@Coalesce()` was given (a route's or a method's: both are known only later). */
+export function validateCoalesceOptions(options: unknown, where = '@Coalesce'): CoalesceOptions {
+  validateOptions(options, 'route', where);
   return options as CoalesceOptions;
 }
 
-/** `earlyRefresh` as the core takes it: `{ beta }` or off. */
-export function normalizeEarlyRefresh(value: CoalesceOptions['earlyRefresh']): { beta: number } | undefined {
-  if (value === undefined || value === false) return undefined;
-  return value === true ? { beta: 1 } : { beta: value.beta };
+/** The HTTP-only options among `options`, which a provider method cannot honour. */
+export function httpOnlyOptions(options: object): string[] {
+  return Object.keys(options).filter((name) => RULES[name] !== undefined && !RULES[name].surfaces.includes('method'));
 }
 
 /** `keyBody` as the interceptor takes it: `{ maxBytes }` or off. */
 export function normalizeKeyBody(value: CoalesceOptions['keyBody']): { maxBytes: number } | undefined {
   if (value === undefined || value === false) return undefined;
-  return value === true ? { maxBytes: DEFAULT_KEY_BODY_BYTES } : { maxBytes: value.maxBytes };
+  return value === true ? { maxBytes: DEFAULTS.keyBodyBytes } : { maxBytes: value.maxBytes };
 }
 
 /** Lowercase, deduplicated, sorted: the form keys are built from. */
@@ -178,77 +203,46 @@ export function normalizeKeyHeaders(names: readonly string[]): readonly string[]
  * module's providers are created, so a bad option fails app creation.
  */
 export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new StampedeOptionsError('options', options, 'an options object');
-  }
-  checkKnown(options, MODULE_KEYS, 'StampedeModule.forRoot');
+  const where = 'StampedeModule.forRoot';
+  validateOptions(options, 'module', where);
   const given = options as StampedeModuleOptions;
-  validateCoalesceOptions(Object.fromEntries(COALESCE_KEYS.filter((k) => k in given).map((k) => [k, given[k]])));
-  const { maxEntries, store, methods, cacheStatusHeader, maxInFlight, maxWaiters, storeTimeout } = given;
-  if (maxEntries !== undefined) checkCount('maxEntries', maxEntries, 1);
-  if (maxInFlight !== undefined) checkCount('maxInFlight', maxInFlight, 1);
-  if (maxWaiters !== undefined) checkCount('maxWaiters', maxWaiters, 1);
-  if (storeTimeout !== undefined) checkMilliseconds('storeTimeout', storeTimeout);
-  const metrics = given.metrics;
-  if (
-    metrics !== undefined &&
-    typeof metrics !== 'boolean' &&
-    !(
-      typeof metrics === 'object' &&
-      metrics !== null &&
-      (metrics.prefix === undefined ||
-        (typeof metrics.prefix === 'string' && /^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metrics.prefix)))
-    )
-  ) {
-    throw new StampedeOptionsError('metrics', metrics, 'true, false or { prefix?: a metric name prefix, registry? }');
+  if (given.store !== undefined && given.redis !== undefined) {
+    fail('store', given.store, 'no store with the redis option (Redis is the store)', where);
   }
-  if (given.invalidateOnWrite !== undefined && typeof given.invalidateOnWrite !== 'boolean') {
-    throw new StampedeOptionsError('invalidateOnWrite', given.invalidateOnWrite, 'a boolean');
-  }
-  if (store !== undefined && given.redis !== undefined) {
-    throw new StampedeOptionsError('store', store, 'no store with the redis option (Redis is the store)');
-  }
-  if (store !== undefined && !isStoreInput(store)) {
-    throw new StampedeOptionsError('store', store, 'a cache-manager Cache, a Keyv instance or a Keyv store');
-  }
-  if (
-    methods !== undefined &&
-    (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string' && TOKEN.test(m)))
-  ) {
-    throw new StampedeOptionsError('methods', methods, 'an array of HTTP method names');
-  }
-  if (cacheStatusHeader !== undefined && typeof cacheStatusHeader !== 'boolean') {
-    throw new StampedeOptionsError('cacheStatusHeader', cacheStatusHeader, 'a boolean');
-  }
+  const pick = <K extends keyof typeof DEFAULTS>(name: K): (typeof DEFAULTS)[K] =>
+    ((given as Record<string, unknown>)[name] ?? DEFAULTS[name]) as (typeof DEFAULTS)[K];
+  const metricsOption = given.metrics;
   return {
-    ttl: given.ttl ?? DEFAULT_TTL,
+    ttl: pick('ttl'),
+    jitter: pick('jitter'),
+    uncacheableTtl: pick('uncacheableTtl'),
     keyHeaders: normalizeKeyHeaders(given.keyHeaders ?? []),
     key: given.key,
-    maxEntries: maxEntries ?? DEFAULT_MAX_ENTRIES,
-    store,
-    methods: new Set((methods ?? DEFAULT_METHODS).map((m) => m.toUpperCase())),
-    cacheStatusHeader: cacheStatusHeader ?? true,
-    timeout: given.timeout ?? 0,
-    waitTimeout: given.waitTimeout ?? 0,
-    onWaitTimeout: given.onWaitTimeout ?? 'run',
-    maxBodyBytes: given.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    maxInFlight: maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-    maxWaiters: maxWaiters ?? DEFAULT_MAX_WAITERS,
-    storeTimeout: storeTimeout ?? DEFAULT_STORE_TIMEOUT,
+    maxEntries: pick('maxEntries'),
+    store: given.store,
+    methods: new Set((given.methods ?? DEFAULTS.methods).map((m) => m.toUpperCase())),
+    cacheStatusHeader: pick('cacheStatusHeader'),
+    timeout: pick('timeout'),
+    waitTimeout: pick('waitTimeout'),
+    onWaitTimeout: pick('onWaitTimeout'),
+    maxBodyBytes: pick('maxBodyBytes'),
+    maxInFlight: pick('maxInFlight'),
+    maxWaiters: pick('maxWaiters'),
+    storeTimeout: pick('storeTimeout'),
     redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
-    staleTtl: given.staleTtl ?? 0,
-    staleIfError: given.staleIfError ?? 0,
+    staleTtl: pick('staleTtl'),
+    staleIfError: pick('staleIfError'),
     earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
     tags: given.tags,
     statusTtl: given.statusTtl,
-    respectCacheControl: given.respectCacheControl ?? false,
+    respectCacheControl: pick('respectCacheControl'),
     keyBody: normalizeKeyBody(given.keyBody),
-    invalidateOnWrite: given.invalidateOnWrite ?? false,
+    invalidateOnWrite: pick('invalidateOnWrite'),
     metrics:
-      metrics === undefined || metrics === false
+      metricsOption === undefined || metricsOption === false
         ? undefined
-        : metrics === true
+        : metricsOption === true
           ? { prefix: 'stampede_' }
-          : { prefix: metrics.prefix ?? 'stampede_', registry: metrics.registry },
+          : { prefix: metricsOption.prefix ?? 'stampede_', registry: metricsOption.registry },
   };
 }

@@ -1,66 +1,23 @@
-import { Observable, Subscriber, Subscription, defer } from 'rxjs';
+import { Observable } from 'rxjs';
+import { Answer, AnswerSink, Teardown, answerFromEntry, valueOf } from './answer';
+import { CoreContext } from './context';
 import { FlightCoordinator } from './coordinator';
-import { BypassReason, EventLog, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './events';
-import { EarlyRefresh, Freshness, TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from './freshness';
+import { EventLog, StampedeEventType, StampedeEvent, StampedeListener, StampedeStats } from './events';
+import { entryState, isEntry, refreshesEarly, usableOnError } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
-import { sha256 } from './hash';
-import { NEVER_ABORTED, SingleFlight, StampedeTimeoutError, Work, deadline, toObservable } from './single-flight';
+import { MAX_KEY_LENGTH, boundKey } from './hash';
+import { Leading } from './leading';
+import { RunPolicy } from './policy';
+import { BackgroundRefresh } from './refresh';
+import { SingleFlight, Work } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
+import { TagClock } from './tags';
+import { Uncacheable } from './uncacheable';
+import { Waiting } from './waiting';
+import { Writes } from './writes';
 
-/** How a caller was answered. */
-export type Outcome = 'hit' | 'stale' | 'miss' | 'collapsed' | 'bypass';
-
-/** One caller's answer: the value and how it was obtained. */
-export interface Lookup<T> {
-  value: T;
-  /**
-   * `hit`: from the store; `miss`: this caller ran the work for everyone;
-   * `collapsed`: it joined a flight; `bypass`: it ran its own uncoalesced call
-   * (a bound was reached, or it waited `waitTimeout`); `stale`: an old value,
-   * served while a refresh runs or in place of a failed call.
-   */
-  outcome: Outcome;
-  /** For a `hit` or `stale`: epoch ms when the stored value stops (stopped) being fresh. */
-  expiresAt?: number;
-  /** For a `hit` or `stale`: epoch ms its work started (for an `Age`). */
-  storedAt?: number;
-  /** For `stale`: `revalidate` (a refresh runs) or `error` (in place of a failed call). */
-  staleReason?: 'revalidate' | 'error';
-  /** For a `miss`: whether the value was handed to the store. */
-  stored?: boolean;
-}
-
-/** How one key is handled. */
-export interface RunPolicy<T> {
-  /** Milliseconds to keep a successful result; 0 coalesces only. */
-  ttl: number;
-  /** Whether a result may be stored (e.g. only 2xx responses). Default: always. */
-  cacheable?: (value: T) => boolean;
-  /** Milliseconds the work may take; then every waiter gets `timeoutError()`. 0: no limit. */
-  timeout?: number;
-  /** The error a timed-out flight fails with. Default: `StampedeTimeoutError`. */
-  timeoutError?: () => unknown;
-  /** Milliseconds a caller waits on another's work before `onWaitTimeout`. 0: as long as it takes. */
-  waitTimeout?: number;
-  /** After `waitTimeout`: `run` its own uncached call (default, as nginx does), or `fail`. */
-  onWaitTimeout?: 'run' | 'fail';
-  /** See `FlightOptions.cancelWhenAbandoned`. */
-  cancelWhenAbandoned?: boolean;
-  /** Milliseconds after `ttl` during which the old value is served at once while one refresh runs. */
-  staleTtl?: number;
-  /** Milliseconds after `ttl` during which the old value replaces an error. */
-  staleIfError?: number;
-  /** XFetch: refresh a fresh value early, with a probability that rises near expiry. */
-  earlyRefresh?: EarlyRefresh;
-  /** Per result: other freshness (e.g. from `Cache-Control`, per status). */
-  freshnessFor?: (value: T) => Partial<Freshness> | undefined;
-  /** Per result: a failure for stale-if-error although it is a value (e.g. a 5xx response). */
-  isFailure?: (value: T) => boolean;
-  /** Tags stored with a result, for `invalidateTags`. */
-  tags?: (value: T) => string[] | undefined;
-  /** Whether a value read from the store has the expected shape; others are misses. */
-  isValid?: (value: unknown) => boolean;
-}
+export type { RunPolicy } from './policy';
+export type { Answer, Lookup, Outcome } from './answer';
 
 /** What the coalescer needs. */
 export interface CoalescerDeps {
@@ -75,55 +32,59 @@ export interface CoalescerDeps {
   maxWaiters?: number;
   /** Milliseconds an asynchronous store call may take before it counts as failed. 0: no bound. */
   storeTimeout?: number;
-  /** The random source of XFetch (injectable for tests). */
+  /** Keys remembered as uncacheable (hit-for-miss) at most. Default 10 000. */
+  maxUncacheable?: number;
+  /** The random source of XFetch and jitter (injectable for tests). */
   random?: () => number;
 }
 
-function isEntry(value: unknown): value is StoredEntry {
-  return value !== null && typeof value === 'object' && typeof (value as StoredEntry).e === 'number' && 'v' in value;
-}
+const bounded = (key: string) => (key.length > MAX_KEY_LENGTH ? boundKey(key) : key);
 
 /**
- * The engine: a store in front of a single flight.
+ * The engine's facade: a store in front of a single flight.
  *
- * A caller of `run$` joins the flight in progress for its key if there is one
+ * A caller joins the flight in progress for its key if there is one
  * (`collapsed`), else is answered from the store while the value is fresh
- * (`hit`), else becomes the leader and runs the work (`miss`); a successful
- * result is stored for `ttl` ms if `cacheable` allows. Errors reach every
- * waiter of their flight and are never stored. The store is guarded: when it
- * fails the coalescer works as if nothing were cached. Bounds (`maxInFlight`,
- * `maxWaiters`) and `waitTimeout` make a caller run its own call rather than
- * queue without end (`bypass`).
+ * (`hit`) or stale (`stale`, one refresh starts), else becomes the leader and
+ * runs the work (`miss`); a result is stored when its policy's decision says
+ * so. Errors reach every waiter of their flight and are never stored. The
+ * store is guarded: when it fails the engine works as if nothing were cached.
+ * Bounds (`maxInFlight`, `maxWaiters`), `waitTimeout` and unshareable results
+ * make a caller run its own call rather than queue without end (`bypass`).
+ * Keys over 1024 characters are bounded here, for every entry point.
  */
 export class Coalescer {
   readonly store: GuardedStore;
-  private readonly flights = new SingleFlight();
-  private readonly now: () => number;
-  private readonly coordinator?: FlightCoordinator;
-  private readonly maxInFlight: number;
-  private readonly maxWaiters: number;
-  private readonly events = new EventLog();
-  private readonly random: () => number;
-  private readonly logger: CoreLogger;
-  /** Keys whose background refresh failed, and until when not to try again. */
-  private readonly refreshBackoff = new Map<string, number>();
-  /** Store writes in progress, so an invalidation lands after them, not before. */
-  private readonly pendingWrites = new Map<string, PromiseLike<unknown>>();
-  /** Flights that are background refreshes: callers answered stale do not wait on them. */
-  private readonly refreshes = new WeakSet<Observable<unknown>>();
-  /** The stale value a flight may fall back on, per flight. */
-  private readonly fallbacks = new WeakMap<Observable<unknown>, StoredEntry>();
   readonly tags: TagClock;
+  private readonly core: CoreContext;
+  private readonly flights = new SingleFlight();
+  private readonly events = new EventLog();
+  private readonly writes: Writes;
+  private readonly leading: Leading;
+  private readonly waiting: Waiting;
+  private readonly refresh: BackgroundRefresh;
+  private readonly now: () => number;
 
   constructor(deps: CoalescerDeps) {
     this.store = new GuardedStore(deps.store, deps.logger, deps.storeTimeout ?? 0);
     this.now = deps.now ?? (() => Date.now());
-    this.random = deps.random ?? Math.random;
-    this.logger = deps.logger;
     this.tags = new TagClock(this.now);
-    this.coordinator = deps.coordinator;
-    this.maxInFlight = deps.maxInFlight ?? 0;
-    this.maxWaiters = deps.maxWaiters ?? 0;
+    this.core = new CoreContext(
+      this.store,
+      this.flights,
+      this.events,
+      this.tags,
+      new Uncacheable(deps.maxUncacheable ?? 10_000),
+      deps.logger,
+      this.now,
+      deps.random ?? Math.random,
+      { maxInFlight: deps.maxInFlight ?? 0, maxWaiters: deps.maxWaiters ?? 0 },
+      deps.coordinator,
+    );
+    this.writes = new Writes(this.core);
+    this.leading = new Leading(this.core, this.writes);
+    this.waiting = new Waiting(this.core, this.leading);
+    this.refresh = new BackgroundRefresh(this.core, this.leading);
   }
 
   /** Number of keys whose work is in progress. */
@@ -133,14 +94,12 @@ export class Coalescer {
 
   /** Number of callers waiting on the flight of `key` (the leader included); 0 if none. */
   waiters(key: string): number {
-    return this.flights.waiters(key);
+    return this.flights.waiters(bounded(key));
   }
 
   /** Counts since start and what is in flight now. */
   stats(): StampedeStats {
-    let waiting = 0;
-    for (const key of this.flights.keys()) waiting += this.flights.waiters(key);
-    return { ...this.events.counts, inFlight: this.flights.size, waiting };
+    return { ...this.events.counts, inFlight: this.flights.size, waiting: this.flights.waiting() };
   }
 
   /** Calls `listener` for every event; returns a function that stops it. */
@@ -154,157 +113,73 @@ export class Coalescer {
   }
 
   /**
-   * Runs `work` once for all concurrent callers of `key`. Cold: nothing
-   * happens until subscription, and each subscription is one caller.
+   * Runs `work` once for all concurrent callers of `key` and answers this
+   * one: synchronously when it can (a hit in a synchronous store, a
+   * synchronous work), else as a Promise. Throws (or rejects) what the work did.
    */
-  run$<T>(key: string, work: Work<T>, policy: RunPolicy<T>): Observable<Lookup<T>> {
-    return new Observable<Lookup<T>>((subscriber) => {
-      // A background refresh is not waited on by callers the store can still answer (stale).
-      const flight$ = this.flights.find(key);
-      const joined = flight$ && !this.refreshes.has(flight$) && this.joinInFlight(key, work, policy, subscriber);
-      if (joined) return joined;
-      if (policy.ttl <= 0 && !policy.freshnessFor) return this.lead(key, work, policy, subscriber);
-      const cached = this.store.get(key);
-      if (!isPromiseLike(cached)) return this.answer(key, cached, work, policy, subscriber);
-      let inner: TeardownLogic;
-      cached.then((entry) => {
-        if (!subscriber.closed) inner = this.answer(key, entry, work, policy, subscriber);
-      });
-      return () => teardown(inner);
+  run<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<Answer<T>> {
+    key = bounded(key);
+    const hit = this.peekEntry(key, policy);
+    if (hit !== undefined) return answerFromEntry(hit, 'hit');
+    // Settled synchronously (a synchronous work, a synchronous store): answered without a Promise.
+    const early: { done?: boolean; failed?: boolean; error?: unknown; last?: Answer<T> } = {};
+    let settle: { resolve(answer: Answer<T>): void; reject(error: unknown): void } | undefined;
+    this.into(key, work, policy, {
+      next: (answer) => (early.last = answer),
+      error: (error) => (settle ? settle.reject(error) : ((early.failed = true), (early.error = error))),
+      complete: () => (settle ? settle.resolve(early.last!) : (early.done = true)),
     });
-  }
-
-  /** Answers from what the store had for `key`: fresh, stale, or not at all (lead). */
-  private answer<T>(
-    key: string,
-    cached: StoredEntry | undefined,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    subscriber: Subscriber<Lookup<T>>,
-  ): TeardownLogic {
-    const now = this.now();
-    const entry =
-      isEntry(cached) && this.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
-        ? (cached as StoredEntry<T>)
-        : undefined;
-    const state = entry ? entryState(entry, now) : 'dead';
-    if (entry && state === 'fresh') {
-      if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.random)) {
-        this.refreshInBackground(key, work, policy, 'early', entry);
-      }
-      this.report('hit', key);
-      subscriber.next({ value: entry.v, outcome: 'hit', expiresAt: entry.e, storedAt: entry.t });
-      subscriber.complete();
-      return undefined;
-    }
-    if (entry && state === 'stale') {
-      this.refreshInBackground(key, work, policy, 'stale', entry);
-      this.report('stale', key, { staleReason: 'revalidate' });
-      subscriber.next({
-        value: entry.v,
-        outcome: 'stale',
-        staleReason: 'revalidate',
-        expiresAt: entry.e,
-        storedAt: entry.t,
-      });
-      subscriber.complete();
-      return undefined;
-    }
-    // Join a flight in progress (a background refresh, or one that started while the store answered).
-    return (
-      this.joinInFlight(key, work, policy, subscriber) ??
-      this.lead(key, work, policy, subscriber, usableOnError(entry, now) ? entry : undefined)
-    );
-  }
-
-  /** Starts one refresh of `key` nobody waits on, unless one runs or a failed one is backing off. */
-  private refreshInBackground<T>(
-    key: string,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    trigger: 'stale' | 'early',
-    current: StoredEntry<T>,
-  ): void {
-    if (this.flights.find(key)) return;
-    const backoffUntil = this.refreshBackoff.get(key);
-    if (backoffUntil !== undefined) {
-      if (this.now() < backoffUntil) return;
-      this.refreshBackoff.delete(key);
-    }
-    if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) return;
-    this.report('refresh', key, { trigger });
-    const flight$ = this.startFlight(key, work, policy);
-    this.refreshes.add(flight$);
-    // Callers that join the refresh once the value is past stale may still fall back on it.
-    this.fallbacks.set(flight$, current);
-    flight$.subscribe({
-      error: (error: unknown) => {
-        this.report('error', key, { error });
-        // The stale value stays; the next try waits a little, not every request.
-        const backoff = Math.min(5_000, Math.max(100, Math.round(policy.ttl / 10)));
-        this.refreshBackoff.set(key, this.now() + backoff);
-        if (this.refreshBackoff.size > 10_000) this.refreshBackoff.clear();
-        this.logger.warn(
-          `refresh of key #${sha256(key).slice(0, 12)} failed (${error instanceof Error ? error.message : String(error)}); serving the stale value`,
-        );
-      },
-    });
+    if (early.done) return early.last!;
+    if (early.failed) throw early.error;
+    return new Promise<Answer<T>>((resolve, reject) => (settle = { resolve, reject }));
   }
 
   /**
-   * The hit path without Observables: when the store answers synchronously
-   * and holds a fresh, valid value for `key`, reports the hit and returns its
-   * entry; otherwise `undefined`, and the caller goes through `run$`.
+   * `run` for callers that want the value alone (`StampedeService.run`,
+   * `@Coalesce` methods): a hit and a cheap join allocate no answer.
    */
+  value<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<T> {
+    key = bounded(key);
+    const hit = this.peekEntry(key, policy);
+    if (hit !== undefined) return hit.v;
+    const flight = this.flights.find<T>(key);
+    if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
+    const answer = this.run(key, work, policy);
+    return isPromiseLike(answer) ? answer.then(valueOf) : answer.value;
+  }
+
+  /** `run` as an Observable: each subscription is one caller; an Observable work's values all reach it. */
+  run$<T>(key: string, work: Work<T>, policy: RunPolicy<T>): Observable<Answer<T>> {
+    const at = bounded(key);
+    return new Observable<Answer<T>>((subscriber) => this.into(at, work, policy, subscriber));
+  }
+
+  /** A fresh, valid value of `key` in a synchronous store, as a `hit` (reported); else `undefined`. */
+  peek<T>(key: string, policy: RunPolicy<T>): Answer<T> | undefined {
+    const hit = this.peekEntry(bounded(key), policy);
+    return hit === undefined ? undefined : answerFromEntry(hit, 'hit');
+  }
+
+  /** Kept for the interceptor's hit path until it reads answers: see `peek`. */
   peekFresh<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
-    if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
-    const cached = this.store.get(key) as StoredEntry | undefined;
-    if (
-      cached === undefined ||
-      !isEntry(cached) ||
-      cached.e <= this.now() ||
-      !this.tags.isValid(cached) ||
-      (policy.isValid !== undefined && !policy.isValid(cached.v))
-    ) {
-      return undefined;
-    }
-    this.report('hit', key);
-    return cached as StoredEntry<T>;
-  }
-
-  /**
-   * The join path without Observables: a Promise of the flight in progress
-   * for `key`, for callers that want a Promise and no per-caller policy
-   * (`waitTimeout`, bounds, stale fallbacks). `undefined`: use `run$`.
-   */
-  joinFast<T>(key: string, policy: RunPolicy<T>): Promise<T> | undefined {
-    if (policy.waitTimeout || policy.staleIfError || policy.isFailure) return undefined;
-    const flight$ = this.flights.find(key);
-    if (!flight$ || this.refreshes.has(flight$) || this.fallbacks.has(flight$)) return undefined;
-    const waiting = this.flights.waiters(key);
-    if (this.maxWaiters > 0 && waiting >= this.maxWaiters) return undefined;
-    this.report('coalesced', key, { waiters: waiting + 1 });
-    return this.flights.joinPromise<T>(key);
+    return this.peekEntry(bounded(key), policy);
   }
 
   /** The fresh stored value for `key`, if any. */
   get<T>(key: string): MaybePromise<T | undefined> {
-    const cached = this.store.get(key);
+    const cached = this.store.get(bounded(key));
     const unwrap = (entry: StoredEntry | undefined) =>
-      this.isFresh(entry) && this.tags.isValid(entry) ? (entry.v as T) : undefined;
+      isEntry(entry) && entry.e > this.now() && this.tags.isValid(entry) ? (entry.v as T) : undefined;
     return isPromiseLike(cached) ? Promise.resolve(cached).then(unwrap) : unwrap(cached);
   }
 
-  /** Stores `value` under `key` for `ttl` ms. */
-  set<T>(key: string, value: T, ttl: number): MaybePromise<unknown> {
+  /** Stores `value` under `key` for `ttl` ms; answers whether the store accepted it. */
+  set<T>(key: string, value: T, ttl: number): MaybePromise<boolean> {
     const now = this.now();
-    return this.store.set(key, { v: value, e: now + ttl, t: now }, ttl);
+    return this.store.set(bounded(key), { v: value, e: now + ttl, t: now }, ttl);
   }
 
-  /**
-   * Drops every value stored with one of `tags` (and lets flights in progress
-   * store nothing tagged so): any store, no key listing needed.
-   */
+  /** Drops every value stored with one of `tags` (flights in progress store nothing tagged so). */
   invalidateTags(tags: readonly string[]): void {
     this.tags.invalidate(tags);
   }
@@ -315,19 +190,19 @@ export class Coalescer {
    * `strict`, a store failure is thrown instead of answered as `false`.
    */
   invalidate(key: string, strict = false): MaybePromise<unknown> {
+    key = bounded(key);
     this.flights.forget(key);
+    this.core.uncacheable.forget(key);
     // A write still in progress would land after the delete and bring the value back.
-    const pending = this.pendingWrites.get(key);
+    const pending = this.writes.pendingFor(key);
     if (pending) return Promise.resolve(pending).then(() => this.store.delete(key, strict));
     return this.store.delete(key, strict);
   }
 
-  /**
-   * `invalidate` for every key that starts with `prefix`. Needs a store that
-   * can list its keys (the in-process one can); others reject.
-   */
+  /** `invalidate` for every key that starts with `prefix`; needs a store that can list its keys. */
   async invalidatePrefix(prefix: string): Promise<number> {
     this.flights.forgetPrefix(prefix);
+    this.core.uncacheable.forgetPrefix(prefix);
     const deletePrefix = this.store.deletePrefix;
     if (!deletePrefix) {
       throw new Error(
@@ -337,234 +212,73 @@ export class Coalescer {
     return deletePrefix(prefix);
   }
 
-  private isFresh(entry: unknown): entry is StoredEntry {
-    return isEntry(entry) && entry.e > this.now();
-  }
-
-  private joinInFlight<T>(
-    key: string,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    subscriber: Subscriber<Lookup<T>>,
-  ): TeardownLogic | undefined {
-    const flight$ = this.flights.find<T>(key);
-    if (!flight$) return undefined;
-    const waiting = this.flights.waiters(key);
-    if (this.maxWaiters > 0 && waiting >= this.maxWaiters)
-      return this.bypass(key, work, policy, subscriber, 'max-waiters');
-    this.report('coalesced', key, { waiters: waiting + 1 });
-    const waitTimeout = policy.waitTimeout ?? 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let ownCall: TeardownLogic;
-    const stopWaiting = () => timer !== undefined && clearTimeout(timer);
-    const subscription = flight$.subscribe({
-      next: (value) => {
-        if (!this.fellBack(key, flight$, policy, value, undefined, subscriber)) {
-          subscriber.next({ value, outcome: 'collapsed' });
-        }
-      },
-      error: (error: unknown) => {
-        stopWaiting();
-        if (!this.fellBack(key, flight$, policy, undefined, { error }, subscriber)) subscriber.error(error);
-      },
-      complete: () => {
-        stopWaiting();
-        subscriber.complete();
-      },
+  /** Chooses the path of one caller: join, answer from the store, or lead. */
+  private into<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>): Teardown {
+    // A background refresh is not waited on by callers the store can still answer (stale).
+    const flight = this.flights.find<T>(key);
+    if (flight !== undefined && flight.kind === 'lead') return this.waiting.join(flight, work, policy, sink);
+    if (policy.ttl <= 0 && !policy.freshnessFor) return this.leading.lead(key, work, policy, sink);
+    const cached = this.store.get(key);
+    if (!isPromiseLike(cached)) return this.fromStore(key, cached, work, policy, sink);
+    let closed = false;
+    let inner: Teardown;
+    cached.then((entry) => {
+      if (!closed) inner = this.fromStore(key, entry, work, policy, sink);
     });
-    if (waitTimeout > 0 && !subscription.closed) {
-      timer = setTimeout(() => {
-        subscription.unsubscribe();
-        if (policy.onWaitTimeout === 'fail') {
-          this.report('timeout', key, { error: new StampedeTimeoutError(waitTimeout, 'wait') });
-          subscriber.error(new StampedeTimeoutError(waitTimeout, 'wait'));
-        } else {
-          ownCall = this.bypass(key, work, policy, subscriber, 'wait-timeout');
-        }
-      }, waitTimeout);
-    }
     return () => {
-      stopWaiting();
-      subscription.unsubscribe();
-      teardown(ownCall);
+      closed = true;
+      inner?.();
     };
   }
 
-  /**
-   * Stale-if-error: when the flight failed (an error, or a value `isFailure`
-   * calls one) and it has a fallback still usable, answers with that instead.
-   */
-  private fellBack<T>(
+  /** Answers from what the store had for `key`: fresh, stale, or not at all (join or lead). */
+  private fromStore<T>(
     key: string,
-    flight$: Observable<T>,
-    policy: RunPolicy<T>,
-    value: T | undefined,
-    error: { error: unknown } | undefined,
-    subscriber: Subscriber<Lookup<T>>,
-  ): boolean {
-    const failed = error !== undefined || (policy.isFailure !== undefined && policy.isFailure(value as T));
-    if (!failed) return false;
-    const fallback = this.fallbacks.get(flight$) as StoredEntry<T> | undefined;
-    if (!usableOnError(fallback, this.now())) return false;
-    this.report('stale', key, { staleReason: 'error', error: error?.error });
-    subscriber.next({
-      value: fallback.v,
-      outcome: 'stale',
-      staleReason: 'error',
-      expiresAt: fallback.e,
-      storedAt: fallback.t,
-    });
-    if (error !== undefined) subscriber.complete();
-    return true;
-  }
-
-  /** Runs `work` for this caller alone: uncoalesced, not stored. */
-  private bypass<T>(
-    key: string,
+    cached: StoredEntry | undefined,
     work: Work<T>,
     policy: RunPolicy<T>,
-    subscriber: Subscriber<Lookup<T>>,
-    reason: BypassReason,
-  ): Subscription {
-    this.report('bypass', key, { reason });
-    const timeout = policy.timeout ?? 0;
-    const controller = work.length > 0 ? new AbortController() : undefined;
-    let own$ = defer(() => toObservable(work(controller?.signal ?? NEVER_ABORTED)));
-    // The caller's own call is bounded like a flight.
-    if (timeout > 0) {
-      own$ = deadline(own$, timeout, () => {
-        controller?.abort(new Error('timed out'));
-        return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
-      });
+    sink: AnswerSink<T>,
+  ): Teardown {
+    const now = this.now();
+    const entry = this.valid(cached, policy);
+    const state = entry ? entryState(entry, now) : 'dead';
+    if (entry && state === 'fresh') {
+      if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.core.random)) {
+        this.refresh.start(key, work, policy, 'early', entry);
+      }
+      this.events.report('hit', key);
+      sink.next(answerFromEntry(entry, 'hit'));
+      sink.complete();
+      return undefined;
     }
-    return own$.subscribe({
-      next: (value) => subscriber.next({ value, outcome: 'bypass' }),
-      error: (error: unknown) => subscriber.error(error),
-      complete: () => subscriber.complete(),
-    });
-  }
-
-  /** The freshness a result is stored with: the policy's, refined per result. */
-  private freshnessOf<T>(policy: RunPolicy<T>, value: T): Freshness {
-    const base: Freshness = { ttl: policy.ttl, staleTtl: policy.staleTtl, staleIfError: policy.staleIfError };
-    const refined = policy.freshnessFor?.(value);
-    if (!refined) return base;
-    if (refined.ttl !== undefined) base.ttl = refined.ttl;
-    if (refined.staleTtl !== undefined) base.staleTtl = refined.staleTtl;
-    if (refined.staleIfError !== undefined) base.staleIfError = refined.staleIfError;
-    return base;
-  }
-
-  private storable<T>(policy: RunPolicy<T>, value: T): boolean {
-    return (policy.cacheable ? policy.cacheable(value) : true) && this.freshnessOf(policy, value).ttl > 0;
-  }
-
-  /** Starts the flight of `key`, which stores its result when it may. */
-  private startFlight<T>(key: string, work: Work<T>, policy: RunPolicy<T>, onTimeout?: () => void): Observable<T> {
-    const storable = (value: T) => this.storable(policy, value);
-    // Across instances only what can be shared through the store: ttl > 0.
-    const coordinator = policy.ttl > 0 ? this.coordinator : undefined;
-    let startedAt = 0;
-    const flightWork: Work<T> = coordinator
-      ? (signal) => {
-          startedAt = this.now();
-          return coordinator.lead(key, () => toObservable(work(signal)), {
-            ttl: policy.ttl,
-            storable,
-            entry: (value) => {
-              const made = makeEntry(
-                value,
-                this.now(),
-                startedAt,
-                this.freshnessOf(policy, value),
-                policy.tags?.(value),
-              );
-              if (made.entry.g) this.tags.noteLife(this.now() - startedAt + made.storeTtl);
-              return made.entry;
-            },
-          });
-        }
-      : work.length > 0
-        ? (signal) => ((startedAt = this.now()), work(signal))
-        : () => ((startedAt = this.now()), work(NEVER_ABORTED));
-    const timeout = policy.timeout ?? 0;
-    const flight$: Observable<T> = this.flights.start(
-      key,
-      flightWork,
-      {
-        onSuccess: (last, emitted, current) => {
-          // A coordinator stores the result itself, fenced by its lease.
-          if (coordinator || !emitted || !current || !storable(last as T)) return undefined;
-          // A failure answered by a stale fallback must not replace that fallback.
-          if (policy.isFailure?.(last as T) && usableOnError(this.fallbacks.get(flight$), this.now())) return undefined;
-          const freshness = this.freshnessOf(policy, last as T);
-          const { entry, storeTtl } = makeEntry(last, this.now(), startedAt, freshness, policy.tags?.(last as T));
-          // Tags judge an entry by when its work started: keep invalidations that long.
-          if (entry.g) this.tags.noteLife(this.now() - startedAt + storeTtl);
-          this.report('stored', key, { ttl: freshness.ttl });
-          const write = this.store.set(key, entry, storeTtl);
-          if (isPromiseLike(write)) {
-            const settled = Promise.resolve(write).finally(() => {
-              if (this.pendingWrites.get(key) === settled) this.pendingWrites.delete(key);
-            });
-            this.pendingWrites.set(key, settled);
-          }
-          return write;
-        },
-      },
-      {
-        timeout,
-        timeoutError: () => {
-          onTimeout?.();
-          return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
-        },
-        cancelWhenAbandoned: policy.cancelWhenAbandoned,
-      },
-    );
-    return flight$;
-  }
-
-  private lead<T>(
-    key: string,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    subscriber: Subscriber<Lookup<T>>,
-    fallback?: StoredEntry<T>,
-  ): Subscription {
-    if (this.maxInFlight > 0 && this.flights.size >= this.maxInFlight) {
-      return this.bypass(key, work, policy, subscriber, 'max-in-flight');
+    if (entry && state === 'stale') {
+      this.refresh.start(key, work, policy, 'stale', entry);
+      this.events.report('stale', key, { staleReason: 'revalidate' });
+      sink.next(answerFromEntry(entry, 'stale', 'revalidate'));
+      sink.complete();
+      return undefined;
     }
-    this.report('miss', key);
-    let timedOut = false;
-    // A coordinator may answer with another instance's value: then this process ran nothing.
-    let ranHere = false;
-    const counted: Work<T> =
-      work.length > 0 ? (signal) => ((ranHere = true), work(signal)) : () => ((ranHere = true), work(NEVER_ABORTED));
-    const flight$ = this.startFlight(key, counted, policy, () => (timedOut = true));
-    if (fallback) this.fallbacks.set(flight$, fallback);
-    return flight$.subscribe({
-      next: (value) => {
-        if (this.fellBack(key, flight$, policy, value, undefined, subscriber)) return;
-        // Answered by another instance's holder: for this caller, a collapsed request, not its own miss.
-        if (!ranHere) return subscriber.next({ value, outcome: 'collapsed' });
-        subscriber.next({
-          value,
-          outcome: 'miss',
-          stored: this.storable(policy, value) && this.flights.isCurrent(key, flight$),
-        });
-      },
-      error: (error: unknown) => {
-        this.report(timedOut ? 'timeout' : 'error', key, { error });
-        if (!this.fellBack(key, flight$, policy, undefined, { error }, subscriber)) subscriber.error(error);
-      },
-      complete: () => subscriber.complete(),
-    });
+    // Join a flight in progress (a background refresh, or one that started while the store answered).
+    const flight = this.flights.find<T>(key);
+    if (flight !== undefined) return this.waiting.join(flight, work, policy, sink);
+    return this.leading.lead(key, work, policy, sink, usableOnError(entry, now) ? entry : undefined);
   }
-}
 
-type TeardownLogic = Subscription | (() => void) | undefined;
+  /** The hit path: no closures, no Promise; reports the hit. */
+  private peekEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
+    if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
+    const cached = this.store.get(key) as StoredEntry | undefined;
+    if (cached === undefined || !isEntry(cached) || cached.e <= this.now() || this.valid(cached, policy) === undefined) {
+      return undefined;
+    }
+    this.events.report('hit', key);
+    return cached as StoredEntry<T>;
+  }
 
-function teardown(logic: TeardownLogic): void {
-  if (typeof logic === 'function') logic();
-  else logic?.unsubscribe();
+  /** `cached` if it is an entry, no tag of it was invalidated, and the policy accepts its value. */
+  private valid<T>(cached: StoredEntry | undefined, policy: RunPolicy<T>): StoredEntry<T> | undefined {
+    return isEntry(cached) && this.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
+      ? (cached as StoredEntry<T>)
+      : undefined;
+  }
 }

@@ -37,7 +37,8 @@ export type BypassReason =
   | 'key-function'
   | 'unserializable-arguments'
   | 'request-no-store'
-  | 'vary-mismatch';
+  | 'vary-mismatch'
+  | 'uncacheable';
 
 /** Receives events; must not throw (a throw is caught and ignored). */
 export type StampedeListener = (event: StampedeEvent) => void;

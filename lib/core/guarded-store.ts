@@ -3,6 +3,7 @@ import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store
 // Keyv and cache-manager answer a failed read as a miss: only a value read
 // back proves the store healthy, or an outage would log per request.
 const isFound = (entry: StoredEntry | undefined) => entry !== undefined;
+const accepted = (result: unknown) => result !== false;
 
 /** Where the core reports; the Nest glue passes a Nest `Logger`. */
 export interface CoreLogger {
@@ -51,8 +52,10 @@ export class GuardedStore implements StampedeStore {
     return this.guard(() => this.store.get(key), undefined, 'get', isFound);
   }
 
-  set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown> {
-    return this.guard(() => this.store.set(key, entry, ttl), undefined, 'set');
+  /** Stores `entry`; answers whether the store accepted it (a failure, or a store's own `false`, is not). */
+  set(key: string, entry: StoredEntry, ttl: number): MaybePromise<boolean> {
+    const result = this.guard(() => this.store.set(key, entry, ttl), false, 'set');
+    return isPromiseLike(result) ? Promise.resolve(result).then(accepted) : accepted(result);
   }
 
   /**

@@ -8,7 +8,11 @@ export function sha256(text: string): string {
 /** Keys longer than this are hashed, so a store never sees an unbounded key. */
 export const MAX_KEY_LENGTH = 1024;
 
-/** `key` itself when short; else its first 128 characters and a hash of the whole. */
+/**
+ * `key` itself when short; else its first 128 characters and a hash of the
+ * whole, after a NUL: no request line or header hash can spell that, so a
+ * bounded key never equals a key given as it is.
+ */
 export function boundKey(key: string): string {
-  return key.length <= MAX_KEY_LENGTH ? key : `${key.slice(0, 128)}#${sha256(key)}`;
+  return key.length <= MAX_KEY_LENGTH ? key : `${key.slice(0, 128)}\u0000${sha256(key)}`;
 }

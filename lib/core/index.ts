@@ -13,3 +13,7 @@ export * from './coordinator';
 export * from './events';
 export * from './freshness';
 export * from './http-cache-rules';
+export * from './answer';
+export * from './deadline';
+export * from './policy';
+export * from './tags';

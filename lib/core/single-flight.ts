@@ -1,5 +1,6 @@
-import { NEVER, Observable, ReplaySubject, defer, finalize, from, isObservable, of, share, tap } from 'rxjs';
-import { isPromiseLike } from './store';
+import { NEVER, Observable, ReplaySubject, Subscription, finalize, from, isObservable, of, share, tap } from 'rxjs';
+import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
+import { StoredEntry, isPromiseLike } from './store';
 
 /** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable.
  *
@@ -22,104 +23,271 @@ export type WorkResult<T> = T | PromiseLike<T> | Observable<T>;
  */
 export type Work<T> = (signal: AbortSignal) => WorkResult<T>;
 
-/** Turns whatever the work returned into an Observable. */
-export function toObservable<T>(result: WorkResult<T>): Observable<T> {
-  if (isObservable(result)) return result as Observable<T>;
-  if (isPromiseLike<T>(result)) return from(result);
-  return of(result as T);
-}
-
-/** Hooks a flight calls while it settles, in this order. */
+/** Hooks a flight calls while it settles. */
 export interface FlightHooks<T> {
   /**
    * Called once with the last value when the work completes, before the
-   * waiters see completion. A returned Promise keeps the flight joinable (it
-   * replays its result) until it settles, so a store write in progress never
+   * waiters see it. A returned Promise keeps the flight joinable (it answers
+   * with its result) until it settles, so a store write in progress never
    * lets a newcomer start a second execution.
    */
-  onSuccess?(last: T | undefined, emitted: boolean, current: boolean): unknown;
+  onSuccess?(last: T | undefined, emitted: boolean, current: boolean, flight: Flight<T>): unknown;
 }
 
 /** How one flight may end early. */
 export interface FlightOptions {
-  /** Milliseconds the work may take; then every waiter gets `timeoutError()` and the work is cancelled. 0: none. */
+  /** Milliseconds the work may take; then every waiter gets `timeoutError()` and the work is aborted. 0: none. */
   timeout?: number;
   timeoutError?: () => unknown;
   /**
-   * When every waiter has gone before the work settled: `true` cancels a
-   * Promise work too (aborts its signal, forgets the flight). By default only
-   * an Observable work is cancelled; a Promise work, which cannot be stopped,
-   * runs on and stays joinable, so a newcomer never starts a duplicate.
+   * When every Observable waiter has gone before the work settled: `true`
+   * cancels a Promise work too (aborts its signal, forgets the flight). By
+   * default only an Observable work is cancelled; a Promise work, which cannot
+   * be stopped, runs on and stays joinable, so a newcomer never starts a duplicate.
    */
   cancelWhenAbandoned?: boolean;
 }
 
+/** Why a flight exists: a caller needs its value now, or a stale value is being refreshed behind callers' backs. */
+export type FlightKind = 'lead' | 'refresh';
+
+/** Receives one waiter's notifications: an rxjs `Subscriber` is one. */
+export interface FlightSink<T> {
+  next(value: T): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
 /**
- * Thrown to every waiter of a flight whose work outlived its `timeout`
- * (`kind: 'work'`), or to a caller that waited `waitTimeout` for another's
- * work with `onWaitTimeout: 'fail'` (`kind: 'wait'`).
+ * One key's work in progress, and everything the engine keeps about it.
  *
- * @example
- * ```ts
- * try {
- *   await stampede.run('report', () => this.slowReport(), { timeout: 2_000 });
- * } catch (error) {
- *   if (error instanceof StampedeTimeoutError) return this.cachedFallback();
- *   throw error;
- * }
- * ```
+ * A Promise (or plain-value) work settles `promise` and never builds an
+ * Observable; an Observable work is shared through a ReplaySubject, so a
+ * waiter that joins late still sees every value. Either form can be joined
+ * both ways: `join` for a sink (one waiter per call, leaving when torn down),
+ * `joinPromise` for the last value (all Promise waiters share one Promise).
  */
-export class StampedeTimeoutError extends Error {
+export class Flight<T = unknown> {
+  /** Waiters now; Promise waiters never leave early, so they are counted until the flight ends. */
+  waiters = 0;
+  /** The value this flight may answer with instead of its own failure (stale-if-error). */
+  fallback?: StoredEntry<T>;
+  /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */
+  decided?: { value: T; policy: unknown; decision: unknown };
+  /** The store write of its result, once started: whether a store accepted it. */
+  write?: boolean | PromiseLike<boolean>;
+  /** Promise mode: the work's value. Observable mode: made on first `joinPromise`. */
+  private promise?: Promise<T>;
+  /** Observable mode: the shared source. */
+  private shared$?: Observable<T>;
+  /** Set when the work settled synchronously (a plain value or a throw): answered without a tick. */
+  sync?: { value: T } | { error: unknown };
+  private cancellable = false;
+  private settled = false;
+  private cancel?: () => void;
+
   constructor(
-    readonly timeout: number,
-    readonly kind: 'work' | 'wait' = 'work',
-  ) {
-    super(
-      kind === 'work'
-        ? `nestjs-stampede: work did not settle within ${timeout} ms`
-        : `nestjs-stampede: waited ${timeout} ms for another caller's work`,
+    readonly key: string,
+    readonly kind: FlightKind,
+  ) {}
+
+  /** True when the work returned an Observable (its waiters may see several values). */
+  get observable(): boolean {
+    return this.shared$ !== undefined;
+  }
+
+  /** The last value (or the error) of the work; every caller gets the same Promise. Counts one waiter. */
+  joinPromise(): Promise<T> {
+    this.waiters++;
+    return this.settledPromise();
+  }
+
+  /** The settled Promise without counting a waiter (for the engine's own bookkeeping). */
+  settledPromise(): Promise<T> {
+    if (this.promise) return this.promise;
+    let last: T | undefined;
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.shared$!.subscribe({ next: (value) => (last = value), error: reject, complete: () => resolve(last as T) });
+    });
+    return this.promise;
+  }
+
+  /** Joins as one waiter that sees every value; returns how to leave. */
+  join(sink: FlightSink<T>): () => void {
+    this.waiters++;
+    if (this.shared$) {
+      let subscribed = true;
+      const subscription: Subscription = this.shared$.subscribe(sink);
+      return () => {
+        if (!subscribed) return;
+        subscribed = false;
+        this.waiters--;
+        subscription.unsubscribe();
+      };
+    }
+    const sync = this.sync;
+    if (sync !== undefined) {
+      if ('error' in sync) sink.error(sync.error);
+      else {
+        sink.next(sync.value);
+        sink.complete();
+      }
+      let counted = true;
+      return () => {
+        if (counted) this.waiters--;
+        counted = false;
+      };
+    }
+    let left = false;
+    this.promise!.then(
+      (value) => {
+        if (left) return;
+        sink.next(value);
+        sink.complete();
+      },
+      (error: unknown) => {
+        if (!left) sink.error(error);
+      },
     );
-    this.name = 'StampedeTimeoutError';
+    return () => {
+      if (left) return;
+      left = true;
+      this.waiters--;
+      // A caller that takes the first value of a Promise-like work must not cancel its completion.
+      if (this.waiters === 0 && this.cancellable && !this.settled) {
+        queueMicrotask(() => this.waiters === 0 && !this.settled && this.cancel?.());
+      }
+    };
+  }
+
+  /** Runs `work` now and shares its outcome; see `SingleFlight.start`. */
+  run(
+    work: Work<T>,
+    hooks: FlightHooks<T>,
+    options: FlightOptions,
+    isCurrent: () => boolean,
+    leave: () => void,
+  ): void {
+    const controller = new AbortController();
+    this.cancellable = options.cancelWhenAbandoned === true;
+    let cancelled = false;
+    this.cancel = () => {
+      cancelled = true;
+      leave();
+      controller.abort(new Error('flight cancelled'));
+    };
+    const succeed = (last: T | undefined, emitted: boolean) => {
+      this.settled = true;
+      // A cancelled flight's result reaches nobody and is not stored.
+      if (cancelled) return;
+      let pending: unknown;
+      try {
+        pending = hooks.onSuccess?.(last, emitted, isCurrent(), this);
+      } catch {
+        // A failing hook must not turn a success into an error for the waiters.
+      }
+      if (isPromiseLike(pending)) pending.then(leave, leave);
+      else leave();
+    };
+    const fail = () => {
+      this.settled = true;
+      leave();
+    };
+    const timeout = options.timeout ?? 0;
+    const timeoutError = () => {
+      controller.abort(new Error('timed out'));
+      return options.timeoutError ? options.timeoutError() : new StampedeTimeoutError(timeout);
+    };
+    let result: WorkResult<T>;
+    try {
+      result = work(controller.signal);
+    } catch (error) {
+      // A synchronous throw settles every waiter like any other error, at once.
+      this.sync = { error };
+      fail();
+      this.promise = Promise.reject(error);
+      this.promise.catch(() => undefined);
+      return;
+    }
+    if (!isObservable(result) && !isPromiseLike(result)) {
+      // A plain value: a synchronous method stays synchronous.
+      this.sync = { value: result as T };
+      succeed(result as T, true);
+      this.promise = Promise.resolve(result as T);
+      return;
+    }
+    if (isObservable(result)) {
+      this.cancellable = true;
+      this.shared$ = this.share(result as Observable<T>, timeout, timeoutError, succeed, fail, controller);
+      return;
+    }
+    let promise = Promise.resolve(result as PromiseLike<T>);
+    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError);
+    this.promise = promise.then(
+      (value) => {
+        succeed(value, true);
+        return value;
+      },
+      (error: unknown) => {
+        fail();
+        throw error;
+      },
+    );
+    // The leader and every joiner attach their own handlers; this one only keeps an unjoined refresh quiet.
+    this.promise.catch(() => undefined);
+  }
+
+  private share(
+    source: Observable<T>,
+    timeout: number,
+    timeoutError: () => unknown,
+    succeed: (last: T | undefined, emitted: boolean) => void,
+    fail: () => void,
+    controller: AbortController,
+  ): Observable<T> {
+    let last: T | undefined;
+    let emitted = false;
+    let completed = false;
+    const bounded$ = timeout > 0 ? deadline$(source, timeout, timeoutError) : source;
+    return bounded$.pipe(
+      tap({
+        next: (value) => {
+          last = value;
+          emitted = true;
+        },
+        error: fail,
+        complete: () => {
+          completed = true;
+          succeed(last, emitted);
+        },
+      }),
+      // Runs when the source is torn down: after complete (handled above), or
+      // early (error, deadline, every waiter gone).
+      finalize(() => {
+        if (completed) return;
+        fail();
+        controller.abort(new Error('flight cancelled'));
+      }),
+      share({
+        connector: () => new ReplaySubject<T>(),
+        resetOnError: false,
+        resetOnComplete: false,
+        resetOnRefCountZero: () => (this.cancellable ? Promise.resolve() : NEVER),
+      }),
+    );
   }
 }
 
-/** Fails with `error()` if `source` has not completed within `ms` (the source is then unsubscribed). */
-export function deadline<T>(source: Observable<T>, ms: number, error: () => unknown): Observable<T> {
-  return new Observable<T>((subscriber) => {
-    const timer = setTimeout(() => subscriber.error(error()), ms);
-    const subscription = source.subscribe({
-      next: (value) => subscriber.next(value),
-      error: (e: unknown) => {
-        clearTimeout(timer);
-        subscriber.error(e);
-      },
-      complete: () => {
-        clearTimeout(timer);
-        subscriber.complete();
-      },
-    });
-    return () => {
-      clearTimeout(timer);
-      subscription.unsubscribe();
-    };
-  });
-}
-
-/** The signal of a work nobody will cancel. */
-export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
-
 /**
- * A keyed single flight: one execution of the work per key at a time, shared
- * by every concurrent subscriber as one RxJS observable.
+ * A keyed single flight: one execution of the work per key at a time.
  *
- * The flight is an Observable `share`d through a ReplaySubject, so a caller
- * that joins late still sees every value. The entry leaves the map when the
- * work errors, times out or is cancelled (before the error is delivered), or
- * when it completes and its `onSuccess` hook settled. A synchronous throw in
- * the work is an error of the flight like any other. When every subscriber
- * has gone early, an Observable work is cancelled after the current
- * microtasks (so a caller that takes the first value of a Promise-like work
- * does not cancel its completion); see `FlightOptions.cancelWhenAbandoned`.
+ * The invariant, in one place: a key's entry is in the map from the moment
+ * its work is started until the work has failed (error, deadline,
+ * cancellation: before the waiters learn of it) or has succeeded and its
+ * `onSuccess` write has settled; `forget` takes it out early (an
+ * invalidation), after which the flight still answers its own waiters but is
+ * no longer current, so it must not store. A synchronous throw in the work is
+ * an error of the flight like any other.
  */
 export class SingleFlight {
   private readonly flights = new Map<string, Flight>();
@@ -129,38 +297,19 @@ export class SingleFlight {
     return this.flights.size;
   }
 
-  /** The flight in progress for `key`, if any: each subscription is one waiter. */
-  find<T>(key: string): Observable<T> | undefined {
-    return this.flights.get(key)?.join$ as Observable<T> | undefined;
+  /** The flight in progress for `key`, if any. */
+  find<T>(key: string): Flight<T> | undefined {
+    return this.flights.get(key) as Flight<T> | undefined;
   }
 
-  /** True while `flight$` (as returned by `start`) is the flight of `key`. */
-  isCurrent(key: string, flight$: Observable<unknown>): boolean {
-    return this.flights.get(key)?.join$ === flight$;
+  /** True while `flight` is the flight of `key`. */
+  isCurrent(key: string, flight: Flight<unknown>): boolean {
+    return this.flights.get(key) === flight;
   }
 
-  /** Number of subscribers of the flight of `key` (Promise joiners included). */
+  /** Number of waiters of the flight of `key`; 0 if none. */
   waiters(key: string): number {
     return this.flights.get(key)?.waiters ?? 0;
-  }
-
-  /**
-   * Joins the flight of `key` as a Promise of its last value: every Promise
-   * joiner shares one subscription, which makes a join cost a `then`, not an
-   * Observable chain. `undefined` when no flight is in progress.
-   */
-  joinPromise<T>(key: string): Promise<T> | undefined {
-    const flight = this.flights.get(key);
-    if (!flight) return undefined;
-    flight.promise ??= new Promise<unknown>((resolve, reject) => {
-      let last: unknown;
-      // The shared subscription is not a waiter itself: each Promise joiner counts.
-      flight.shared$.subscribe({ next: (value) => (last = value), error: reject, complete: () => resolve(last) });
-    });
-    flight.waiters++;
-    const settled = () => flight.waiters--;
-    flight.promise.then(settled, settled);
-    return flight.promise as Promise<T>;
   }
 
   /** Keys with work in progress. */
@@ -168,11 +317,14 @@ export class SingleFlight {
     return this.flights.keys();
   }
 
-  /**
-   * Lets the flight for `key` finish for its waiters but takes it out of the
-   * map, so the next caller starts a new one (and `onSuccess` learns it is no
-   * longer current, e.g. not to store a value that was invalidated meanwhile).
-   */
+  /** Callers waiting now, over every flight. */
+  waiting(): number {
+    let waiting = 0;
+    for (const flight of this.flights.values()) waiting += flight.waiters;
+    return waiting;
+  }
+
+  /** Takes the flight of `key` out of the map: it answers its waiters but is no longer current. */
   forget(key: string): boolean {
     return this.flights.delete(key);
   }
@@ -186,81 +338,36 @@ export class SingleFlight {
     return forgotten;
   }
 
-  /** Starts a flight for `key`; the caller must have checked `find` first. */
-  start<T>(key: string, work: Work<T>, hooks: FlightHooks<T> = {}, options: FlightOptions = {}): Observable<T> {
-    let last: T | undefined;
-    let emitted = false;
-    let completed = false;
-    let cancellable = options.cancelWhenAbandoned === true;
-    // Only works that take a signal pay for an AbortController.
-    const controller = work.length > 0 ? new AbortController() : undefined;
-    const leave = () => {
-      if (this.flights.get(key) === flight) this.flights.delete(key);
-    };
-    let source$ = defer(() => {
-      const result = work(controller?.signal ?? NEVER_ABORTED);
-      if (isObservable(result)) cancellable = true;
-      return toObservable(result);
-    });
-    if (options.timeout && options.timeout > 0) {
-      const ms = options.timeout;
-      source$ = deadline(source$, ms, options.timeoutError ?? (() => new StampedeTimeoutError(ms)));
-    }
-    const flight$: Observable<T> = source$.pipe(
-      tap({
-        next: (value) => {
-          last = value;
-          emitted = true;
-        },
-        error: leave,
-        complete: () => {
-          completed = true;
-          let pending: unknown;
-          try {
-            pending = hooks.onSuccess?.(last, emitted, this.flights.get(key) === flight);
-          } catch {
-            // A failing hook must not turn a success into an error for the waiters.
-          }
-          if (isPromiseLike(pending)) pending.then(leave, leave);
-          else leave();
-        },
-      }),
-      // Runs when the source is torn down: after complete (the hook above
-      // decides when to leave), or early (error, deadline, cancellation).
-      finalize(() => {
-        if (completed) return;
-        leave();
-        controller?.abort(new Error('flight cancelled'));
-      }),
-      share({
-        connector: () => new ReplaySubject<T>(),
-        resetOnError: false,
-        resetOnComplete: false,
-        resetOnRefCountZero: () => (cancellable ? Promise.resolve() : NEVER),
-      }),
+  /** Starts the flight of `key` and runs its work at once; the caller must have checked `find` first. */
+  start<T>(
+    key: string,
+    work: Work<T>,
+    hooks: FlightHooks<T> = {},
+    options: FlightOptions = {},
+    kind: FlightKind = 'lead',
+  ): Flight<T> {
+    const flight = new Flight<T>(key, kind);
+    this.flights.set(key, flight as Flight);
+    flight.run(
+      work,
+      hooks,
+      options,
+      () => this.flights.get(key) === flight,
+      () => {
+        if (this.flights.get(key) === flight) this.flights.delete(key);
+      },
     );
-    const flight: Flight = {
-      shared$: flight$,
-      waiters: 0,
-      join$: new Observable<T>((subscriber) => {
-        flight.waiters++;
-        const subscription = flight$.subscribe(subscriber);
-        return () => {
-          flight.waiters--;
-          subscription.unsubscribe();
-        };
-      }),
-    };
-    this.flights.set(key, flight);
-    return flight.join$ as Observable<T>;
+    return flight;
   }
 }
 
-/** One key's work in progress. */
-interface Flight {
-  shared$: Observable<unknown>;
-  join$: Observable<unknown>;
-  waiters: number;
-  /** The shared Promise of `joinPromise`, made on first use. */
-  promise?: Promise<unknown>;
+/** A flight as an Observable: each subscription is one waiter. */
+export function flight$<T>(flight: Flight<T>): Observable<T> {
+  return new Observable<T>((subscriber) => flight.join(subscriber));
+}
+
+/** Turns whatever the work returned into an Observable. */
+export function toObservable<T>(result: WorkResult<T>): Observable<T> {
+  if (isObservable(result)) return result as Observable<T>;
+  return isPromiseLike<T>(result) ? from(result) : of(result as T);
 }

@@ -6,7 +6,6 @@ import Keyv from 'keyv';
 import { Subscription } from 'rxjs';
 import { Coalescer, Lookup, RunPolicy } from '../../lib/core/coalescer';
 import { MemoryStore } from '../../lib/core/memory-store';
-import { NEVER_ABORTED } from '../../lib/core/single-flight';
 import { MaybePromise, StampedeStore, StoredEntry } from '../../lib/core/store';
 import { toStampedeStore } from '../../lib/core/store-adapter';
 import { RecordingLogger } from '../unit/support';
@@ -333,7 +332,7 @@ class Harness {
     const caller: Caller = { id: this.callers.length, key, retryOf, unsubscribed: false, notifications: [] };
     this.callers.push(caller);
     const work = (signal: AbortSignal): string | Promise<string> => {
-      if (signal === NEVER_ABORTED) this.violation(`caller ${caller.id} ran uncoalesced`);
+      if (!(signal instanceof AbortSignal)) this.violation(`caller ${caller.id}'s work got no AbortSignal`);
       if (caller.execution) this.violation(`caller ${caller.id}'s work ran twice`);
       if (caller.unsubscribed) this.violation(`caller ${caller.id}'s work ran after it unsubscribed`);
       const overlapping = this.executions.filter((e) => e.key === key && e.live && !e.forgotten);

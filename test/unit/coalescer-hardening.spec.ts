@@ -1,7 +1,8 @@
 import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { MemoryStore } from '../../lib/core/memory-store';
-import { StampedeTimeoutError } from '../../lib/core/single-flight';
+import { StampedeTimeoutError } from '../../lib/core/deadline';
+
 import { StampedeStore, StoredEntry } from '../../lib/core/store';
 import { deferred } from './support';
 
@@ -46,11 +47,12 @@ describe('Coalescer hardening', () => {
   it('lands an invalidation after a store write still in progress, so the old value does not come back', async () => {
     const store = new SlowWriteStore();
     const coalescer = new Coalescer({ store, logger });
-    const value = await lastValueFrom(coalescer.run$('k', () => 'old', { ttl: 10_000 }));
-    expect(value.value).toBe('old');
+    const answer = lastValueFrom(coalescer.run$('k', () => 'old', { ttl: 10_000 }));
+    expect(store.writes).toHaveLength(1);
     const invalidated = coalescer.invalidate('k');
     store.writes.shift()!();
     await invalidated;
+    expect((await answer).value).toBe('old');
     expect(store.entries.has('k')).toBe(false);
   });
 

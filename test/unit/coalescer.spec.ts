@@ -235,8 +235,8 @@ describe('Coalescer', () => {
       const slow = new SlowWriteStore(clock.now);
       const c = new Coalescer({ store: slow, logger, now: clock.now });
       const work = counter();
-      const first = await lastValueFrom(c.run$('k', work, policy));
-      expect(first.outcome).toBe('miss');
+      const first = lastValueFrom(c.run$('k', work, policy));
+      await flush();
       expect(slow.writes).toHaveLength(1);
       expect(c.inFlight()).toBe(1);
 
@@ -245,6 +245,8 @@ describe('Coalescer', () => {
       expect(work.runs).toBe(1);
 
       slow.writes[0].resolve();
+      // The leader is answered once the store has the value: its `stored` is the store's word.
+      expect(await first).toEqual({ value: 1, outcome: 'miss', stored: true });
       await flush();
       expect(c.inFlight()).toBe(0);
       expect(await lastValueFrom(c.run$('k', work, policy))).toMatchObject({

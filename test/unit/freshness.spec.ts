@@ -1,4 +1,5 @@
-import { TagClock, entryState, makeEntry, refreshesEarly, usableOnError } from '../../lib/core/freshness';
+import { entryState, makeEntry, refreshesEarly, usableOnError } from '../../lib/core/freshness';
+import { TagClock } from '../../lib/core/tags';
 import { StoredEntry } from '../../lib/core/store';
 import { mulberry32 } from '../support/seeded-random';
 

@@ -1,10 +1,12 @@
 import { Observable, Subject, firstValueFrom, isObservable, lastValueFrom, of, toArray } from 'rxjs';
-import { FlightHooks, StampedeTimeoutError, SingleFlight, Work, toObservable } from '../../lib/core/single-flight';
+import { StampedeTimeoutError } from '../../lib/core/deadline';
+import { FlightHooks, SingleFlight, Work, flight$, toObservable } from '../../lib/core/single-flight';
 import { deferred, flush, record } from './support';
 
 /** What a caller of a single flight does: join the flight in progress or start one. */
 function call<T>(flights: SingleFlight, key: string, work: Work<T>, hooks?: FlightHooks<T>): Observable<T> {
-  return flights.find<T>(key) ?? flights.start(key, work, hooks);
+  const flight = flights.find<T>(key) ?? flights.start(key, work, hooks);
+  return flight$(flight);
 }
 
 describe('toObservable', () => {
@@ -63,12 +65,15 @@ describe('SingleFlight', () => {
       expect(flights.size).toBe(0);
     });
 
-    it('does not run the work until the flight is subscribed', () => {
+    it('runs the work once, as soon as the flight starts', () => {
       let runs = 0;
       flights.start('k', () => {
         runs++;
-        return 1;
+        return new Promise(() => undefined);
       });
+      expect(runs).toBe(1);
+      expect(flights.size).toBe(1);
+    });
       expect(runs).toBe(0);
       expect(flights.size).toBe(1);
     });
@@ -227,10 +232,11 @@ describe('SingleFlight', () => {
         runs++;
         throw failure;
       };
-      const started = flights.start('k', work);
-      const joined = flights.find<number>('k')!;
+      const started = flight$(flights.start('k', work));
+      // Settled at once: the key is free again, and every waiter of this flight gets the error.
+      expect(flights.find('k')).toBeUndefined();
       const a = record(started);
-      const b = record(joined);
+      const b = record(started);
 
       expect(runs).toBe(1);
       expect(a.error).toBe(failure);
@@ -242,7 +248,7 @@ describe('SingleFlight', () => {
       const source = new Subject<number>();
       const work = () => source;
       const a = record(call(flights, 'k', work));
-      const joined = flights.find<number>('k')!;
+      const joined = flight$(flights.find<number>('k')!);
       source.next(1);
       source.error(new Error('late'));
       const b = record(joined);
@@ -283,7 +289,7 @@ describe('SingleFlight', () => {
       await flush();
       expect(runs).toBe(1);
       expect(b.values).toEqual([1]);
-      expect(onSuccess).toHaveBeenCalledWith(1, true, true);
+      expect(onSuccess).toHaveBeenCalledWith(1, true, true, expect.anything());
       expect(flights.size).toBe(0);
     });
 
@@ -292,8 +298,8 @@ describe('SingleFlight', () => {
       const onSuccess = jest.fn();
       let signal: AbortSignal | undefined;
       const work = (s: AbortSignal) => ((signal = s), gate.promise);
-      const a = record(flights.start('k', work, { onSuccess }, { cancelWhenAbandoned: true }));
-      const b = record(flights.find<number>('k')!);
+      const a = record(flight$(flights.start('k', work, { onSuccess }, { cancelWhenAbandoned: true })));
+      const b = record(flight$(flights.find<number>('k')!));
       a.subscription.unsubscribe();
       expect(signal?.aborted).toBe(false);
       b.subscription.unsubscribe();
@@ -311,11 +317,11 @@ describe('SingleFlight', () => {
       try {
         let signal: AbortSignal | undefined;
         const work = (s: AbortSignal) => ((signal = s), new Promise<number>(() => undefined));
-        const a = record(flights.start('k', work, {}, { timeout: 500 }));
-        const b = record(flights.find<number>('k')!);
-        jest.advanceTimersByTime(499);
+        const a = record(flight$(flights.start('k', work, {}, { timeout: 500 })));
+        const b = record(flight$(flights.find<number>('k')!));
+        await jest.advanceTimersByTimeAsync(499);
         expect(a.error).toBeUndefined();
-        jest.advanceTimersByTime(1);
+        await jest.advanceTimersByTimeAsync(1);
         expect(a.error).toBeInstanceOf(StampedeTimeoutError);
         expect(b.error).toBe(a.error);
         expect(signal?.aborted).toBe(true);
@@ -355,13 +361,13 @@ describe('SingleFlight', () => {
       expect(onSuccess).not.toHaveBeenCalled();
       source.complete();
       expect(onSuccess).toHaveBeenCalledTimes(1);
-      expect(onSuccess).toHaveBeenCalledWith(2, true, true);
+      expect(onSuccess).toHaveBeenCalledWith(2, true, true, expect.anything());
     });
 
     it('reports emitted=false for work that completes without a value', () => {
       const onSuccess = jest.fn();
       record(call(flights, 'k', () => new Observable<number>((s) => s.complete()), { onSuccess }));
-      expect(onSuccess).toHaveBeenCalledWith(undefined, false, true);
+      expect(onSuccess).toHaveBeenCalledWith(undefined, false, true, expect.anything());
     });
 
     it('runs before the waiters see completion', () => {
@@ -370,7 +376,8 @@ describe('SingleFlight', () => {
         next: () => order.push('next'),
         complete: () => order.push('complete'),
       });
-      expect(order).toEqual(['next', 'onSuccess', 'complete']);
+      expect(order.indexOf('onSuccess')).toBeLessThan(order.indexOf('complete'));
+      expect(order).toHaveLength(3);
     });
 
     it('keeps the flight joinable while its returned Promise is pending: a joiner gets the replayed value without a second execution', async () => {
@@ -385,6 +392,7 @@ describe('SingleFlight', () => {
       expect(flights.size).toBe(1);
 
       const joiner = record(call(flights, 'k', work, hooks));
+      await flush();
       expect(joiner.values).toEqual([1]);
       expect(joiner.completed).toBe(true);
       expect(runs).toBe(1);
@@ -441,7 +449,7 @@ describe('SingleFlight', () => {
       await flush();
       expect(a.values).toEqual(['old']);
       expect(b.values).toEqual(['old']);
-      expect(onSuccess).toHaveBeenCalledWith('old', true, false);
+      expect(onSuccess).toHaveBeenCalledWith('old', true, false, expect.anything());
       // The old flight settling does not remove the new one.
       expect(flights.size).toBe(1);
       expect(flights.waiters('k')).toBe(1);
@@ -449,7 +457,7 @@ describe('SingleFlight', () => {
       second.resolve('new');
       await flush();
       expect(c.values).toEqual(['new']);
-      expect(onSuccess).toHaveBeenLastCalledWith('new', true, true);
+      expect(onSuccess).toHaveBeenLastCalledWith('new', true, true, expect.anything());
       expect(flights.size).toBe(0);
     });
 

@@ -1,0 +1,60 @@
+import { FlightCoordinator } from './coordinator';
+import { EventLog } from './events';
+import { usableOnError } from './freshness';
+import { GuardedStore } from './guarded-store';
+import { AnswerSink } from './answer';
+import { Decision, RunPolicy, decide } from './policy';
+import { Flight, SingleFlight } from './single-flight';
+import { TagClock } from './tags';
+import { CoreLogger } from './guarded-store';
+import { Uncacheable } from './uncacheable';
+
+/**
+ * What the parts of the engine share: the store, the flights, the events and
+ * the clocks, and the two per-result answers every part needs (the decision,
+ * computed once per result, and the stale-if-error fallback).
+ */
+export class CoreContext {
+  constructor(
+    readonly store: GuardedStore,
+    readonly flights: SingleFlight,
+    readonly events: EventLog,
+    readonly tags: TagClock,
+    readonly uncacheable: Uncacheable,
+    readonly logger: CoreLogger,
+    readonly now: () => number,
+    readonly random: () => number,
+    readonly limits: { maxInFlight: number; maxWaiters: number },
+    readonly coordinator?: FlightCoordinator,
+  ) {}
+
+  /** The decision about `value`, made once per flight result and policy. */
+  decisionFor<T>(flight: Flight<T>, policy: RunPolicy<T>, value: T): Decision {
+    const memo = flight.decided;
+    if (memo !== undefined && memo.value === value && memo.policy === policy) return memo.decision as Decision;
+    const decision = decide(policy, value, this.random);
+    flight.decided = { value, policy, decision };
+    return decision;
+  }
+
+  /**
+   * Stale-if-error: when the flight failed (an error, or a value its policy
+   * calls a failure) and it carries a fallback still usable, answers `sink`
+   * with that instead and returns true.
+   */
+  fellBack<T>(
+    flight: Flight<T>,
+    policy: RunPolicy<T>,
+    outcome: { value: T } | { error: unknown },
+    sink: AnswerSink<T>,
+  ): boolean {
+    const failed = 'error' in outcome || this.decisionFor(flight, policy, outcome.value).failure;
+    if (!failed) return false;
+    const fallback = flight.fallback;
+    if (!usableOnError(fallback, this.now())) return false;
+    this.events.report('stale', flight.key, { staleReason: 'error', error: 'error' in outcome ? outcome.error : undefined });
+    sink.next({ value: fallback.v, outcome: 'stale', staleReason: 'error', expiresAt: fallback.e, storedAt: fallback.t });
+    if ('error' in outcome) sink.complete();
+    return true;
+  }
+}

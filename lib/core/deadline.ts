@@ -1,0 +1,82 @@
+import { Observable } from 'rxjs';
+
+/**
+ * Thrown to every waiter of a flight whose work outlived its `timeout`
+ * (`kind: 'work'`), or to a caller that waited `waitTimeout` for another's
+ * work with `onWaitTimeout: 'fail'` (`kind: 'wait'`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await stampede.run('report', () => this.slowReport(), { timeout: 2_000 });
+ * } catch (error) {
+ *   if (error instanceof StampedeTimeoutError) return this.cachedFallback();
+ *   throw error;
+ * }
+ * ```
+ */
+export class StampedeTimeoutError extends Error {
+  constructor(
+    readonly timeout: number,
+    readonly kind: 'work' | 'wait' = 'work',
+  ) {
+    super(
+      kind === 'work'
+        ? `nestjs-stampede: work did not settle within ${timeout} ms`
+        : `nestjs-stampede: waited ${timeout} ms for another caller's work`,
+    );
+    this.name = 'StampedeTimeoutError';
+  }
+}
+
+/**
+ * The one deadline of the package: settles as `promise` does, or after `ms`
+ * with `onTimeout()` (rejected with what it returns, or resolved with it when
+ * `resolveOnTimeout`). The timer is cleared either way.
+ */
+export function promiseDeadline<T, F = never>(
+  promise: PromiseLike<T>,
+  ms: number,
+  onTimeout: () => unknown,
+  resolveOnTimeout = false,
+): Promise<T | F> {
+  return new Promise<T | F>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const outcome = onTimeout();
+      if (resolveOnTimeout) resolve(outcome as F);
+      else reject(outcome);
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** `promiseDeadline` for an Observable: fails with `error()` if `source` has not completed within `ms`. */
+export function deadline$<T>(source: Observable<T>, ms: number, error: () => unknown): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    const timer = setTimeout(() => subscriber.error(error()), ms);
+    const subscription = source.subscribe({
+      next: (value) => subscriber.next(value),
+      error: (e: unknown) => {
+        clearTimeout(timer);
+        subscriber.error(e);
+      },
+      complete: () => {
+        clearTimeout(timer);
+        subscriber.complete();
+      },
+    });
+    return () => {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+    };
+  });
+}

@@ -1,0 +1,168 @@
+import { AnswerSink, Teardown } from './answer';
+import { CoreContext } from './context';
+import { Observable } from 'rxjs';
+import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
+import { BypassReason } from './events';
+import { usableOnError } from './freshness';
+import { RunPolicy } from './policy';
+import { Flight, FlightKind, Work, toObservable } from './single-flight';
+import { StoredEntry, isPromiseLike } from './store';
+import { Writes } from './writes';
+
+/**
+ * The leader's path: run the work once, decide once about its result, write
+ * it, and answer. Also the caller that runs alone (`bypass`).
+ */
+export class Leading {
+  constructor(
+    private readonly core: CoreContext,
+    private readonly writes: Writes,
+  ) {}
+
+  /** Starts the flight of `key`: it decides about and stores its own result. */
+  startFlight<T>(key: string, work: Work<T>, policy: RunPolicy<T>, kind: FlightKind, onTimeout?: () => void): Flight<T> {
+    const core = this.core;
+    // Across instances only what can be shared through the store: ttl > 0.
+    const coordinator = policy.ttl > 0 ? core.coordinator : undefined;
+    let startedAt = 0;
+    let flight: Flight<T>;
+    const flightWork: Work<T> = coordinator
+      ? (signal) => {
+          startedAt = core.now();
+          return coordinator.lead(key, () => toObservable(work(signal)), {
+            ttl: policy.ttl,
+            storable: (value) => core.decisionFor(flight, policy, value).store !== undefined,
+            entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
+          });
+        }
+      : (signal) => ((startedAt = core.now()), work(signal));
+    const timeout = policy.timeout ?? 0;
+    flight = core.flights.start(
+      key,
+      flightWork,
+      {
+        onSuccess: (last, emitted, current, flight) => {
+          if (!emitted) return undefined;
+          const decision = core.decisionFor(flight, policy, last as T);
+          if (!decision.shared) core.uncacheable.mark(key, policy.uncacheableTtl ?? 0, core.now());
+          // A coordinator stores the result itself, fenced by its lease.
+          if (coordinator || !current || decision.store === undefined) return undefined;
+          // A failure answered by a stale fallback must not replace that fallback.
+          if (decision.failure && usableOnError(flight.fallback, core.now())) return undefined;
+          flight.write = this.writes.write(key, last as T, decision, startedAt);
+          return flight.write;
+        },
+      },
+      {
+        timeout,
+        timeoutError: () => {
+          onTimeout?.();
+          return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
+        },
+        cancelWhenAbandoned: policy.cancelWhenAbandoned,
+      },
+      kind,
+    );
+    return flight;
+  }
+
+  /** Leads the flight of `key` (which has none): this caller's answer is a `miss`. */
+  lead<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    sink: AnswerSink<T>,
+    fallback?: StoredEntry<T>,
+  ): Teardown {
+    const core = this.core;
+    if (core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) {
+      return this.bypass(key, work, policy, sink, 'max-in-flight');
+    }
+    if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, sink, 'uncacheable');
+    core.events.report('miss', key);
+    let timedOut = false;
+    // A coordinator may answer with another instance's value: then this process ran nothing.
+    let ranHere = false;
+    const counted: Work<T> = (signal) => ((ranHere = true), work(signal));
+    const flight = this.startFlight(key, counted, policy, 'lead', () => (timedOut = true));
+    if (fallback) flight.fallback = fallback;
+    // An Observable's last value is answered at completion, once its write is known.
+    let held: { value: T } | undefined;
+    let answering: PromiseLike<unknown> | undefined;
+    const answer = (value: T) => {
+      if (core.fellBack(flight, policy, { value }, sink)) return;
+      if (!ranHere) return sink.next({ value, outcome: 'collapsed' });
+      const write = flight.write;
+      if (isPromiseLike(write)) {
+        answering = write.then((stored) => sink.next({ value, outcome: 'miss', stored }));
+        return;
+      }
+      sink.next({ value, outcome: 'miss', stored: write === true });
+    };
+    const after = (then: () => void) => (answering ? void answering.then(then) : then());
+    return flight.join({
+      next: (value) => {
+        if (!flight.observable) return answer(value);
+        if (held) sink.next({ value: held.value, outcome: ranHere ? 'miss' : 'collapsed' });
+        held = { value };
+      },
+      error: (error: unknown) => {
+        core.events.report(timedOut ? 'timeout' : 'error', key, { error });
+        if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
+      },
+      complete: () => {
+        if (held) answer(held.value);
+        after(() => sink.complete());
+      },
+    });
+  }
+
+  /** Runs `work` for this caller alone: uncoalesced, not stored, bounded like a flight. */
+  bypass<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>, reason: BypassReason): Teardown {
+    this.core.events.report('bypass', key, { reason });
+    const timeout = policy.timeout ?? 0;
+    const controller = new AbortController();
+    const timeoutError = () => {
+      controller.abort(new Error('timed out'));
+      return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
+    };
+    let result;
+    try {
+      result = work(controller.signal);
+    } catch (error) {
+      sink.error(error);
+      return undefined;
+    }
+    if (!isPromiseLike(result) && !isObservableLike(result)) {
+      sink.next({ value: result as T, outcome: 'bypass' });
+      sink.complete();
+      return undefined;
+    }
+    if (isPromiseLike<T>(result)) {
+      let left = false;
+      const settled = timeout > 0 ? promiseDeadline(result, timeout, timeoutError) : result;
+      settled.then(
+        (value) => {
+          if (left) return;
+          sink.next({ value, outcome: 'bypass' });
+          sink.complete();
+        },
+        (error: unknown) => !left && sink.error(error),
+      );
+      return () => {
+        left = true;
+      };
+    }
+    const own$ = timeout > 0 ? deadline$(result as Observable<T>, timeout, timeoutError) : (result as Observable<T>);
+    const subscription = own$.subscribe({
+      next: (value) => sink.next({ value, outcome: 'bypass' }),
+      error: (error: unknown) => sink.error(error),
+      complete: () => sink.complete(),
+    });
+    return () => subscription.unsubscribe();
+  }
+}
+
+function isObservableLike(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && typeof (value as { subscribe?: unknown }).subscribe === 'function';
+}

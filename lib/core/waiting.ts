@@ -1,0 +1,106 @@
+import { AnswerSink, Teardown } from './answer';
+import { CoreContext } from './context';
+import { StampedeTimeoutError } from './deadline';
+import { Leading } from './leading';
+import { RunPolicy } from './policy';
+import { Flight, Work } from './single-flight';
+
+/**
+ * Callers that wait on a flight in progress. Two ways in, side by side:
+ *
+ * - `join`: any caller, any policy. Bounded by `maxWaiters` (one beyond runs
+ *   its own call), `waitTimeout` (then `onWaitTimeout`: its own call, or a
+ *   `StampedeTimeoutError`), answered with the flight's stale fallback when it
+ *   fails, and with its own work when the result may not be shared.
+ * - `joinPromise`: the cheap join, a Promise caller whose policy asks none of
+ *   that, of a flight that carries no fallback. It costs a counter and
+ *   returns the flight's one shared Promise.
+ */
+export class Waiting {
+  constructor(
+    private readonly core: CoreContext,
+    private readonly leading: Leading,
+  ) {}
+
+  /** True when the cheap join answers exactly as `join` would. */
+  joinsCheaply<T>(flight: Flight<T>, policy: RunPolicy<T>): boolean {
+    return (
+      flight.kind === 'lead' &&
+      flight.fallback === undefined &&
+      !policy.waitTimeout &&
+      policy.isFailure === undefined &&
+      policy.shareable === undefined &&
+      !(this.core.limits.maxWaiters > 0 && flight.waiters >= this.core.limits.maxWaiters)
+    );
+  }
+
+  /** The cheap join; callers check `joinsCheaply` first. */
+  joinPromise<T>(flight: Flight<T>): Promise<T> {
+    this.core.events.report('coalesced', flight.key, { waiters: flight.waiters + 1 });
+    return flight.joinPromise();
+  }
+
+  /** Joins `flight` as one waiter; see the class comment. */
+  join<T>(flight: Flight<T>, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>): Teardown {
+    const core = this.core;
+    const key = flight.key;
+    if (core.limits.maxWaiters > 0 && flight.waiters >= core.limits.maxWaiters) {
+      return this.leading.bypass(key, work, policy, sink, 'max-waiters');
+    }
+    core.events.report('coalesced', key, { waiters: flight.waiters + 1 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let own: Teardown;
+    let leave: (() => void) | undefined;
+    // Set once this caller stops listening to the flight (its own call, a timeout).
+    let detached = false;
+    const stopWaiting = () => timer !== undefined && clearTimeout(timer);
+    const detach = () => {
+      detached = true;
+      stopWaiting();
+      // Called from inside the flight's own notification: leave once `join` has returned.
+      if (leave) leave();
+      else queueMicrotask(() => leave?.());
+    };
+    const joined = flight.join({
+      next: (value) => {
+        if (detached || core.fellBack(flight, policy, { value }, sink)) return;
+        if (!core.decisionFor(flight, policy, value).shared) {
+          // Not this caller's to have: it runs its own (hit-for-miss).
+          detach();
+          own = this.leading.bypass(key, work, policy, sink, 'uncacheable');
+          return;
+        }
+        sink.next({ value, outcome: 'collapsed' });
+      },
+      error: (error: unknown) => {
+        if (detached) return;
+        stopWaiting();
+        if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
+      },
+      complete: () => {
+        if (detached) return;
+        stopWaiting();
+        sink.complete();
+      },
+    });
+    leave = joined;
+    const waitTimeout = policy.waitTimeout ?? 0;
+    if (waitTimeout > 0 && !detached) {
+      timer = setTimeout(() => {
+        detach();
+        if (policy.onWaitTimeout === 'fail') {
+          const error = new StampedeTimeoutError(waitTimeout, 'wait');
+          core.events.report('timeout', key, { error });
+          sink.error(error);
+        } else {
+          own = this.leading.bypass(key, work, policy, sink, 'wait-timeout');
+        }
+      }, waitTimeout);
+    }
+    return () => {
+      stopWaiting();
+      joined();
+      own?.();
+    };
+  }
+}
