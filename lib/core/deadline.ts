@@ -39,6 +39,8 @@ export function promiseDeadline<T, F = never>(
   ms: number,
   onTimeout: () => unknown,
   resolveOnTimeout = false,
+  /** Aborted: the wait is abandoned (the timer cleared, the result left pending). */
+  signal?: AbortSignal,
 ): Promise<T | F> {
   return new Promise<T | F>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -46,6 +48,7 @@ export function promiseDeadline<T, F = never>(
       if (resolveOnTimeout) resolve(outcome as F);
       else reject(outcome);
     }, ms);
+    signal?.addEventListener('abort', () => clearTimeout(timer), { once: true });
     promise.then(
       (value) => {
         clearTimeout(timer);

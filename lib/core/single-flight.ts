@@ -222,7 +222,7 @@ export class Flight<T = unknown> {
       return;
     }
     let promise = Promise.resolve(result as PromiseLike<T>);
-    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError);
+    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError, false, controller.signal);
     this.promise = promise.then(
       (value) => {
         succeed(value, true);

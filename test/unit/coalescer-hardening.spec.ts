@@ -4,7 +4,7 @@ import { MemoryStore } from '../../lib/core/memory-store';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
 
 import { StampedeStore, StoredEntry } from '../../lib/core/store';
-import { deferred } from './support';
+import { deferred, flush } from './support';
 
 const logger = { warn: () => undefined, log: () => undefined };
 
@@ -48,6 +48,7 @@ describe('Coalescer hardening', () => {
     const store = new SlowWriteStore();
     const coalescer = new Coalescer({ store, logger });
     const answer = lastValueFrom(coalescer.run$('k', () => 'old', { ttl: 10_000 }));
+    await flush();
     expect(store.writes).toHaveLength(1);
     const invalidated = coalescer.invalidate('k');
     store.writes.shift()!();
