@@ -4,6 +4,8 @@ import { COALESCED_METHODS_METADATA, COALESCE_METADATA } from './stampede.consta
 import { CoalesceOptions } from './stampede.options';
 import { bindClass, bindInstance, unbind } from './stampede.method-runner';
 import { StampedeEngine } from './stampede.engine';
+import { StampedeOptionsError } from './stampede.options-error';
+import { httpOnlyOptions } from './stampede.validation';
 
 /**
  * Finds, at bootstrap, the providers with `@Coalesce()` methods and binds them
@@ -25,6 +27,7 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
       const type = wrapper.metatype as object | undefined;
       const methods = type && (Reflect.getMetadata(COALESCED_METHODS_METADATA, type) as string[] | undefined);
       if (!type || !methods) continue;
+      this.refuseHttpOptions(type as { name: string }, methods);
       if (!wrapper.isDependencyTreeStatic()) this.refuseRequestScoped(type as { name: string }, methods);
       if (!wrapper.isTransient && wrapper.isDependencyTreeStatic() && wrapper.instance) {
         bindInstance(wrapper.instance as object, this.engine);
@@ -50,6 +53,23 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
           `nestjs-stampede: @Coalesce() on ${type.name}.${name}: ${type.name} is request-scoped (itself or through a dependency), ` +
             `so its results may depend on the request and are not shared by arguments alone. ` +
             `Give @Coalesce({ key: (...args) => ... }) a key that separates callers, or move the method to a singleton provider.`,
+        );
+      }
+    }
+  }
+
+  /** An HTTP-only option on a provider method would be silently ignored: refuse it, naming where it was given. */
+  private refuseHttpOptions(type: { name: string; prototype?: object }, methods: string[]): void {
+    for (const name of methods) {
+      const method = (type.prototype as Record<string, object>)[name];
+      const options = (Reflect.getMetadata(COALESCE_METADATA, method) as CoalesceOptions | undefined) ?? {};
+      const [option] = httpOnlyOptions(options);
+      if (option !== undefined) {
+        throw new StampedeOptionsError(
+          option,
+          (options as Record<string, unknown>)[option],
+          'no such option on a provider method: it applies to HTTP routes (a controller, or the module) only',
+          `@Coalesce on ${type.name}.${name}`,
         );
       }
     }

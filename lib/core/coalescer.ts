@@ -268,7 +268,12 @@ export class Coalescer {
   private peekEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
     if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
     const cached = this.store.get(key) as StoredEntry | undefined;
-    if (cached === undefined || !isEntry(cached) || cached.e <= this.now() || this.valid(cached, policy) === undefined) {
+    if (
+      cached === undefined ||
+      !isEntry(cached) ||
+      cached.e <= this.now() ||
+      this.valid(cached, policy) === undefined
+    ) {
       return undefined;
     }
     this.events.report('hit', key);

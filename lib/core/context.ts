@@ -52,8 +52,17 @@ export class CoreContext {
     if (!failed) return false;
     const fallback = flight.fallback;
     if (!usableOnError(fallback, this.now())) return false;
-    this.events.report('stale', flight.key, { staleReason: 'error', error: 'error' in outcome ? outcome.error : undefined });
-    sink.next({ value: fallback.v, outcome: 'stale', staleReason: 'error', expiresAt: fallback.e, storedAt: fallback.t });
+    this.events.report('stale', flight.key, {
+      staleReason: 'error',
+      error: 'error' in outcome ? outcome.error : undefined,
+    });
+    sink.next({
+      value: fallback.v,
+      outcome: 'stale',
+      staleReason: 'error',
+      expiresAt: fallback.e,
+      storedAt: fallback.t,
+    });
     if ('error' in outcome) sink.complete();
     return true;
   }

@@ -20,12 +20,17 @@ export class Leading {
   ) {}
 
   /** Starts the flight of `key`: it decides about and stores its own result. */
-  startFlight<T>(key: string, work: Work<T>, policy: RunPolicy<T>, kind: FlightKind, onTimeout?: () => void): Flight<T> {
+  startFlight<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    kind: FlightKind,
+    onTimeout?: () => void,
+  ): Flight<T> {
     const core = this.core;
     // Across instances only what can be shared through the store: ttl > 0.
     const coordinator = policy.ttl > 0 ? core.coordinator : undefined;
     let startedAt = 0;
-    let flight: Flight<T>;
     const flightWork: Work<T> = coordinator
       ? (signal) => {
           startedAt = core.now();
@@ -37,7 +42,7 @@ export class Leading {
         }
       : (signal) => ((startedAt = core.now()), work(signal));
     const timeout = policy.timeout ?? 0;
-    flight = core.flights.start(
+    const flight: Flight<T> = core.flights.start(
       key,
       flightWork,
       {
@@ -67,13 +72,7 @@ export class Leading {
   }
 
   /** Leads the flight of `key` (which has none): this caller's answer is a `miss`. */
-  lead<T>(
-    key: string,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    sink: AnswerSink<T>,
-    fallback?: StoredEntry<T>,
-  ): Teardown {
+  lead<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>, fallback?: StoredEntry<T>): Teardown {
     const core = this.core;
     if (core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) {
       return this.bypass(key, work, policy, sink, 'max-in-flight');
@@ -164,5 +163,7 @@ export class Leading {
 }
 
 function isObservableLike(value: unknown): boolean {
-  return value !== null && typeof value === 'object' && typeof (value as { subscribe?: unknown }).subscribe === 'function';
+  return (
+    value !== null && typeof value === 'object' && typeof (value as { subscribe?: unknown }).subscribe === 'function'
+  );
 }

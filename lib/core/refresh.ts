@@ -29,7 +29,13 @@ export class BackgroundRefresh {
     private readonly leading: Leading,
   ) {}
 
-  start<T>(key: string, work: Work<T>, policy: RunPolicy<T>, trigger: 'stale' | 'early', current: StoredEntry<T>): void {
+  start<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    trigger: 'stale' | 'early',
+    current: StoredEntry<T>,
+  ): void {
     const core = this.core;
     if (core.flights.find(key)) return;
     const until = this.backoff.get(key);

@@ -161,13 +161,7 @@ export class Flight<T = unknown> {
   }
 
   /** Runs `work` now and shares its outcome; see `SingleFlight.start`. */
-  run(
-    work: Work<T>,
-    hooks: FlightHooks<T>,
-    options: FlightOptions,
-    isCurrent: () => boolean,
-    leave: () => void,
-  ): void {
+  run(work: Work<T>, hooks: FlightHooks<T>, options: FlightOptions, isCurrent: () => boolean, leave: () => void): void {
     const controller = new AbortController();
     this.cancellable = options.cancelWhenAbandoned === true;
     let cancelled = false;

@@ -50,7 +50,8 @@ export class Waiting {
     core.events.report('coalesced', key, { waiters: flight.waiters + 1 });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let own: Teardown;
-    let leave: (() => void) | undefined;
+    // How to leave the flight, once `join` has returned it.
+    const joining: { leave?: () => void } = {};
     // Set once this caller stops listening to the flight (its own call, a timeout).
     let detached = false;
     const stopWaiting = () => timer !== undefined && clearTimeout(timer);
@@ -58,8 +59,8 @@ export class Waiting {
       detached = true;
       stopWaiting();
       // Called from inside the flight's own notification: leave once `join` has returned.
-      if (leave) leave();
-      else queueMicrotask(() => leave?.());
+      if (joining.leave) joining.leave();
+      else queueMicrotask(() => joining.leave?.());
     };
     const joined = flight.join({
       next: (value) => {
@@ -83,7 +84,7 @@ export class Waiting {
         sink.complete();
       },
     });
-    leave = joined;
+    joining.leave = joined;
     const waitTimeout = policy.waitTimeout ?? 0;
     if (waitTimeout > 0 && !detached) {
       timer = setTimeout(() => {
