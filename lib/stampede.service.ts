@@ -27,6 +27,23 @@ export interface RunOptions extends Omit<MethodCoalesceOptions, 'key' | 'tags'> 
 
 const WHERE = 'StampedeService.run';
 
+/** Distinct sets of plain option values remembered at most (a program has a handful). */
+const MAX_POLICIES = 1_000;
+
+/** `name=value;` for each option when every value is a primitive; `undefined` when one is not (tags, objects). */
+function signatureOf(options: RunOptions): string | undefined {
+  let signature = '';
+  for (const name in options) {
+    const value = (options as Record<string, unknown>)[name];
+    const type = typeof value;
+    if (value !== null && type !== 'number' && type !== 'boolean' && type !== 'string' && type !== 'undefined') {
+      return undefined;
+    }
+    signature += `${name}=${type === 'string' ? JSON.stringify(value) : String(value)};`;
+  }
+  return signature;
+}
+
 /**
  * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all
  * concurrent callers of `key` and keeps the result for `ttl` ms. The
@@ -49,6 +66,7 @@ export class StampedeService {
   private readonly defaultTtl: number;
   private readonly defaults: ResolvedStampedeOptions;
   private defaultPolicy?: RunPolicy<unknown>;
+  private readonly policies = new Map<string, RunPolicy<unknown>>();
 
   constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
@@ -89,12 +107,27 @@ export class StampedeService {
     return this.coalescer.run$(key, fn, this.policyFor<T>(key, options)).pipe(map(valueOf));
   }
 
-  /** Validates per-call options and merges them over the module's; calls without options share one policy. */
+  /**
+   * Validates per-call options and merges them over the module's. Calls
+   * without options share one policy; calls whose options are all plain
+   * values (`{ ttl: 30_000 }`, a fresh literal each call) share one per set of
+   * values, validated once.
+   */
   private policyFor<T>(key: unknown, options: RunOptions | undefined): RunPolicy<T> {
     if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', WHERE);
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
+    const signature = signatureOf(options);
+    if (signature !== undefined) {
+      const known = this.policies.get(signature);
+      if (known !== undefined) return known as RunPolicy<T>;
+    }
     validateOptions(options, 'run', WHERE);
-    return this.buildPolicy(options) as RunPolicy<T>;
+    const policy = this.buildPolicy(options);
+    if (signature !== undefined) {
+      if (this.policies.size >= MAX_POLICIES) this.policies.clear();
+      this.policies.set(signature, policy);
+    }
+    return policy as RunPolicy<T>;
   }
 
   private buildPolicy(options: RunOptions): RunPolicy<unknown> {

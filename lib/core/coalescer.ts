@@ -140,10 +140,11 @@ export class Coalescer {
    */
   value<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<T> {
     key = bounded(key);
-    const hit = this.peekEntry(key, policy);
-    if (hit !== undefined) return hit.v;
+    // A flight of `key` answers what the store would (the store holds at most its pending write).
     const flight = this.flights.find<T>(key);
     if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
+    const hit = this.peekEntry(key, policy);
+    if (hit !== undefined) return hit.v;
     const answer = this.run(key, work, policy);
     return isPromiseLike(answer) ? answer.then(valueOf) : answer.value;
   }

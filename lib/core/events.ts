@@ -102,6 +102,12 @@ export class EventLog {
     };
   }
 
+  /** A `coalesced` event: the hot path of joins, which builds no detail object while nobody listens. */
+  coalesced(key: string, waiters: number): void {
+    if (this.listeners.length === 0) this.counts.coalesced++;
+    else this.report('coalesced', key, { waiters });
+  }
+
   /** Counts an event and tells the listeners (a throwing listener is ignored). */
   report(type: StampedeEventType, key: string, detail?: Omit<StampedeEvent, 'type' | 'key'>): void {
     this.counts[STAT_OF[type]]++;

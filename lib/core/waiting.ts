@@ -36,7 +36,7 @@ export class Waiting {
 
   /** The cheap join; callers check `joinsCheaply` first. */
   joinPromise<T>(flight: Flight<T>): Promise<T> {
-    this.core.events.report('coalesced', flight.key, { waiters: flight.waiters + 1 });
+    this.core.events.coalesced(flight.key, flight.waiters + 1);
     return flight.joinPromise();
   }
 
@@ -47,7 +47,7 @@ export class Waiting {
     if (core.limits.maxWaiters > 0 && flight.waiters >= core.limits.maxWaiters) {
       return this.leading.bypass(key, work, policy, sink, 'max-waiters');
     }
-    core.events.report('coalesced', key, { waiters: flight.waiters + 1 });
+    core.events.coalesced(key, flight.waiters + 1);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let own: Teardown;
     // How to leave the flight, once `join` has returned it.
