@@ -5,6 +5,8 @@ export type { StampedeStore, StoredEntry } from './core/store';
 export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapter';
 export type { Work, WorkResult } from './core/single-flight';
 export { StampedeTimeoutError } from './core/deadline';
+export { StampedeMissingKeyError } from './core/batch';
+export type { BatchResult, FetchMissing } from './core/batch';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
 export { StampedeInterceptor } from './stampede.interceptor';
 export { StampedeModule } from './stampede.module';

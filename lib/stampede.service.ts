@@ -4,6 +4,7 @@ import { valueOf } from './core/answer';
 import { Coalescer, RunPolicy } from './core/coalescer';
 import { StampedeListener, StampedeStats } from './core/events';
 import { PolicyOptions, resolvePolicy } from './core/policy';
+import { FetchMissing } from './core/batch';
 import { Work } from './core/single-flight';
 import { isPromiseLike } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
@@ -108,20 +109,53 @@ export class StampedeService {
   }
 
   /**
+   * Batched get-or-set: resolves with the values of `keys`, in order. Each
+   * key is coalesced and stored on its own (a concurrent `run(key)` joins
+   * the batch's flight for it, and the other way round); the keys neither
+   * fresh in the store nor in flight are fetched together by ONE call of
+   * `fetchMissing(missingKeys, signal)`, which answers with a `Map` or an
+   * array aligned with `missingKeys`. An `Error` as a value fails that key
+   * alone; a key left out fails with `StampedeMissingKeyError`; a throw fails
+   * the keys of that call. The store is read in one round trip where it can.
+   *
+   * @example
+   * ```ts
+   * const users = await stampede.runMany(
+   *   ids.map((id) => `user:${id}`),
+   *   async (keys) => new Map((await db.users(keys.map(idOf))).map((u) => [`user:${u.id}`, u])),
+   *   { ttl: 30_000 },
+   * );
+   * ```
+   */
+  runMany<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, options?: RunOptions): Promise<T[]> {
+    try {
+      if (!Array.isArray(keys) || !keys.every((key) => typeof key === 'string')) {
+        throw new StampedeOptionsError('keys', keys, 'an array of strings', 'StampedeService.runMany');
+      }
+      if (typeof fetchMissing !== 'function') {
+        throw new StampedeOptionsError('fetchMissing', fetchMissing, 'a function', 'StampedeService.runMany');
+      }
+      return this.coalescer.runMany(keys, fetchMissing, this.policyFor<T>('', options, 'StampedeService.runMany'));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * Validates per-call options and merges them over the module's. Calls
    * without options share one policy; calls whose options are all plain
    * values (`{ ttl: 30_000 }`, a fresh literal each call) share one per set of
    * values, validated once.
    */
-  private policyFor<T>(key: unknown, options: RunOptions | undefined): RunPolicy<T> {
-    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', WHERE);
+  private policyFor<T>(key: unknown, options: RunOptions | undefined, where = WHERE): RunPolicy<T> {
+    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
     const signature = signatureOf(options);
     if (signature !== undefined) {
       const known = this.policies.get(signature);
       if (known !== undefined) return known as RunPolicy<T>;
     }
-    validateOptions(options, 'run', WHERE);
+    validateOptions(options, 'run', where);
     const policy = this.buildPolicy(options);
     if (signature !== undefined) {
       if (this.policies.size >= MAX_POLICIES) this.policies.clear();

@@ -52,6 +52,22 @@ export class GuardedStore implements StampedeStore {
     return this.guard(() => this.store.get(key), undefined, 'get', isFound);
   }
 
+  /** Reads `keys` at once where the store can (one round trip), else one by one; a failure reads as misses. */
+  getMany(keys: readonly string[]): MaybePromise<(StoredEntry | undefined)[]> {
+    const getMany = this.store.getMany;
+    const none = () => keys.map(() => undefined);
+    if (getMany) {
+      return this.guard(
+        () => getMany.call(this.store, keys),
+        none(),
+        'getMany',
+        (found) => found.some((entry) => entry !== undefined),
+      );
+    }
+    const each = keys.map((key) => this.get(key));
+    return each.some(isPromiseLike) ? Promise.all(each) : (each as (StoredEntry | undefined)[]);
+  }
+
   /** Stores `entry`; answers whether the store accepted it (a failure, or a store's own `false`, is not). */
   set(key: string, entry: StoredEntry, ttl: number): MaybePromise<boolean> {
     const result = this.guard(() => this.store.set(key, entry, ttl), false, 'set');

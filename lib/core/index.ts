@@ -14,6 +14,7 @@ export * from './events';
 export * from './freshness';
 export * from './http-cache-rules';
 export * from './answer';
+export * from './batch';
 export * from './deadline';
 export * from './policy';
 export * from './tags';

@@ -54,6 +54,10 @@ export class MemoryStore implements StampedeStore {
     return held.entry;
   }
 
+  getMany(keys: readonly string[]): (StoredEntry | undefined)[] {
+    return keys.map((key) => this.get(key));
+  }
+
   /** Keeps `entry` for `ttl` ms (default: until it stops being fresh). */
   set(key: string, entry: StoredEntry, ttl?: number): void {
     this.entries.delete(key);

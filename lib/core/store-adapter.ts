@@ -5,6 +5,7 @@ export interface CacheManagerLike {
   get<T>(key: string): Promise<T | undefined | null>;
   set<T>(key: string, value: T, ttl?: number): Promise<T>;
   del(key: string): Promise<boolean>;
+  mget?<T>(keys: string[]): Promise<(T | undefined | null)[]>;
   wrap: unknown;
 }
 
@@ -13,6 +14,7 @@ export interface KeyvLike {
   get(key: string): unknown;
   set(key: string, value: unknown, ttl?: number): unknown;
   delete(key: string): unknown;
+  getMany?(keys: string[]): unknown;
 }
 
 /** What the `store` option accepts. */
@@ -90,6 +92,13 @@ class CacheManagerStore extends ReportingStore {
   delete(key: string): Promise<unknown> {
     return this.reported(() => this.cache.del(key));
   }
+  getMany(keys: readonly string[]): Promise<(StoredEntry | undefined)[]> {
+    const mget = this.cache.mget;
+    if (!mget) return Promise.all(keys.map((key) => this.get(key)));
+    return this.reported(async () =>
+      (await mget.call(this.cache, [...keys])).map((entry) => (entry as StoredEntry | null | undefined) ?? undefined),
+    );
+  }
 }
 
 /** Adapts a `Keyv` instance (TTLs in milliseconds). */
@@ -106,6 +115,13 @@ class KeyvStore extends ReportingStore {
   }
   delete(key: string): Promise<unknown> {
     return this.reported(async () => this.keyv.delete(key));
+  }
+  getMany(keys: readonly string[]): Promise<(StoredEntry | undefined)[]> {
+    const getMany = this.keyv.getMany;
+    if (!getMany) return Promise.all(keys.map((key) => this.get(key)));
+    return this.reported(async () =>
+      ((await getMany.call(this.keyv, [...keys])) as (StoredEntry | null | undefined)[]).map((e) => e ?? undefined),
+    );
   }
 }
 

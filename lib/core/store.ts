@@ -56,6 +56,8 @@ export interface StampedeStore {
   get(key: string): MaybePromise<StoredEntry | undefined>;
   set(key: string, entry: StoredEntry, ttl: number): MaybePromise<unknown>;
   delete(key: string): MaybePromise<unknown>;
+  /** Reads many keys in one round trip where the store can (`MGET`, Keyv's `getMany`); aligned with `keys`. */
+  getMany?(keys: readonly string[]): MaybePromise<(StoredEntry | undefined)[]>;
   /** Deletes every key that starts with `prefix`, where the store can list its keys. */
   deletePrefix?(prefix: string): MaybePromise<number>;
   /** True if `get` always answers synchronously (then hits skip the Observable machinery). */

@@ -1,0 +1,208 @@
+import { CoreContext } from './context';
+import { entryState, isEntry, usableOnError } from './freshness';
+import { Leading } from './leading';
+import { RunPolicy } from './policy';
+import { BackgroundRefresh } from './refresh';
+import { Flight, Work } from './single-flight';
+import { MaybePromise, StoredEntry, isPromiseLike } from './store';
+
+/**
+ * What `fetchMissing` may answer: a `Map` from key to value, or an array
+ * aligned with the keys it was given. A value that is an `Error` fails that
+ * key alone; a key the answer leaves out fails with `StampedeMissingKeyError`.
+ */
+export type BatchResult<T> = ReadonlyMap<string, T | Error> | readonly (T | Error)[];
+
+/** Fetches the values of the keys nobody has: called once per batch of such keys. */
+export type FetchMissing<T> = (keys: string[], signal: AbortSignal) => PromiseLike<BatchResult<T>> | BatchResult<T>;
+
+/**
+ * A key `fetchMissing` did not answer for: that key's callers get it, the
+ * others their values; nothing is stored for it.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = await stampede.runMany(['user:1', 'user:2'], (keys) => db.usersByKeys(keys));
+ * // db.usersByKeys returned a Map without 'user:2': the call rejects with StampedeMissingKeyError
+ * ```
+ */
+export class StampedeMissingKeyError extends Error {
+  constructor(readonly key: string) {
+    // The key stays out of the message: it may hold what a log must not.
+    super('nestjs-stampede: fetchMissing gave no value for one of the keys it was asked for (see error.key)');
+    this.name = 'StampedeMissingKeyError';
+  }
+}
+
+/** What one key of a batch becomes: read, joined, or fetched. */
+type Slot<T> = { value: MaybePromise<T> } | { fetch: true; fallback?: StoredEntry<T> };
+
+/**
+ * Batched single flight: every key is coalesced and stored on its own, but
+ * the keys that are neither fresh in the store nor in flight are fetched
+ * together, by one call of `fetchMissing`. Each fetched key gets a flight of
+ * its own before the call, so a concurrent `run(key)` (or another batch)
+ * joins it instead of fetching it again. The store is read in one round trip
+ * where it can. Stale values are answered at once and refreshed together, in
+ * one background batch.
+ */
+export class Batches {
+  constructor(
+    private readonly core: CoreContext,
+    private readonly leading: Leading,
+    private readonly refresh: BackgroundRefresh,
+    private readonly single: <T>(key: string, work: Work<T>, policy: RunPolicy<T>) => MaybePromise<T>,
+  ) {}
+
+  run<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
+    const unique = [...new Set(keys)];
+    // Keys in flight are read too: in one round trip it costs nothing, and their flight may end meanwhile.
+    const read = policy.ttl > 0 || policy.freshnessFor ? this.core.store.getMany(unique) : unique.map(() => undefined);
+    const settle = (entries: (StoredEntry | undefined)[]) => {
+      const byKey = new Map<string, StoredEntry | undefined>();
+      unique.forEach((key, i) => byKey.set(key, entries[i]));
+      const slots = new Map<string, Slot<T>>();
+      const stale: [string, StoredEntry<T>][] = [];
+      for (const key of unique) slots.set(key, this.slotOf(key, byKey.get(key), fetchMissing, policy, stale));
+      this.fetch(slots, fetchMissing, policy);
+      if (stale.length > 0) this.refreshTogether(stale, fetchMissing, policy);
+      return Promise.all(keys.map((key) => (slots.get(key) as { value: MaybePromise<T> }).value));
+    };
+    return isPromiseLike(read) ? Promise.resolve(read).then(settle) : settle(read);
+  }
+
+  /** Where one key's value comes from, given what the store had for it. */
+  private slotOf<T>(
+    key: string,
+    cached: StoredEntry | undefined,
+    fetchMissing: FetchMissing<T>,
+    policy: RunPolicy<T>,
+    stale: [string, StoredEntry<T>][],
+  ): Slot<T> {
+    const core = this.core;
+    // In flight (perhaps since the store answered): join it, with every rule of a single join.
+    if (core.flights.find(key)) return { value: this.single(key, alone(key, fetchMissing), policy) };
+    const now = core.now();
+    const entry =
+      isEntry(cached) && core.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
+        ? (cached as StoredEntry<T>)
+        : undefined;
+    const state = entry ? entryState(entry, now) : 'dead';
+    if (entry && state === 'fresh') {
+      core.events.report('hit', key);
+      return { value: entry.v };
+    }
+    if (entry && state === 'stale') {
+      core.events.report('stale', key, { staleReason: 'revalidate' });
+      stale.push([key, entry]);
+      return { value: entry.v };
+    }
+    return { fetch: true, fallback: usableOnError(entry, now) ? entry : undefined };
+  }
+
+  /** Starts a flight for every key to fetch, then makes the one call that feeds them all. */
+  private fetch<T>(slots: Map<string, Slot<T>>, fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): void {
+    const missing = [...slots].filter(([, slot]) => 'fetch' in slot).map(([key]) => key);
+    if (missing.length === 0) return;
+    const fed = this.feed(missing, fetchMissing, policy, 'lead');
+    for (const key of missing) {
+      const slot = slots.get(key) as { fetch: true; fallback?: StoredEntry<T> };
+      const flight = fed.flights.get(key)!;
+      if (slot.fallback) flight.fallback = slot.fallback;
+      slots.set(key, { value: this.answerOf(flight, policy) });
+    }
+    fed.start();
+  }
+
+  /** Refreshes stale keys with one background call (keys that started a flight meanwhile are left to it). */
+  private refreshTogether<T>(stale: [string, StoredEntry<T>][], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>) {
+    const keys = stale.filter(([key]) => !this.core.flights.find(key)).map(([key]) => key);
+    if (keys.length === 0) return;
+    const fed = this.feed(keys, fetchMissing, policy, 'refresh');
+    for (const [key, entry] of stale) {
+      const flight = fed.flights.get(key);
+      if (!flight) continue;
+      flight.fallback = entry;
+      this.core.events.report('refresh', key, { trigger: 'stale' });
+      flight.settledPromise().catch((error: unknown) => this.core.events.report('error', key, { error }));
+    }
+    fed.start();
+  }
+
+  /**
+   * One flight per key, each waiting on its share of one `fetchMissing`
+   * call; `start` makes the call once every flight is in place.
+   */
+  private feed<T>(keys: string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>, kind: 'lead' | 'refresh') {
+    const shares = new Map<string, { resolve(value: T): void; reject(error: unknown): void }>();
+    const flights = new Map<string, Flight<T>>();
+    const controller = new AbortController();
+    for (const key of keys) {
+      if (kind === 'lead') this.core.events.report('miss', key);
+      const share = new Promise<T>((resolve, reject) => shares.set(key, { resolve, reject }));
+      flights.set(
+        key,
+        this.leading.startFlight(key, () => share, policy, kind),
+      );
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const start = () => {
+      // Past the flights' timeout nobody waits for the answer: the call may stop.
+      if (policy.timeout) timer = setTimeout(() => controller.abort(new Error('timed out')), policy.timeout);
+      let answer: PromiseLike<BatchResult<T>> | BatchResult<T>;
+      try {
+        answer = fetchMissing([...keys], controller.signal);
+      } catch (error) {
+        answer = Promise.reject(error);
+      }
+      Promise.resolve(answer).then(
+        (result) => {
+          clearTimeout(timer);
+          keys.forEach((key, i) => deliver(shares.get(key)!, pick(result, key, i)));
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          shares.forEach((share) => share.reject(error));
+        },
+      );
+    };
+    return { flights, start };
+  }
+
+  /** The value one caller of the batch gets for a fetched key: the flight's, or its stale fallback. */
+  private answerOf<T>(flight: Flight<T>, policy: RunPolicy<T>): Promise<T> {
+    return flight.joinPromise().then(
+      (value) => {
+        const decision = this.core.decisionFor(flight, policy, value);
+        return decision.failure && usableOnError(flight.fallback, this.core.now()) ? flight.fallback.v : value;
+      },
+      (error: unknown) => {
+        if (usableOnError(flight.fallback, this.core.now())) return flight.fallback.v;
+        this.core.events.report('error', flight.key, { error });
+        throw error;
+      },
+    );
+  }
+}
+
+/** The value `result` holds for `key` (the `i`-th key asked), or the error standing for it. */
+function pick<T>(result: BatchResult<T>, key: string, i: number): T | Error {
+  if (Array.isArray(result)) return i < result.length ? (result[i] as T | Error) : new StampedeMissingKeyError(key);
+  const map = result as ReadonlyMap<string, T | Error>;
+  return map.has(key) ? (map.get(key) as T | Error) : new StampedeMissingKeyError(key);
+}
+
+function deliver<T>(share: { resolve(value: T): void; reject(error: unknown): void }, value: T | Error) {
+  if (value instanceof Error) share.reject(value);
+  else share.resolve(value);
+}
+
+/** A key's fetch alone, for the rare caller of a batch that must run its own (a bound, a wait timeout). */
+function alone<T>(key: string, fetchMissing: FetchMissing<T>): Work<T> {
+  return (signal) =>
+    Promise.resolve(fetchMissing([key], signal)).then((result) => {
+      const value = pick(result, key, 0);
+      if (value instanceof Error) throw value;
+      return value;
+    });
+}
