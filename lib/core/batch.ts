@@ -1,9 +1,11 @@
 import { CoreContext } from './context';
 import { entryState, isEntry, usableOnError } from './freshness';
+import { MAX_KEY_LENGTH, boundKey } from './hash';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
-import { Flight, Work } from './single-flight';
+import { Flight } from './flight';
+import { Work } from './single-flight';
 import { MaybePromise, StoredEntry, isPromiseLike } from './store';
 
 /**
@@ -55,6 +57,7 @@ export class Batches {
   ) {}
 
   run<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
+    if (keys.some((key) => key.length > MAX_KEY_LENGTH)) return this.runBounded(keys, fetchMissing, policy);
     const unique = [...new Set(keys)];
     // Keys in flight are read too: in one round trip it costs nothing, and their flight may end meanwhile.
     const read = policy.ttl > 0 || policy.freshnessFor ? this.core.store.getMany(unique) : unique.map(() => undefined);
@@ -69,6 +72,21 @@ export class Batches {
       return Promise.all(keys.map((key) => (slots.get(key) as { value: MaybePromise<T> }).value));
     };
     return isPromiseLike(read) ? Promise.resolve(read).then(settle) : settle(read);
+  }
+
+  /** Long keys are bounded like everywhere; `fetchMissing` still sees (and answers for) the keys as given. */
+  private runBounded<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
+    const given = new Map(keys.map((key) => [boundKey(key), key]));
+    const fetch: FetchMissing<T> = async (asked, signal) => {
+      const originals = asked.map((key) => given.get(key)!);
+      const result = await fetchMissing(originals, signal);
+      if (Array.isArray(result)) return result;
+      const byOriginal = result as ReadonlyMap<string, T | Error>;
+      return new Map(
+        asked.filter((key) => byOriginal.has(given.get(key)!)).map((key) => [key, byOriginal.get(given.get(key)!)!]),
+      );
+    };
+    return this.run(keys.map(boundKey), fetch, policy);
   }
 
   /** Where one key's value comes from, given what the store had for it. */

@@ -6,7 +6,7 @@ import { EventLog, StampedeEventType, StampedeEvent, StampedeListener, StampedeS
 import { entryState, isEntry, refreshesEarly, usableOnError } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
 import { MAX_KEY_LENGTH, boundKey } from './hash';
-import { BatchResult, Batches, FetchMissing } from './batch';
+import { Batches, FetchMissing } from './batch';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
@@ -160,20 +160,7 @@ export class Coalescer {
    * one call of `fetchMissing`. See `Batches`.
    */
   runMany<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
-    if (!keys.some((key) => key.length > MAX_KEY_LENGTH)) return this.batches.run(keys, fetchMissing, policy);
-    // Long keys are bounded here; `fetchMissing` still sees (and answers for) the keys as given.
-    const given = new Map(keys.map((key) => [bounded(key), key]));
-    const fetch: FetchMissing<T> = async (asked, signal) => {
-      const originals = asked.map((key) => given.get(key)!);
-      const result = await fetchMissing(originals, signal);
-      if (Array.isArray(result)) return result;
-      const byOriginal = result as ReadonlyMap<string, T | Error>;
-      const answered: BatchResult<T> = new Map(
-        asked.filter((_, i) => byOriginal.has(originals[i])).map((key, i) => [key, byOriginal.get(given.get(key)!)!]),
-      );
-      return answered;
-    };
-    return this.batches.run(keys.map(bounded), fetch, policy);
+    return this.batches.run(keys, fetchMissing, policy);
   }
 
   /** `run` as an Observable: each subscription is one caller; an Observable work's values all reach it. */

@@ -6,6 +6,7 @@ export * from './header-policy';
 export * from './http-key';
 export * from './memory-store';
 export * from './single-flight';
+export * from './flight';
 export * from './store';
 export * from './store-adapter';
 export * from './arguments-key';

@@ -5,7 +5,8 @@ import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
 import { BypassReason } from './events';
 import { usableOnError } from './freshness';
 import { RunPolicy } from './policy';
-import { Flight, FlightKind, Work, toObservable } from './single-flight';
+import { Flight, FlightKind } from './flight';
+import { Work, toObservable } from './single-flight';
 import { StoredEntry, isPromiseLike } from './store';
 import { Writes } from './writes';
 

@@ -3,7 +3,8 @@ import { CoreContext } from './context';
 import { StampedeTimeoutError } from './deadline';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
-import { Flight, Work } from './single-flight';
+import { Flight } from './flight';
+import { Work } from './single-flight';
 
 /**
  * Callers that wait on a flight in progress. Two ways in, side by side:

@@ -1,0 +1,228 @@
+import { NEVER, Observable, ReplaySubject, Subscription, finalize, isObservable, share, tap } from 'rxjs';
+import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
+import type { FlightHooks, FlightOptions, Work, WorkResult } from './single-flight';
+import { StoredEntry, isPromiseLike } from './store';
+
+/** Why a flight exists: a caller needs its value now, or a stale value is being refreshed behind callers' backs. */
+export type FlightKind = 'lead' | 'refresh';
+
+/** Receives one waiter's notifications: an rxjs `Subscriber` is one. */
+export interface FlightSink<T> {
+  next(value: T): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
+/**
+ * One key's work in progress, and everything the engine keeps about it.
+ *
+ * A Promise (or plain-value) work settles `promise` and never builds an
+ * Observable; an Observable work is shared through a ReplaySubject, so a
+ * waiter that joins late still sees every value. Either form can be joined
+ * both ways: `join` for a sink (one waiter per call, leaving when torn down),
+ * `joinPromise` for the last value (all Promise waiters share one Promise).
+ */
+export class Flight<T = unknown> {
+  /** Waiters now; Promise waiters never leave early, so they are counted until the flight ends. */
+  waiters = 0;
+  /** The value this flight may answer with instead of its own failure (stale-if-error). */
+  fallback?: StoredEntry<T>;
+  /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */
+  decided?: { value: T; policy: unknown; decision: unknown };
+  /** The store write of its result, once started: whether a store accepted it. */
+  write?: boolean | PromiseLike<boolean>;
+  /** Promise mode: the work's value. Observable mode: made on first `joinPromise`. */
+  private promise?: Promise<T>;
+  /** Observable mode: the shared source. */
+  private shared$?: Observable<T>;
+  /** Set when the work settled synchronously (a plain value or a throw): answered without a tick. */
+  sync?: { value: T } | { error: unknown };
+  private cancellable = false;
+  private settled = false;
+  private cancel?: () => void;
+
+  constructor(
+    readonly key: string,
+    readonly kind: FlightKind,
+  ) {}
+
+  /** True when the work returned an Observable (its waiters may see several values). */
+  get observable(): boolean {
+    return this.shared$ !== undefined;
+  }
+
+  /** The last value (or the error) of the work; every caller gets the same Promise. Counts one waiter. */
+  joinPromise(): Promise<T> {
+    this.waiters++;
+    return this.settledPromise();
+  }
+
+  /** The settled Promise without counting a waiter (for the engine's own bookkeeping). */
+  settledPromise(): Promise<T> {
+    if (this.promise) return this.promise;
+    let last: T | undefined;
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.shared$!.subscribe({ next: (value) => (last = value), error: reject, complete: () => resolve(last as T) });
+    });
+    return this.promise;
+  }
+
+  /** Joins as one waiter that sees every value; returns how to leave. */
+  join(sink: FlightSink<T>): () => void {
+    this.waiters++;
+    if (this.shared$) {
+      let subscribed = true;
+      const subscription: Subscription = this.shared$.subscribe(sink);
+      return () => {
+        if (!subscribed) return;
+        subscribed = false;
+        this.waiters--;
+        subscription.unsubscribe();
+      };
+    }
+    const sync = this.sync;
+    if (sync !== undefined) {
+      if ('error' in sync) sink.error(sync.error);
+      else {
+        sink.next(sync.value);
+        sink.complete();
+      }
+      let counted = true;
+      return () => {
+        if (counted) this.waiters--;
+        counted = false;
+      };
+    }
+    let left = false;
+    this.promise!.then(
+      (value) => {
+        if (left) return;
+        sink.next(value);
+        sink.complete();
+      },
+      (error: unknown) => {
+        if (!left) sink.error(error);
+      },
+    );
+    return () => {
+      if (left) return;
+      left = true;
+      this.waiters--;
+      // A caller that takes the first value of a Promise-like work must not cancel its completion.
+      if (this.waiters === 0 && this.cancellable && !this.settled) {
+        queueMicrotask(() => this.waiters === 0 && !this.settled && this.cancel?.());
+      }
+    };
+  }
+
+  /** Runs `work` now and shares its outcome; see `SingleFlight.start`. */
+  run(work: Work<T>, hooks: FlightHooks<T>, options: FlightOptions, isCurrent: () => boolean, leave: () => void): void {
+    const controller = new AbortController();
+    this.cancellable = options.cancelWhenAbandoned === true;
+    let cancelled = false;
+    this.cancel = () => {
+      cancelled = true;
+      leave();
+      controller.abort(new Error('flight cancelled'));
+    };
+    const succeed = (last: T | undefined, emitted: boolean) => {
+      this.settled = true;
+      // A cancelled flight's result reaches nobody and is not stored.
+      if (cancelled) return;
+      let pending: unknown;
+      try {
+        pending = hooks.onSuccess?.(last, emitted, isCurrent(), this);
+      } catch {
+        // A failing hook must not turn a success into an error for the waiters.
+      }
+      if (isPromiseLike(pending)) pending.then(leave, leave);
+      else leave();
+    };
+    const fail = () => {
+      this.settled = true;
+      leave();
+    };
+    const timeout = options.timeout ?? 0;
+    const timeoutError = () => {
+      controller.abort(new Error('timed out'));
+      return options.timeoutError ? options.timeoutError() : new StampedeTimeoutError(timeout);
+    };
+    let result: WorkResult<T>;
+    try {
+      result = work(controller.signal);
+    } catch (error) {
+      // A synchronous throw settles every waiter like any other error, at once.
+      this.sync = { error };
+      fail();
+      this.promise = Promise.reject(error);
+      this.promise.catch(() => undefined);
+      return;
+    }
+    if (!isObservable(result) && !isPromiseLike(result)) {
+      // A plain value: a synchronous method stays synchronous.
+      this.sync = { value: result as T };
+      succeed(result as T, true);
+      this.promise = Promise.resolve(result as T);
+      return;
+    }
+    if (isObservable(result)) {
+      this.cancellable = true;
+      this.shared$ = this.share(result as Observable<T>, timeout, timeoutError, succeed, fail, controller);
+      return;
+    }
+    let promise = Promise.resolve(result as PromiseLike<T>);
+    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError, false, controller.signal);
+    this.promise = promise.then(
+      (value) => {
+        succeed(value, true);
+        return value;
+      },
+      (error: unknown) => {
+        fail();
+        throw error;
+      },
+    );
+    // The leader and every joiner attach their own handlers; this one only keeps an unjoined refresh quiet.
+    this.promise.catch(() => undefined);
+  }
+
+  private share(
+    source: Observable<T>,
+    timeout: number,
+    timeoutError: () => unknown,
+    succeed: (last: T | undefined, emitted: boolean) => void,
+    fail: () => void,
+    controller: AbortController,
+  ): Observable<T> {
+    let last: T | undefined;
+    let emitted = false;
+    let completed = false;
+    const bounded$ = timeout > 0 ? deadline$(source, timeout, timeoutError) : source;
+    return bounded$.pipe(
+      tap({
+        next: (value) => {
+          last = value;
+          emitted = true;
+        },
+        error: fail,
+        complete: () => {
+          completed = true;
+          succeed(last, emitted);
+        },
+      }),
+      // Runs when the source is torn down: after complete (handled above), or
+      // early (error, deadline, every waiter gone).
+      finalize(() => {
+        if (completed) return;
+        fail();
+        controller.abort(new Error('flight cancelled'));
+      }),
+      share({
+        connector: () => new ReplaySubject<T>(),
+        resetOnError: false,
+        resetOnComplete: false,
+        resetOnRefCountZero: () => (this.cancellable ? Promise.resolve() : NEVER),
+      }),
+    );
+  }
+}
