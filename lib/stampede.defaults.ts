@@ -12,6 +12,7 @@ export const DEFAULTS = {
   onWaitTimeout: 'run' as 'run' | 'fail',
   staleTtl: 0,
   staleIfError: 0,
+  softTimeout: 0,
   /** Varnish's `uncacheable_ttl` is 2 minutes; a minute keeps a route that turned shareable again waiting less. */
   uncacheableTtl: 60_000,
   maxEntries: 10_000,

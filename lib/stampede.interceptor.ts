@@ -195,7 +195,10 @@ export class StampedeInterceptor implements NestInterceptor {
       if (!isSent(response)) setHeader(response, 'Age', String(ageSeconds(lookup.storedAt, now)));
       this.markStatus(
         response,
-        cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
+        cacheStatus(lookup.outcome, {
+          ttlMs: (lookup.expiresAt ?? 0) - now,
+          staleReason: lookup.staleReason as 'revalidate' | 'error' | undefined,
+        }),
       );
     }
     if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));

@@ -71,6 +71,21 @@ export interface MethodCoalesceOptions {
    */
   staleIfError?: number;
   /**
+   * With an old value that may stand in (within `staleIfError`): milliseconds
+   * a caller waits for the work before it is answered with the old value
+   * (`Cache-Status: ...; detail=soft-timeout`); the work goes on and its
+   * result is stored. `0`: wait for the work (default). Has no effect without
+   * an old value, and never makes a stale-while-revalidate answer wait.
+   */
+  softTimeout?: number;
+  /**
+   * After a failed call answered by the old value (stale-if-error): milliseconds
+   * the old value goes on standing in before the next try, so a failing origin
+   * is tried once per window, not once per caller. Default: a tenth of `ttl`,
+   * within 100 ms and 5 s.
+   */
+  failSafeThrottle?: number;
+  /**
    * XFetch early refresh: a caller may refresh a fresh value in the background
    * before it expires, with a probability that rises near expiry and with the
    * time the work took. `true` = `{ beta: 1 }`; a larger beta refreshes earlier.
@@ -188,6 +203,9 @@ export type RouteCoalesceOptions = CoalesceOptions;
 /** Module options after validation, with every default filled in. */
 export interface ResolvedStampedeOptions {
   ttl: number;
+  softTimeout: number;
+  failSafeThrottle?: number;
+  keyBodyBytes: number;
   jitter: number;
   uncacheableTtl: number;
   keyHeaders: readonly string[];

@@ -129,6 +129,8 @@ const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   onWaitTimeout: { surfaces: EVERYWHERE, check: oneOf('run', 'fail') },
   staleTtl: { surfaces: EVERYWHERE, check: milliseconds },
   staleIfError: { surfaces: EVERYWHERE, check: milliseconds },
+  softTimeout: { surfaces: EVERYWHERE, check: milliseconds },
+  failSafeThrottle: { surfaces: EVERYWHERE, check: milliseconds },
   earlyRefresh: { surfaces: EVERYWHERE, check: earlyRefresh },
   tags: { surfaces: EVERYWHERE, check: tags },
   uncacheableTtl: { surfaces: EVERYWHERE, check: milliseconds },
@@ -209,35 +211,23 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   if (given.store !== undefined && given.redis !== undefined) {
     fail('store', given.store, 'no store with the redis option (Redis is the store)', where);
   }
-  const pick = <K extends keyof typeof DEFAULTS>(name: K): (typeof DEFAULTS)[K] =>
-    ((given as Record<string, unknown>)[name] ?? DEFAULTS[name]) as (typeof DEFAULTS)[K];
+  // Every option with a default takes it; the others are passed through as given (or normalized below).
+  const withDefaults = Object.fromEntries(
+    Object.entries(DEFAULTS).map(([name, value]) => [name, (given as Record<string, unknown>)[name] ?? value]),
+  ) as typeof DEFAULTS;
   const metricsOption = given.metrics;
   return {
-    ttl: pick('ttl'),
-    jitter: pick('jitter'),
-    uncacheableTtl: pick('uncacheableTtl'),
+    ...withDefaults,
     keyHeaders: normalizeKeyHeaders(given.keyHeaders ?? []),
     key: given.key,
-    maxEntries: pick('maxEntries'),
     store: given.store,
-    methods: new Set((given.methods ?? DEFAULTS.methods).map((m) => m.toUpperCase())),
-    cacheStatusHeader: pick('cacheStatusHeader'),
-    timeout: pick('timeout'),
-    waitTimeout: pick('waitTimeout'),
-    onWaitTimeout: pick('onWaitTimeout'),
-    maxBodyBytes: pick('maxBodyBytes'),
-    maxInFlight: pick('maxInFlight'),
-    maxWaiters: pick('maxWaiters'),
-    storeTimeout: pick('storeTimeout'),
-    redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
-    staleTtl: pick('staleTtl'),
-    staleIfError: pick('staleIfError'),
-    earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
     tags: given.tags,
     statusTtl: given.statusTtl,
-    respectCacheControl: pick('respectCacheControl'),
+    failSafeThrottle: given.failSafeThrottle,
+    methods: new Set(withDefaults.methods.map((m) => m.toUpperCase())),
+    redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
+    earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
     keyBody: normalizeKeyBody(given.keyBody),
-    invalidateOnWrite: pick('invalidateOnWrite'),
     metrics:
       metricsOption === undefined || metricsOption === false
         ? undefined

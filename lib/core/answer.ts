@@ -1,5 +1,8 @@
 import { StoredEntry } from './store';
 
+/** Why an old value answered a caller. */
+export type StaleReason = 'revalidate' | 'error' | 'timeout';
+
 /** How a caller was answered. */
 export type Outcome = 'hit' | 'stale' | 'miss' | 'collapsed' | 'bypass';
 
@@ -21,8 +24,8 @@ export interface Answer<T> {
   expiresAt?: number;
   /** For a `hit` or `stale`: epoch ms its work started (for an `Age`). */
   storedAt?: number;
-  /** For `stale`: `revalidate` (a refresh runs) or `error` (in place of a failed call). */
-  staleReason?: 'revalidate' | 'error';
+  /** For `stale`: `revalidate` (a refresh runs), `error` (in place of a failed call) or `timeout` (the work passed `softTimeout`). */
+  staleReason?: StaleReason;
   /** For a `miss`: whether a store accepted the value (false until it has, for an asynchronous store). */
   stored?: boolean;
 }
@@ -34,7 +37,7 @@ export type Lookup<T> = Answer<T>;
 export function answerFromEntry<T>(
   entry: StoredEntry<T>,
   outcome: 'hit' | 'stale',
-  staleReason?: 'revalidate' | 'error',
+  staleReason?: StaleReason,
 ): Answer<T> {
   const answer: Answer<T> = { value: entry.v, outcome, expiresAt: entry.e, storedAt: entry.t };
   if (staleReason) answer.staleReason = staleReason;

@@ -13,7 +13,7 @@ import { BackgroundRefresh } from './refresh';
 import { SingleFlight, Work } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 import { TagClock } from './tags';
-import { Uncacheable } from './uncacheable';
+import { KeyMarks } from './key-marks';
 import { Waiting } from './waiting';
 import { Writes } from './writes';
 
@@ -33,8 +33,8 @@ export interface CoalescerDeps {
   maxWaiters?: number;
   /** Milliseconds an asynchronous store call may take before it counts as failed. 0: no bound. */
   storeTimeout?: number;
-  /** Keys remembered as uncacheable (hit-for-miss) at most. Default 10 000. */
-  maxUncacheable?: number;
+  /** Keys remembered as uncacheable (hit-for-miss), and as failed recently, at most. Default 10 000 each. */
+  maxMarks?: number;
   /** The random source of XFetch and jitter (injectable for tests). */
   random?: () => number;
 }
@@ -76,7 +76,8 @@ export class Coalescer {
       this.flights,
       this.events,
       this.tags,
-      new Uncacheable(deps.maxUncacheable ?? 10_000),
+      new KeyMarks(deps.maxMarks ?? 10_000),
+      new KeyMarks(deps.maxMarks ?? 10_000),
       deps.logger,
       this.now,
       deps.random ?? Math.random,
@@ -208,6 +209,7 @@ export class Coalescer {
     key = bounded(key);
     this.flights.forget(key);
     this.core.uncacheable.forget(key);
+    this.core.failedRecently.forget(key);
     // A write still in progress would land after the delete and bring the value back.
     const pending = this.writes.pendingFor(key);
     if (pending) return Promise.resolve(pending).then(() => this.store.delete(key, strict));
@@ -218,6 +220,7 @@ export class Coalescer {
   async invalidatePrefix(prefix: string): Promise<number> {
     this.flights.forgetPrefix(prefix);
     this.core.uncacheable.forgetPrefix(prefix);
+    this.core.failedRecently.forgetPrefix(prefix);
     const deletePrefix = this.store.deletePrefix;
     if (!deletePrefix) {
       throw new Error(
@@ -276,6 +279,13 @@ export class Coalescer {
     // Join a flight in progress (a background refresh, or one that started while the store answered).
     const flight = this.flights.find<T>(key);
     if (flight !== undefined) return this.waiting.join(flight, work, policy, sink);
+    if (entry && state === 'fallback-only' && this.core.failedRecently.has(key, now)) {
+      // The last call failed moments ago: the old value stands in again rather than a retry per caller.
+      this.events.report('stale', key, { staleReason: 'error' });
+      sink.next(answerFromEntry(entry, 'stale', 'error'));
+      sink.complete();
+      return undefined;
+    }
     return this.leading.lead(key, work, policy, sink, usableOnError(entry, now) ? entry : undefined);
   }
 

@@ -3,12 +3,12 @@ import { EventLog } from './events';
 import { usableOnError } from './freshness';
 import { GuardedStore } from './guarded-store';
 import { AnswerSink } from './answer';
-import { Decision, RunPolicy, decide } from './policy';
+import { Decision, RunPolicy, decide, failSafeThrottle } from './policy';
 import { Flight } from './flight';
 import { SingleFlight } from './single-flight';
 import { TagClock } from './tags';
 import { CoreLogger } from './guarded-store';
-import { Uncacheable } from './uncacheable';
+import { KeyMarks } from './key-marks';
 
 /**
  * What the parts of the engine share: the store, the flights, the events and
@@ -21,7 +21,10 @@ export class CoreContext {
     readonly flights: SingleFlight,
     readonly events: EventLog,
     readonly tags: TagClock,
-    readonly uncacheable: Uncacheable,
+    /** Keys whose last result could not be shared (hit-for-miss). */
+    readonly uncacheable: KeyMarks,
+    /** Keys whose last call failed: their stale value stands in until the mark ends (fail-safe throttle). */
+    readonly failedRecently: KeyMarks,
     readonly logger: CoreLogger,
     readonly now: () => number,
     readonly random: () => number,
@@ -53,6 +56,8 @@ export class CoreContext {
     if (!failed) return false;
     const fallback = flight.fallback;
     if (!usableOnError(fallback, this.now())) return false;
+    // The origin failed: it is not asked again, per caller, until the throttle ends.
+    this.failedRecently.mark(flight.key, failSafeThrottle(policy as RunPolicy<unknown>), this.now());
     this.events.report('stale', flight.key, {
       staleReason: 'error',
       error: 'error' in outcome ? outcome.error : undefined,

@@ -23,7 +23,7 @@ export interface StampedeEvent {
   /** `stored`: how long the value is fresh, ms. */
   ttl?: number;
   /** `stale`: why a stale value was served (`revalidate`: a refresh runs; `error`: the call failed). */
-  staleReason?: 'revalidate' | 'error';
+  staleReason?: 'revalidate' | 'error' | 'timeout';
   /** `refresh`: what started it (`stale`: a stale hit; `early`: XFetch before expiry). */
   trigger?: 'stale' | 'early';
 }

@@ -5,6 +5,7 @@ import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
 import { BypassReason } from './events';
 import { usableOnError } from './freshness';
 import { RunPolicy } from './policy';
+import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
 import { Work, toObservable } from './single-flight';
 import { StoredEntry, isPromiseLike } from './store';
@@ -73,12 +74,18 @@ export class Leading {
   }
 
   /** Leads the flight of `key` (which has none): this caller's answer is a `miss`. */
-  lead<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>, fallback?: StoredEntry<T>): Teardown {
+  lead<T>(
+    key: string,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+    caller: AnswerSink<T>,
+    fallback?: StoredEntry<T>,
+  ): Teardown {
     const core = this.core;
     if (core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) {
-      return this.bypass(key, work, policy, sink, 'max-in-flight');
+      return this.bypass(key, work, policy, caller, 'max-in-flight');
     }
-    if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, sink, 'uncacheable');
+    if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, caller, 'uncacheable');
     core.events.report('miss', key);
     let timedOut = false;
     // A coordinator may answer with another instance's value: then this process ran nothing.
@@ -86,6 +93,8 @@ export class Leading {
     const counted: Work<T> = (signal) => ((ranHere = true), work(signal));
     const flight = this.startFlight(key, counted, policy, 'lead', () => (timedOut = true));
     if (fallback) flight.fallback = fallback;
+    const soft = softTimeout(core, flight, policy, caller);
+    const sink = soft.sink;
     // An Observable's last value is answered at completion, once its write is known.
     let held: { value: T } | undefined;
     let answering: PromiseLike<unknown> | undefined;
@@ -100,21 +109,23 @@ export class Leading {
       sink.next({ value, outcome: 'miss', stored: write === true });
     };
     const after = (then: () => void) => (answering ? void answering.then(then) : then());
-    return flight.join({
-      next: (value) => {
-        if (!flight.observable) return answer(value);
-        if (held) sink.next({ value: held.value, outcome: ranHere ? 'miss' : 'collapsed' });
-        held = { value };
-      },
-      error: (error: unknown) => {
-        core.events.report(timedOut ? 'timeout' : 'error', key, { error });
-        if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
-      },
-      complete: () => {
-        if (held) answer(held.value);
-        after(() => sink.complete());
-      },
-    });
+    return soft.arm(
+      flight.join({
+        next: (value) => {
+          if (!flight.observable) return answer(value);
+          if (held) sink.next({ value: held.value, outcome: ranHere ? 'miss' : 'collapsed' });
+          held = { value };
+        },
+        error: (error: unknown) => {
+          core.events.report(timedOut ? 'timeout' : 'error', key, { error });
+          if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
+        },
+        complete: () => {
+          if (held) answer(held.value);
+          after(() => sink.complete());
+        },
+      }),
+    );
   }
 
   /** Runs `work` for this caller alone: uncoalesced, not stored, bounded like a flight. */

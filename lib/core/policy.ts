@@ -33,6 +33,10 @@ export interface RunPolicy<T> {
   staleTtl?: number;
   /** Milliseconds after `ttl` during which the old value replaces an error. */
   staleIfError?: number;
+  /** With an old value that may stand in (`staleIfError`): milliseconds a caller waits before it is answered with it; the work goes on. */
+  softTimeout?: number;
+  /** After a failure answered by the old value: milliseconds it goes on standing in before the next try. Default: `refreshBackoff(ttl)`. */
+  failSafeThrottle?: number;
   /** XFetch: refresh a fresh value early, with a probability that rises near expiry. */
   earlyRefresh?: EarlyRefresh;
   /** Per result: other freshness (e.g. from `Cache-Control`, per status). */
@@ -83,6 +87,12 @@ export function jittered(ttl: number, jitter: number, random: () => number): num
   return Math.max(1, Math.round(ttl - random() * spread));
 }
 
+/** After a failure, how long before the next try: the policy's `failSafeThrottle`, or a tenth of the TTL within 100 ms..5 s. */
+export function failSafeThrottle(policy: RunPolicy<unknown>): number {
+  if (policy.failSafeThrottle !== undefined) return policy.failSafeThrottle;
+  return Math.min(5_000, Math.max(100, Math.round(policy.ttl / 10)));
+}
+
 /** The per-key options every surface (module, controller, route, method, `run`) may set. */
 export interface PolicyOptions {
   ttl?: number;
@@ -92,14 +102,19 @@ export interface PolicyOptions {
   onWaitTimeout?: 'run' | 'fail';
   staleTtl?: number;
   staleIfError?: number;
+  softTimeout?: number;
+  failSafeThrottle?: number;
   earlyRefresh?: boolean | EarlyRefresh;
   cancelWhenAbandoned?: boolean;
   uncacheableTtl?: number;
 }
 
 /** The module's values of `PolicyOptions`, every default filled in. */
-export type PolicyDefaults = Required<Omit<PolicyOptions, 'earlyRefresh' | 'cancelWhenAbandoned'>> & {
+export type PolicyDefaults = Required<
+  Omit<PolicyOptions, 'earlyRefresh' | 'cancelWhenAbandoned' | 'failSafeThrottle'>
+> & {
   earlyRefresh?: EarlyRefresh;
+  failSafeThrottle?: number;
 };
 
 /** The fields `resolvePolicy` merges: adding a per-key option means adding it here. */
@@ -111,6 +126,8 @@ const POLICY_FIELDS = [
   'onWaitTimeout',
   'staleTtl',
   'staleIfError',
+  'softTimeout',
+  'failSafeThrottle',
   'cancelWhenAbandoned',
   'uncacheableTtl',
 ] as const satisfies readonly (keyof PolicyOptions)[];

@@ -1,17 +1,9 @@
 import { CoreContext } from './context';
 import { sha256 } from './hash';
 import { Leading } from './leading';
-import { RunPolicy } from './policy';
+import { RunPolicy, failSafeThrottle } from './policy';
 import { Work } from './single-flight';
 import { StoredEntry } from './store';
-
-/** Keys remembered as backing off at most; past that the memory starts afresh. */
-const MAX_BACKOFFS = 10_000;
-
-/** After a failed background refresh, how long before the next try: a tenth of the TTL, within 100 ms..5 s. */
-export function refreshBackoff(ttl: number): number {
-  return Math.min(5_000, Math.max(100, Math.round(ttl / 10)));
-}
 
 /**
  * Background refresh: one flight per key that nobody waits on, started by a
@@ -37,20 +29,14 @@ export class BackgroundRefresh {
     current: StoredEntry<T>,
   ): void {
     const core = this.core;
-    if (core.flights.find(key)) return;
-    const until = this.backoff.get(key);
-    if (until !== undefined) {
-      if (core.now() < until) return;
-      this.backoff.delete(key);
-    }
+    if (core.flights.find(key) || core.failedRecently.has(key, core.now())) return;
     if (core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) return;
     core.events.report('refresh', key, { trigger });
     const flight = this.leading.startFlight(key, work, policy, 'refresh');
     flight.fallback = current;
     flight.settledPromise().catch((error: unknown) => {
       core.events.report('error', key, { error });
-      this.backoff.set(key, core.now() + refreshBackoff(policy.ttl));
-      if (this.backoff.size > MAX_BACKOFFS) this.backoff.clear();
+      core.failedRecently.mark(key, failSafeThrottle(policy as RunPolicy<unknown>), core.now());
       core.logger.warn(
         `refresh of key #${sha256(key).slice(0, 12)} failed (${error instanceof Error ? error.message : String(error)}); serving the stale value`,
       );

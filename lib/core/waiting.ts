@@ -3,6 +3,7 @@ import { CoreContext } from './context';
 import { StampedeTimeoutError } from './deadline';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
+import { softTimeout } from './soft-timeout';
 import { Flight } from './flight';
 import { Work } from './single-flight';
 
@@ -42,12 +43,14 @@ export class Waiting {
   }
 
   /** Joins `flight` as one waiter; see the class comment. */
-  join<T>(flight: Flight<T>, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>): Teardown {
+  join<T>(flight: Flight<T>, work: Work<T>, policy: RunPolicy<T>, caller: AnswerSink<T>): Teardown {
     const core = this.core;
     const key = flight.key;
     if (core.limits.maxWaiters > 0 && flight.waiters >= core.limits.maxWaiters) {
-      return this.leading.bypass(key, work, policy, sink, 'max-waiters');
+      return this.leading.bypass(key, work, policy, caller, 'max-waiters');
     }
+    const soft = softTimeout(core, flight, policy, caller);
+    const sink = soft.sink;
     core.events.coalesced(key, flight.waiters + 1);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let own: Teardown;
@@ -99,10 +102,10 @@ export class Waiting {
         }
       }, waitTimeout);
     }
-    return () => {
+    return soft.arm(() => {
       stopWaiting();
       joined();
       own?.();
-    };
+    });
   }
 }

@@ -1,10 +1,12 @@
 /**
- * Keys whose last result could not be shared (hit-for-miss, as Varnish's
- * `uncacheable_ttl`): for a while their callers run their own work at once
- * instead of queueing behind a leader whose answer they cannot use. Bounded:
- * the oldest marks go first.
+ * Keys marked until a time, bounded (the oldest marks go first). The engine
+ * keeps two: keys whose last result could not be shared (hit-for-miss, as
+ * Varnish's `uncacheable_ttl`: their callers run their own work at once
+ * instead of queueing behind a leader whose answer they cannot use), and keys
+ * whose last call failed (fail-safe throttle: their stale value stands in
+ * until the mark ends, instead of every caller retrying a failing origin).
  */
-export class Uncacheable {
+export class KeyMarks {
   private readonly until = new Map<string, number>();
 
   constructor(private readonly maxEntries: number) {}
