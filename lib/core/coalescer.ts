@@ -77,6 +77,8 @@ export interface CoalescerDeps {
   storeTimeout?: number;
   /** The random source of XFetch (injectable for tests). */
   random?: () => number;
+  /** Tag invalidation times (shared across instances with Redis); in process without it. */
+  tags?: Pick<TagClock, 'invalidate' | 'isValid' | 'noteLife'>;
 }
 
 function isEntry(value: unknown): value is StoredEntry {
@@ -113,14 +115,14 @@ export class Coalescer {
   private readonly refreshes = new WeakSet<Observable<unknown>>();
   /** The stale value a flight may fall back on, per flight. */
   private readonly fallbacks = new WeakMap<Observable<unknown>, StoredEntry>();
-  readonly tags: TagClock;
+  readonly tags: Pick<TagClock, 'invalidate' | 'isValid' | 'noteLife'>;
 
   constructor(deps: CoalescerDeps) {
     this.store = new GuardedStore(deps.store, deps.logger, deps.storeTimeout ?? 0);
     this.now = deps.now ?? (() => Date.now());
     this.random = deps.random ?? Math.random;
     this.logger = deps.logger;
-    this.tags = new TagClock(this.now);
+    this.tags = deps.tags ?? new TagClock(this.now);
     this.coordinator = deps.coordinator;
     this.maxInFlight = deps.maxInFlight ?? 0;
     this.maxWaiters = deps.maxWaiters ?? 0;

@@ -2,24 +2,33 @@ import { randomUUID } from 'node:crypto';
 import { Observable, Subscriber, Subscription, defer } from 'rxjs';
 import { CoordinatedWrite, FlightCoordinator } from '../core/coordinator';
 import { StoredEntry } from '../core/store';
-import { encodeEntry } from './redis.codec';
-import { LuaScript } from './redis.connection';
-import { RedisStore, lastUse } from './redis.store';
+import { LuaScript, mayHaveRun } from './redis.connection';
+import { RetryQueue } from './redis.retry';
+import { RedisStore, asText, lastUse } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
 
 /**
  * Reads the value, or takes the lease, or says who holds it, atomically: a
  * holder that finished between a caller's store read and its lease attempt
  * is seen here, so that caller answers with the value instead of running the
- * work a second time. KEYS: value, lock. ARGV: token, lease ms, read value?
+ * work a second time. A value key of another type or over the size bound is
+ * not read (the holder's write replaces it). A lease key the package did not
+ * write (no expiry, another type) would stall the key for good: it is
+ * replaced. KEYS: value, lock. ARGV: token, lease ms, read value?, max bytes.
  */
 const ACQUIRE = new LuaScript(`
-if ARGV[3] == '1' then
-  local v = redis.call('GET', KEYS[1])
-  if v then return {'v', v, redis.call('PTTL', KEYS[1])} end
+if ARGV[3] == '1' and redis.call('TYPE', KEYS[1]).ok == 'string'
+  and redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[4]) then
+  return {'v', redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'l'} end
-return {'w', redis.call('PTTL', KEYS[2])}
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl < 0 or redis.call('TYPE', KEYS[2]).ok ~= 'string' then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {'l'}
+end
+return {'w', pttl}
 `);
 
 /**
@@ -30,12 +39,15 @@ return {'w', redis.call('PTTL', KEYS[2])}
  * none), ttl ms, channel, message. Returns 1 if it still held the lease.
  */
 const COMMIT = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `);
+
+/** Releases and fenced writes kept for a retry at most (each is of use for `leaseTtl` only). */
+const MAX_RETRIES = 10_000;
 
 /**
  * Options of a `RedisLease`.
@@ -50,12 +62,8 @@ export interface RedisLeaseOptions {
   leaseTtl?: number;
   /** Milliseconds a waiter waits before running the work itself, uncached. Default 5000. */
   lockTimeout?: number;
-}
-
-function asText(reply: unknown): string | undefined {
-  if (typeof reply === 'string') return reply;
-  if (Buffer.isBuffer(reply)) return reply.toString();
-  return undefined;
+  /** Tag invalidation times: a value another instance stored with an invalidated tag is not answered. */
+  tags?: { isValid(entry: StoredEntry): boolean };
 }
 
 /**
@@ -78,9 +86,13 @@ function asText(reply: unknown): string | undefined {
  * instances, at most one per instance per burst.
  *
  * When Redis fails (unreachable, slow, restarted), the leader runs the work
- * at once and stores nothing: requests are still served, coalesced per
- * instance. A holder that dies keeps others waiting until its lease expires
- * (`leaseTtl`) or their `lockTimeout`, whichever comes first.
+ * at once and keeps the result in process (`RedisStore.keepDuringOutage`):
+ * requests are still served, coalesced and cached per instance. A lease
+ * asked for by a call that timed out may still be granted when Redis
+ * resumes; its release is sent when Redis answers again, as is a release or
+ * fenced write that failed, so no lease outlives its holder's interest. A
+ * holder that dies keeps others waiting until its lease expires (`leaseTtl`)
+ * or their `lockTimeout`, whichever comes first.
  *
  * @example
  * ```ts
@@ -91,7 +103,9 @@ function asText(reply: unknown): string | undefined {
 export class RedisLease implements FlightCoordinator {
   readonly leaseTtl: number;
   readonly lockTimeout: number;
+  readonly tags?: { isValid(entry: StoredEntry): boolean };
   private readonly pollBase: number;
+  private readonly retries = new RetryQueue(MAX_RETRIES);
 
   constructor(
     readonly store: RedisStore,
@@ -100,6 +114,10 @@ export class RedisLease implements FlightCoordinator {
   ) {
     this.leaseTtl = options.leaseTtl ?? 10_000;
     this.lockTimeout = options.lockTimeout ?? 5_000;
+    this.tags = options.tags;
+    store.connection.preload(ACQUIRE);
+    store.connection.preload(COMMIT);
+    store.connection.onBack(() => void this.retries.flush());
     // Polling is the fallback for a lost message: a tenth of the wait, between 20 and 250 ms.
     this.pollBase = Math.min(250, Math.max(20, this.lockTimeout / 10));
   }
@@ -110,6 +128,19 @@ export class RedisLease implements FlightCoordinator {
       flight.start();
       return () => flight.stop();
     });
+  }
+
+  /** Releases and fenced writes waiting for Redis to answer again. */
+  get pendingRetries(): number {
+    return this.retries.size;
+  }
+
+  /**
+   * Runs `commit` (a release or a fenced write of `key` by `token`) when
+   * Redis answers again, while the lease could still be held.
+   */
+  retry(key: string, token: string, commit: () => Promise<unknown>): void {
+    this.retries.add(`${key}\n${token}`, commit, Date.now() + this.leaseTtl);
   }
 
   /** Milliseconds to the next poll: jittered, so waiters of many instances do not poll in step. */
@@ -140,6 +171,10 @@ class LeaseFlight<T> {
     private readonly write: CoordinatedWrite<T>,
     private readonly subscriber: Subscriber<T>,
   ) {}
+
+  private get store() {
+    return this.lease.store;
+  }
 
   private get connection() {
     return this.lease.store.connection;
@@ -172,22 +207,25 @@ class LeaseFlight<T> {
       return;
     }
     this.checking = true;
-    const { keys } = this.lease.store;
+    const { keys } = this.store;
+    const epoch = this.connection.epoch;
     this.connection
       .run<unknown[]>(
         ACQUIRE,
         [keys.value(this.key), keys.lock(this.key)],
-        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0'],
+        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0', String(this.store.maxValueBytes)],
       )
       .then(
         (reply) => {
           this.checking = false;
           this.onChecked(reply);
         },
-        () => {
+        (error: unknown) => {
           this.checking = false;
-          // Redis failed: serve anyway, coalesced in process only (the outage is logged once by the connection).
-          if (this.isWaiting()) this.runOwn();
+          // Redis may still run it when it resumes and grant a lease nobody holds: hand it back then.
+          if (mayHaveRun(error)) this.lease.retry(this.key, this.token, () => this.send(undefined));
+          // Redis failed: serve anyway, coalesced and cached in process (the outage is logged once by the connection).
+          if (this.isWaiting()) this.runOwn(epoch);
         },
       );
   }
@@ -196,13 +234,13 @@ class LeaseFlight<T> {
     const kind = Array.isArray(reply) ? asText(reply[0]) : undefined;
     if (!this.isWaiting()) {
       // Stopped or gave up while the lease was being taken: hand it back at once.
-      if (kind === 'l') void this.connection.run(COMMIT, this.leaseKeys(), this.release()).catch(() => undefined);
+      if (kind === 'l') void this.commit(undefined);
       return;
     }
     if (kind === 'v') {
-      const entry = this.lease.store.accept(this.key, asText(reply[1]), Number(reply[2]));
-      if (entry && entry.e > Date.now()) return this.answer(entry.v as T);
-      // Unreadable, or stale (what a refresh replaces): go for the lease, the holder's write replaces it.
+      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]));
+      if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) return this.answer(entry.v as T);
+      // Unreadable, stale (what a refresh replaces) or of an invalidated tag: go for the lease, the holder's write replaces it.
       return this.check(false);
     }
     if (kind === 'l') return this.hold();
@@ -228,10 +266,33 @@ class LeaseFlight<T> {
     if (this.isWaiting()) this.runOwn();
   }
 
-  private runOwn(): void {
+  /**
+   * Runs the work here. With the outage `epoch` (Redis failed), a result
+   * that may be stored is kept in process while the outage lasts.
+   */
+  private runOwn(epoch?: number): void {
     this.state = 'own';
     this.stopWaiting();
-    this.work$ = defer(this.work).subscribe(this.subscriber);
+    if (epoch === undefined) {
+      this.work$ = defer(this.work).subscribe(this.subscriber);
+      return;
+    }
+    let last: T | undefined;
+    let emitted = false;
+    this.work$ = defer(this.work).subscribe({
+      next: (value) => {
+        last = value;
+        emitted = true;
+        this.subscriber.next(value);
+      },
+      error: (error: unknown) => this.subscriber.error(error),
+      complete: () => {
+        if (emitted && this.write.storable(last as T)) {
+          this.store.keepDuringOutage(this.key, this.write.entry(last as T), epoch);
+        }
+        this.subscriber.complete();
+      },
+    });
   }
 
   private hold(): void {
@@ -257,33 +318,39 @@ class LeaseFlight<T> {
     });
   }
 
-  /** Writes `entry` (if any) and releases the lease, both only if it is still ours; never rejects. */
+  /**
+   * Writes `entry` (if any) and releases the lease, both only if it is still
+   * ours; never rejects. When Redis fails, it is tried again once Redis
+   * answers (while the lease lasts), and the entry is kept in process.
+   */
   private async commit(entry: StoredEntry | undefined): Promise<void> {
-    let text = '';
-    // Kept as long as any of its windows (fresh, stale, fallback) lasts, as the coalescer's own writes are.
-    const px = entry ? Math.max(1, Math.ceil(lastUse(entry) - Date.now())) : 0;
-    if (entry) {
-      try {
-        text = encodeEntry(entry, Date.now() + px);
-      } catch {
-        // Not representable in JSON (circular): shared with this instance's callers, not stored.
-      }
-    }
+    const epoch = this.connection.epoch;
     try {
-      const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
-      if (Number(kept) === 1 && entry && text) this.lease.store.remember(this.key, entry);
-    } catch {
-      // Redis failed: the lease expires on its own; waiters poll, then run their own.
+      await this.send(entry);
+    } catch (error) {
+      if (mayHaveRun(error) || this.connection.isDown) this.lease.retry(this.key, this.token, () => this.send(entry));
+      if (entry) this.store.keepDuringOutage(this.key, entry, epoch);
     }
   }
 
+  /** Runs COMMIT for `entry`, its time to live counted from now; keeps a value it wrote in L1. */
+  private async send(entry: StoredEntry | undefined): Promise<void> {
+    let text = '';
+    // Kept as long as any of its windows (fresh, stale, fallback) lasts, as the coalescer's own writes are.
+    const px = entry ? Math.ceil(lastUse(entry) - Date.now()) : 0;
+    // Not representable in JSON (circular) or over maxValueBytes: shared with this instance's callers, not stored.
+    if (entry && px > 0) text = this.store.encode(entry, Date.now() + px) ?? '';
+    const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
+    if (Number(kept) === 1 && entry && text) this.store.remember(this.key, entry);
+  }
+
   private leaseKeys(): string[] {
-    const { keys } = this.lease.store;
+    const { keys } = this.store;
     return [keys.lock(this.key), keys.value(this.key)];
   }
 
   private release(text = '', px = 0): string[] {
-    return [this.token, text, String(px), this.lease.store.keys.wake(this.key), text ? 'stored' : 'released'];
+    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released'];
   }
 
   private stopWaiting(): void {
