@@ -63,13 +63,14 @@ export class LuaScript {
  * Resolves or rejects as `promise` does, or rejects after `ms`. When the
  * timer fires, the decision waits for the poll phase of the event loop: after
  * a stall (GC, a busy CPU) a reply already in the socket buffer still wins.
+ * `overdue` is called as the timer fires, before that decision.
  */
-function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
+function bounded<T>(promise: Promise<T>, ms: number, overdue: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`))),
-      ms,
-    );
+    const timer = setTimeout(() => {
+      overdue();
+      setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`)));
+    }, ms);
     promise.then(
       (value) => {
         clearTimeout(timer);
@@ -102,6 +103,9 @@ export class RedisConnection {
   private outages = 0;
   private readonly scripts = new Map<string, LuaScript>();
   private probeTimer?: ReturnType<typeof setInterval>;
+  /** Set when a call's time ran out, until it is decided: calls that follow (a caller bounded by the same time) fail fast. */
+  private overdue = false;
+  private readonly onOverdue = () => (this.overdue = true);
   private readonly onError = (error: unknown) => this.fail(error);
   private readonly onReady = () => {
     this.loadScripts();
@@ -186,12 +190,20 @@ export class RedisConnection {
    */
   async command<T>(args: readonly string[]): Promise<T> {
     this.admit();
+    const sent = this.client.sendCommand<T>(args);
     try {
-      const reply = await bounded(this.client.sendCommand<T>(args), this.timeout);
+      const reply = await bounded(sent, this.timeout, this.onOverdue);
       this.succeed();
       return reply;
     } catch (error) {
-      if (error instanceof RedisUnavailableError) this.probeAt = Date.now() + PROBE_INTERVAL;
+      if (error instanceof RedisUnavailableError) {
+        this.probeAt = Date.now() + PROBE_INTERVAL;
+        // A late answer proves Redis is back (a stall ended): no need to wait for the next probe.
+        sent.then(
+          () => this.succeed(),
+          () => undefined,
+        );
+      }
       // A script error or a wrong-type reply is an answer: the server is up.
       if (isServerReply(error)) this.succeed();
       else this.fail(error);
@@ -233,6 +245,7 @@ export class RedisConnection {
       this.fail(error);
       throw error;
     }
+    if (this.overdue && !this.outage.isDown) throw new RedisUnavailableError('not answering', false);
     if (!this.outage.isDown || this.probeAt === 0) return;
     const now = Date.now();
     if (now < this.probeAt) throw new RedisUnavailableError('not answering', false);
@@ -240,10 +253,12 @@ export class RedisConnection {
   }
 
   private fail(error: unknown): void {
+    this.overdue = false;
     this.outage.fail(error);
   }
 
   private succeed(): void {
+    this.overdue = false;
     this.probeAt = 0;
     if (!this.outage.isDown) return;
     this.outages++;

@@ -120,3 +120,94 @@ describe('many instances through a 5 s Redis outage under load', () => {
     }
   });
 });
+
+/** Three app processes on a real Redis that is frozen (SIGSTOP) for 5 s under load, then resumed. */
+describe('many instances through a 5 s Redis stall (SIGSTOP) under load', () => {
+  let redis: RedisServer;
+  let instances: Instance[] = [];
+  const figures: string[] = [];
+
+  const state = (instance: Instance, id: string) =>
+    json<State & { waiters: number }>(`${instance.url}/admin/state/${id}`);
+  const states = (id: string) => Promise.all(instances.map((instance) => state(instance, id)));
+  const allUp = async () => (await states('-')).every((s) => s.redisUp && s.subscribed);
+  const post = (path: string) => Promise.all(instances.map((instance) => json(`${instance.url}${path}`, 'POST')));
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    // A lease left behind by the stall would hold its key this long: longer than the test.
+    instances = await Promise.all(
+      [1, 2, 3].map(() => startInstance({ redisUrl: redis.url, ttl: TTL, leaseTtl: 60_000, lockTimeout: 30_000 })),
+    );
+    await until(allUp, 'every instance connected to Redis');
+  });
+
+  afterAll(async () => {
+    redis?.resume();
+    await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
+    await redis?.stop();
+    if (figures.length > 0) console.log(`stall figures:\n${figures.join('\n')}`);
+  });
+
+  it('answers every request within 3 s before, during and after, and coalesces cold bursts across instances again after', async () => {
+    let slowest = 0;
+    const failures: string[] = [];
+    let running = true;
+    let completed = 0;
+    const clients = Array.from({ length: 20 }, async (_, client) => {
+      for (let round = 0; running; round++) {
+        const instance = instances[(client + round) % instances.length];
+        // Hot keys (shared by every client) and cold ones (new each time).
+        const path = round % 2 === 0 ? `/item/hot-${client % 5}` : `/item/cold-${client}-${round}`;
+        const start = performance.now();
+        try {
+          const reply = await send(`${instance.url}${path}`);
+          if (reply.status !== 200) failures.push(`${reply.status} ${reply.text}`);
+        } catch (error) {
+          failures.push(String(error));
+        }
+        slowest = Math.max(slowest, performance.now() - start);
+        completed++;
+      }
+    });
+    await until(() => completed >= 300, 'load under way');
+    const slowestBefore = slowest;
+
+    redis.pause();
+    const pausedAt = performance.now();
+    // A stall is a span of time by definition: nothing to await but the clock.
+    await sleep(OUTAGE_MS);
+    const slowestDuring = slowest;
+    redis.resume();
+    const resumedAt = performance.now();
+    await until(allUp, 'every instance back on Redis');
+    const rejoinMs = performance.now() - resumedAt;
+    const atResume = completed;
+    await until(() => completed >= atResume + 300, 'load after the stall');
+    running = false;
+    await Promise.all(clients);
+
+    // Cold bursts after the stall: one origin call for 3 x 30 concurrent requests, each time.
+    const perBurst: number[] = [];
+    for (let burst = 0; burst < 3; burst++) {
+      const id = `after-stall-${burst}`;
+      await post(`/admin/hold/${id}`);
+      const replies = instances.flatMap((instance) =>
+        Array.from({ length: 30 }, () => send(`${instance.url}/item/${id}`)),
+      );
+      await until(async () => (await states(id)).every((s) => s.waiters === 30), '30 waiters on every instance');
+      await post(`/admin/open/${id}`);
+      expect((await Promise.all(replies)).every((reply) => reply.status === 200)).toBe(true);
+      perBurst.push((await states(id)).reduce((n, s) => n + s.executions, 0));
+    }
+
+    figures.push(
+      `stall ${Math.round(resumedAt - pausedAt)} ms: ${completed} requests, ${failures.length} failed; slowest ` +
+        `${Math.round(slowestBefore)} ms before, ${Math.round(slowestDuring)} ms up to the resume, ${Math.round(slowest)} ms overall; ` +
+        `every instance back on Redis ${Math.round(rejoinMs)} ms after the resume; origin calls per cold burst after: ${perBurst.join(', ')}`,
+    );
+    expect(failures).toEqual([]);
+    expect(slowest).toBeLessThan(3_000);
+    expect(perBurst).toEqual([1, 1, 1]);
+  });
+});
