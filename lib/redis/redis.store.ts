@@ -185,7 +185,11 @@ export class RedisStore implements StampedeStore {
   async set(key: string, entry: StoredEntry, ttl: number): Promise<boolean> {
     const px = Math.max(1, Math.ceil(ttl));
     const text = this.encode(entry, Date.now() + px);
-    if (text === undefined) return false;
+    if (text === undefined) {
+      // Not storable in Redis (circular, too big): at least no older value answers in its place.
+      await this.delete(key);
+      return false;
+    }
     this.local.delete(key);
     const epoch = this.connection.epoch;
     try {

@@ -152,7 +152,10 @@ describe('lease and value hygiene on a real Redis that stalls, drops or holds fo
     await expect(lead(a, 'other', tooBig)).resolves.toHaveLength(5_000); // its callers are answered
     expect(await valueOf('other')).toBeUndefined();
     expect(await raw.exists(lockOf('other'))).toBe(0);
+    await expect(a.store.set('other', { v: 'small', e: Date.now() + 60_000 }, 60_000)).resolves.toBe(true);
+    // Replacing it with one too big: not written, and the older value does not answer in its place.
     await expect(a.store.set('other', { v: 'y'.repeat(5_000), e: Date.now() + 60_000 }, 60_000)).resolves.toBe(false);
+    expect(await valueOf('other')).toBeUndefined();
     expect(a.connection.isDown).toBe(false);
   });
 
