@@ -115,6 +115,7 @@ export class LeaseFlight<T> {
     this.checking = true;
     const { keys } = this.store;
     const epoch = this.connection.epoch;
+    const sentAt = Date.now();
     this.connection
       .run<unknown[]>(
         ACQUIRE,
@@ -124,7 +125,7 @@ export class LeaseFlight<T> {
       .then(
         (reply) => {
           this.checking = false;
-          this.onChecked(reply);
+          this.onChecked(reply, sentAt);
         },
         (error: unknown) => {
           this.checking = false;
@@ -136,7 +137,7 @@ export class LeaseFlight<T> {
       );
   }
 
-  private onChecked(reply: unknown[]): void {
+  private onChecked(reply: unknown[], sentAt: number): void {
     const kind = Array.isArray(reply) ? asText(reply[0]) : undefined;
     if (!this.isWaiting()) {
       // Stopped or gave up while the lease was being taken: hand it back at once.
@@ -144,7 +145,7 @@ export class LeaseFlight<T> {
       return;
     }
     if (kind === 'v') {
-      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]));
+      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]), sentAt);
       if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) return this.answer(entry.v as T);
       // Unreadable, stale (what a refresh replaces) or of an invalidated tag: go for the lease, the holder's write replaces it.
       return this.check(false);

@@ -131,21 +131,22 @@ export class RedisStore implements StampedeStore {
   /** Reads `key` from Redis (not the in-process copies); `undefined` for a miss, garbage or a failure. */
   async read(key: string): Promise<StoredEntry | undefined> {
     let reply: unknown;
+    const sentAt = Date.now();
     try {
       reply = await this.connection.run<unknown>(READ, [this.keys.value(key)], [String(this.maxValueBytes)]);
     } catch {
       return undefined;
     }
     if (!Array.isArray(reply)) return undefined;
-    return this.accept(key, asText(reply[0]), Number(reply[1]));
+    return this.accept(key, asText(reply[0]), Number(reply[1]), sentAt);
   }
 
   /**
-   * Turns what Redis holds for `key` (and its `PTTL`) into an entry, keeping
-   * it in L1; `undefined` if it cannot be read back.
+   * Turns what Redis holds for `key` (and its `PTTL`, measured after
+   * `sentAt`) into an entry, keeping it in L1; `undefined` if it cannot be read back.
    */
-  accept(key: string, text: string | undefined, pttl: number): StoredEntry | undefined {
-    const entry = decodeEntry(text, pttl);
+  accept(key: string, text: string | undefined, pttl: number, sentAt: number): StoredEntry | undefined {
+    const entry = decodeEntry(text, pttl, sentAt);
     if (entry) this.remember(key, entry);
     return entry;
   }

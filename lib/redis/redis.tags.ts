@@ -11,11 +11,15 @@ export const TAG_KEEP = 24 * 60 * 60 * 1_000;
 /** Tag invalidations kept for replay at most. */
 const MAX_REPLAYS = 10_000;
 
-/** Largest margin (ms) the clock comparison allows for, whatever the round trips measured. */
-const MAX_MARGIN = 50;
-
 /** Milliseconds after which a clock offset is measured anew even if the new sample is less precise. */
 const OFFSET_AGE = 60_000;
+
+/** Milliseconds between two clock samples in the background (clocks drift). */
+const CALIBRATE_EVERY = 30_000;
+
+/** Clock samples taken at most per calibration, stopping at one this precise (ms). */
+const SAMPLES = 5;
+const PRECISE = 2;
 
 // Redis's clock decides when a tag was invalidated, whoever asks. ARGV[1] is the time (Redis
 // clock) of an invalidation replayed after an outage, or 0 for now; a later time kept wins (GT).
@@ -78,6 +82,7 @@ export class RedisTags {
   private offsetError = Infinity;
   private offsetMeasuredAt = 0;
   private readonly replays = new RetryQueue(MAX_REPLAYS);
+  private readonly calibrator: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -90,6 +95,13 @@ export class RedisTags {
     connection.onBack(() => void this.rejoin());
     subscriber?.onInvalidation((message) => this.hear(message));
     subscriber?.onResubscribed(() => void this.load().catch(() => undefined));
+    this.calibrator = setInterval(() => void this.calibrate(1), CALIBRATE_EVERY);
+    this.calibrator.unref();
+  }
+
+  /** Stops the background clock samples. */
+  close(): void {
+    clearInterval(this.calibrator);
   }
 
   /** Tags whose invalidation time this instance knows. */
@@ -120,7 +132,8 @@ export class RedisTags {
   isValid(entry: StoredEntry): boolean {
     if (!entry.g || this.invalidatedAt.size === 0) return true;
     const started = entry.t ?? 0;
-    const margin = Math.min(this.offsetError === Infinity ? 0 : this.offsetError, MAX_MARGIN) + 1;
+    // Not capped: a poorly measured offset costs extra origin calls, never an old value answered.
+    const margin = (this.offsetError === Infinity ? 0 : this.offsetError) + 1;
     for (const tag of entry.g) {
       const at = this.invalidatedAt.get(tag);
       if (at !== undefined && at + margin >= started) return false;
@@ -130,11 +143,34 @@ export class RedisTags {
 
   /** Reads every invalidation time kept in Redis into the copy here (and measures the clock offset). */
   async load(): Promise<void> {
+    await this.calibrate(SAMPLES);
     const sent = Date.now();
     const reply = await this.connection.run<[string, string[]]>(LOAD, [this.keys.tags], [String(this.keep)]);
     this.measure(Number(reply[0]), sent, Date.now());
     const pairs = reply[1];
     for (let i = 0; i + 1 < pairs.length; i += 2) this.merge(String(pairs[i]), Number(pairs[i + 1]) - this.offset);
+  }
+
+  /** Milliseconds this clock may be off Redis's, as measured (`Infinity` before any measure). */
+  get clockUncertainty(): number {
+    return this.offsetError;
+  }
+
+  /** Takes up to `samples` readings of Redis's clock (`TIME`), stopping at a precise one; never rejects. */
+  private async calibrate(samples: number): Promise<void> {
+    for (let i = 0; i < samples; i++) {
+      const sent = Date.now();
+      let reply: [string, string];
+      try {
+        reply = await this.connection.command<[string, string]>(['TIME']);
+      } catch {
+        return;
+      }
+      const received = Date.now();
+      // The sample is kept when it is the most precise so far (or the last one is old).
+      this.measure(Number(reply[0]) * 1_000 + Number(reply[1]) / 1_000, sent, received);
+      if ((received - sent) / 2 + 1 <= PRECISE) return;
+    }
   }
 
   private get keep(): number {

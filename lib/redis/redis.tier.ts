@@ -147,6 +147,7 @@ export class RedisTier {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.tags.close();
     this.connection.detach();
     await this.subscriber.close();
     if (!this.ownsClient || !this.client.isOpen) return;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
@@ -184,5 +185,24 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     await until(async () => (await raw.zScore('stampede:tags', 'u')) !== null, 'the invalidation in Redis');
     await restore(a);
     await until(() => a.tier.tags.size === 2, 'a reloading the tag times');
+  });
+
+  it('never lets a slow reply make a value look younger than its tag invalidation (clocks compared safely)', async () => {
+    const a = await node(server.url);
+    const b = await node(proxy.url);
+    await get(a, 'k', ['t']);
+    const stored = await a.tier.store.read('k');
+    a.coalescer.invalidateTags(['t']);
+    await until(() => b.tier.tags.size === 1, 'b hearing of it');
+    // Redis answers b's read at once; the answer reaches b 300 ms later (a busy process, a slow link).
+    proxy.stall('replies');
+    const reading = b.tier.store.read('k');
+    await sleep(300);
+    proxy.restore();
+    const seen = await reading;
+    expect(seen?.v).toBe('k #1');
+    expect(seen!.e).toBeLessThanOrEqual(stored!.e + 5);
+    expect(b.tier.tags.isValid(seen!)).toBe(false);
+    expect(await get(b, 'k', ['t'])).toMatchObject({ value: 'k #2', outcome: 'miss' });
   });
 });

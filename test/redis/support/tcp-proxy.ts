@@ -11,8 +11,12 @@ export interface TcpProxy {
   readonly url: string;
   /** Drops every connection and refuses new ones until `restore`. */
   cut(): void;
-  /** Holds every byte, both ways, on open connections until `restore` (nothing is lost). */
-  stall(): void;
+  /**
+   * Holds every byte on open connections until `restore` (nothing is lost):
+   * both ways, or only what the server sends (`'replies'`: Redis runs the
+   * commands at once, their answers arrive late).
+   */
+  stall(direction?: 'both' | 'replies'): void;
   /** Passes traffic again. */
   restore(): void;
   close(): Promise<void>;
@@ -27,6 +31,7 @@ interface Pair {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<Pair>();
   let mode: 'pass' | 'cut' | 'stall' = 'pass';
+  let held: 'both' | 'replies' = 'both';
   const server: Server = createServer((client) => {
     if (mode === 'cut') return void client.destroy();
     const upstream = connect(targetPort, '127.0.0.1');
@@ -49,14 +54,15 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
 
   // Unpiping stops the flow; what arrives meanwhile stays in the sockets' buffers.
   const hold = (pair: Pair) => {
-    pair.client.unpipe(pair.upstream);
     pair.upstream.unpipe(pair.client);
-    pair.client.pause();
     pair.upstream.pause();
+    if (held === 'replies') return;
+    pair.client.unpipe(pair.upstream);
+    pair.client.pause();
   };
   const release = (pair: Pair) => {
-    pair.client.pipe(pair.upstream);
     pair.upstream.pipe(pair.client);
+    if (held === 'both') pair.client.pipe(pair.upstream);
   };
 
   return {
@@ -70,9 +76,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       }
       pairs.clear();
     },
-    stall() {
+    stall(direction = 'both') {
       if (mode !== 'pass') return;
       mode = 'stall';
+      held = direction;
       for (const pair of pairs) hold(pair);
     },
     restore() {
