@@ -162,13 +162,6 @@ export class RedisConnection {
     });
   }
 
-  /** Calls `listener` when an outage starts. */
-  onDown(listener: () => void): () => void {
-    return this.outage.onChange((down) => {
-      if (down) listener();
-    });
-  }
-
   /**
    * Loads `script` on the server whenever the connection becomes ready, so
    * the first call after a restart is one `EVALSHA`, not a `NOSCRIPT` and an `EVAL`.

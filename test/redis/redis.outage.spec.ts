@@ -194,6 +194,7 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     const stored = await a.tier.store.read('k');
     a.coalescer.invalidateTags(['t']);
     await until(() => b.tier.tags.size === 1, 'b hearing of it');
+    expect(Number.isFinite(b.tier.tags.clockUncertainty)).toBe(true); // measured when b connected
     // Redis answers b's read at once; the answer reaches b 300 ms later (a busy process, a slow link).
     proxy.stall('replies');
     const reading = b.tier.store.read('k');
