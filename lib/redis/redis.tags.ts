@@ -8,7 +8,7 @@ import { RedisSubscriber } from './redis.subscriber';
 /** Milliseconds invalidation times are kept at least (longer if entries live longer). */
 export const TAG_KEEP = 24 * 60 * 60 * 1_000;
 
-/** Tag invalidations kept for replay at most. */
+/** Tag invalidations kept for replay at most; beyond, `dropAll` replaces them. */
 const MAX_REPLAYS = 10_000;
 
 /** Milliseconds after which a clock offset is measured anew even if the new sample is less precise. */
@@ -81,7 +81,7 @@ export class RedisTags {
   private offset = 0;
   private offsetError = Infinity;
   private offsetMeasuredAt = 0;
-  private readonly replays = new RetryQueue(MAX_REPLAYS);
+  private readonly replays: RetryQueue;
   private readonly calibrator: ReturnType<typeof setInterval>;
 
   constructor(
@@ -89,7 +89,16 @@ export class RedisTags {
     private readonly keys: RedisKeys,
     subscriber: RedisSubscriber | undefined,
     private readonly instance: string,
+    /**
+     * Deletes every value (in Redis and in every instance's copies): what
+     * replaces the pending tag invalidations when there are too many to keep.
+     * Without it the oldest pending one is dropped.
+     */
+    dropAll?: () => Promise<unknown>,
   ) {
+    // Deleting every value is a safe stand-in for any number of tag invalidations: whatever
+    // they would have rejected is gone, and what is computed afterwards started after them.
+    this.replays = new RetryQueue(MAX_REPLAYS, dropAll && (() => ['*', dropAll]));
     connection.preload(INVALIDATE);
     connection.preload(LOAD);
     connection.onBack(() => void this.rejoin());

@@ -82,7 +82,9 @@ export class RedisTier {
       maxValueBytes: options.maxValueBytes,
       subscriber: this.subscriber,
     });
-    this.tags = new RedisTags(this.connection, keys, this.subscriber, this.store.instance);
+    this.tags = new RedisTags(this.connection, keys, this.subscriber, this.store.instance, () =>
+      this.store.deletePrefix(''),
+    );
     this.lease = new RedisLease(this.store, this.subscriber, {
       leaseTtl: options.leaseTtl,
       lockTimeout: options.lockTimeout,

@@ -206,4 +206,17 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     expect(b.tier.tags.isValid(seen!)).toBe(false);
     expect(await get(b, 'k', ['t'])).toMatchObject({ value: 'k #2', outcome: 'miss' });
   });
+
+  it('keeps 10,000 tag invalidations for replay at most; beyond, it deletes every value instead (safe for any tag)', async () => {
+    const a = await node(proxy.url);
+    const b = await node(server.url);
+    await get(b, 'k', ['kept-tag']);
+    await cut(a);
+    for (let i = 0; i <= 10_000; i++) a.coalescer.invalidateTags([`tag-${i}`]);
+    await until(() => a.tier.tags.pendingReplays === 1, 'the replays collapsed into one');
+    expect(await raw.exists('stampede:v:k')).toBe(1);
+    await restore(a);
+    await until(() => a.tier.tags.pendingReplays === 0 && a.tier.store.pendingReplays === 0, 'the replay sent');
+    expect(await raw.exists('stampede:v:k')).toBe(0);
+  });
 });
