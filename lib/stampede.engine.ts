@@ -36,6 +36,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       store:
         this.redis?.store ?? (options.store ? toStampedeStore(options.store) : new MemoryStore(options.maxEntries)),
       coordinator: this.redis?.lease,
+      tags: this.redis?.tags,
       logger,
       maxInFlight: options.maxInFlight,
       maxWaiters: options.maxWaiters,

@@ -12,7 +12,7 @@ import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
 import { SingleFlight, Work } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
-import { TagClock } from './tags';
+import { TagClock, TagIndex } from './tags';
 import { KeyMarks } from './key-marks';
 import { Waiting } from './waiting';
 import { Writes } from './writes';
@@ -35,6 +35,8 @@ export interface CoalescerDeps {
   storeTimeout?: number;
   /** Keys remembered as uncacheable (hit-for-miss), and as failed recently, at most. Default 10 000 each. */
   maxMarks?: number;
+  /** Where tag invalidations are kept: in process by default; the Redis tier shares them across instances. */
+  tags?: TagIndex;
   /** The random source of XFetch and jitter (injectable for tests). */
   random?: () => number;
 }
@@ -56,7 +58,7 @@ const bounded = (key: string) => (key.length > MAX_KEY_LENGTH ? boundKey(key) : 
  */
 export class Coalescer {
   readonly store: GuardedStore;
-  readonly tags: TagClock;
+  readonly tags: TagIndex;
   private readonly core: CoreContext;
   private readonly flights = new SingleFlight();
   private readonly events = new EventLog();
@@ -70,7 +72,7 @@ export class Coalescer {
   constructor(deps: CoalescerDeps) {
     this.store = new GuardedStore(deps.store, deps.logger, deps.storeTimeout ?? 0);
     this.now = deps.now ?? (() => Date.now());
-    this.tags = new TagClock(this.now);
+    this.tags = deps.tags ?? new TagClock(this.now);
     this.core = new CoreContext(
       this.store,
       this.flights,

@@ -6,7 +6,7 @@ import { AnswerSink } from './answer';
 import { Decision, RunPolicy, decide, failSafeThrottle } from './policy';
 import { Flight } from './flight';
 import { SingleFlight } from './single-flight';
-import { TagClock } from './tags';
+import { TagIndex } from './tags';
 import { CoreLogger } from './guarded-store';
 import { KeyMarks } from './key-marks';
 
@@ -20,7 +20,7 @@ export class CoreContext {
     readonly store: GuardedStore,
     readonly flights: SingleFlight,
     readonly events: EventLog,
-    readonly tags: TagClock,
+    readonly tags: TagIndex,
     /** Keys whose last result could not be shared (hit-for-miss). */
     readonly uncacheable: KeyMarks,
     /** Keys whose last call failed: their stale value stands in until the mark ends (fail-safe throttle). */

@@ -1,3 +1,4 @@
+import { OutageTracker } from './outage';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
 // Keyv and cache-manager answer a failed read as a miss: only a value read
@@ -18,14 +19,19 @@ export interface CoreLogger {
  * the store answers again, never a line per request.
  */
 export class GuardedStore implements StampedeStore {
-  private down = false;
+  private readonly outage: OutageTracker;
 
   constructor(
     private readonly store: StampedeStore,
-    private readonly logger: CoreLogger,
+    logger: CoreLogger,
     /** Milliseconds an asynchronous call may take before it counts as failed; 0: no bound. */
     private readonly timeout = 0,
-  ) {}
+  ) {
+    this.outage = new OutageTracker(logger, {
+      down: (reason) => `store ${reason}; serving uncached, still coalesced, until the store answers again`,
+      back: 'store answers again; caching resumed',
+    });
+  }
 
   /** True if the guarded store answers `get` synchronously. */
   get synchronous(): boolean {
@@ -34,7 +40,7 @@ export class GuardedStore implements StampedeStore {
 
   /** True while the last store call failed. */
   get isDown(): boolean {
-    return this.down;
+    return this.outage.isDown;
   }
 
   get(key: string): MaybePromise<StoredEntry | undefined> {
@@ -157,17 +163,12 @@ export class GuardedStore implements StampedeStore {
   }
 
   private fail(error: unknown, operation: string): void {
-    if (this.down) return;
-    this.down = true;
+    if (this.outage.isDown) return;
     const reason = error instanceof Error ? error.message : String(error);
-    this.logger.warn(
-      `store ${operation} failed (${reason}); serving uncached, still coalesced, until the store answers again`,
-    );
+    this.outage.fail(`${operation} failed (${reason})`);
   }
 
   private succeed(): void {
-    if (!this.down) return;
-    this.down = false;
-    this.logger.log('store answers again; caching resumed');
+    this.outage.succeed();
   }
 }

@@ -44,3 +44,6 @@ export class TagClock {
     }
   }
 }
+
+/** What the engine asks of a tag clock: the in-process `TagClock`, or the Redis tier's, shared by every instance. */
+export type TagIndex = Pick<TagClock, 'invalidate' | 'isValid' | 'noteLife'>;

@@ -139,7 +139,9 @@ export function encodeEntry(entry: StoredEntry, expiresAt?: number): string {
  * program's data under the prefix, a malformed tag) is `undefined`, a miss.
  * With `pttl` (Redis's remaining TTL of the key, ms), the entry's times are
  * moved to this process's clock: Redis's expiry, not the writer's clock,
- * decides how fresh a value is.
+ * decides how fresh a value is. `readAt` is when the read was sent (this
+ * clock): Redis measured `pttl` after it, so however slow the reply, the
+ * entry never looks younger or fresher than it is (tags compare its start).
  *
  * @example
  * ```ts
@@ -147,7 +149,7 @@ export function encodeEntry(entry: StoredEntry, expiresAt?: number): string {
  * decodeEntry('not json'); // => undefined
  * ```
  */
-export function decodeEntry(text: unknown, pttl?: number): StoredEntry | undefined {
+export function decodeEntry(text: unknown, pttl?: number, readAt = Date.now()): StoredEntry | undefined {
   if (typeof text !== 'string') return undefined;
   let parsed: Record<string, unknown>;
   try {
@@ -163,7 +165,7 @@ export function decodeEntry(text: unknown, pttl?: number): StoredEntry | undefin
 
   const entry: StoredEntry = { v: parsed.v === UNDEFINED ? undefined : parsed.v, e: parsed.e };
   const x = parsed.x as number | undefined;
-  const shift = x !== undefined && pttl !== undefined && pttl > 0 ? Date.now() + pttl - x : 0;
+  const shift = x !== undefined && pttl !== undefined && pttl > 0 ? readAt + pttl - x : 0;
   for (const field of TIMES) {
     const time = parsed[field] as number | undefined;
     if (time !== undefined) entry[field] = time + shift;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CoreLogger } from '../core/guarded-store';
+import { OutageTracker, describeFailure } from '../core/outage';
 import { RedisClientLike } from './redis.options';
 
 /**
@@ -21,10 +22,23 @@ export const PROBE_INTERVAL = 1_000;
  * ```
  */
 export class RedisUnavailableError extends Error {
-  constructor(reason: string) {
+  constructor(
+    reason: string,
+    /** False when the call was refused before it was sent: Redis cannot have run it. */
+    readonly sent = true,
+  ) {
     super(reason);
     this.name = 'RedisUnavailableError';
   }
+}
+
+/**
+ * True when Redis may have run a call that failed (it timed out, or the
+ * connection dropped after it was written): e.g. a lease it asked for may
+ * have been granted after all.
+ */
+export function mayHaveRun(error: unknown): boolean {
+  return !(error instanceof RedisUnavailableError && !error.sent);
 }
 
 /**
@@ -45,21 +59,18 @@ export class LuaScript {
   }
 }
 
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
-}
-
 /**
  * Resolves or rejects as `promise` does, or rejects after `ms`. When the
  * timer fires, the decision waits for the poll phase of the event loop: after
  * a stall (GC, a busy CPU) a reply already in the socket buffer still wins.
+ * `overdue` is called as the timer fires, before that decision.
  */
-function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
+function bounded<T>(promise: Promise<T>, ms: number, overdue: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`))),
-      ms,
-    );
+    const timer = setTimeout(() => {
+      overdue();
+      setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`)));
+    }, ms);
     promise.then(
       (value) => {
         clearTimeout(timer);
@@ -87,25 +98,78 @@ function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
  * ```
  */
 export class RedisConnection {
-  private down = false;
+  private readonly outage: OutageTracker;
   private probeAt = 0;
+  private outages = 0;
+  private readonly scripts = new Map<string, LuaScript>();
+  private probeTimer?: ReturnType<typeof setInterval>;
+  /** Set when a call's time ran out, until it is decided: calls that follow (a caller bounded by the same time) fail fast. */
+  private overdue = false;
+  private readonly onOverdue = () => (this.overdue = true);
   private readonly onError = (error: unknown) => this.fail(error);
-  private readonly onReady = () => this.succeed();
+  private readonly onReady = () => {
+    this.loadScripts();
+    this.succeed();
+  };
 
   constructor(
     readonly client: RedisClientLike,
-    private readonly logger: CoreLogger,
+    logger: CoreLogger,
     private readonly timeout = COMMAND_TIMEOUT,
   ) {
+    this.outage = new OutageTracker(logger, {
+      down: (reason) => `Redis unreachable (${reason}): caching and coalescing per instance until it answers again`,
+      back: 'Redis answers again: shared caching and cross-instance coalescing resumed',
+    });
     // node-redis emits 'error' on every failed reconnection attempt; one listener keeps that from
     // crashing the process, and turns the stream into one line per outage.
     client.on('error', this.onError);
     client.on('ready', this.onReady);
+    // While down, a probe now and then finds Redis back even when no request asks: what waits
+    // for its return (replayed invalidations, leases to release) does not wait for traffic.
+    this.outage.onChange((down) => {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+      if (!down) return;
+      this.probeTimer = setInterval(() => {
+        if (this.client.isReady) this.command(['PING']).catch(() => undefined);
+      }, PROBE_INTERVAL);
+      this.probeTimer.unref();
+    });
   }
 
   /** True while Redis is considered unreachable. */
   get isDown(): boolean {
-    return this.down;
+    return this.outage.isDown;
+  }
+
+  /**
+   * Counts the outages that ended: what was kept in process during one is
+   * not kept once it is over (`epoch` changed in between).
+   */
+  get epoch(): number {
+    return this.outages;
+  }
+
+  /**
+   * Calls `listener` each time Redis answers again after an outage (after a
+   * reconnection too): what was learned in process meanwhile is suspect.
+   * Returns a function that stops it.
+   */
+  onBack(listener: () => void): () => void {
+    return this.outage.onChange((down) => {
+      if (!down) listener();
+    });
+  }
+
+  /**
+   * Loads `script` on the server whenever the connection becomes ready, so
+   * the first call after a restart is one `EVALSHA`, not a `NOSCRIPT` and an `EVAL`.
+   */
+  preload(script: LuaScript): void {
+    if (this.scripts.has(script.sha)) return;
+    this.scripts.set(script.sha, script);
+    if (this.client.isReady) this.load(script);
   }
 
   /**
@@ -119,12 +183,20 @@ export class RedisConnection {
    */
   async command<T>(args: readonly string[]): Promise<T> {
     this.admit();
+    const sent = this.client.sendCommand<T>(args);
     try {
-      const reply = await bounded(this.client.sendCommand<T>(args), this.timeout);
+      const reply = await bounded(sent, this.timeout, this.onOverdue);
       this.succeed();
       return reply;
     } catch (error) {
-      if (error instanceof RedisUnavailableError) this.probeAt = Date.now() + PROBE_INTERVAL;
+      if (error instanceof RedisUnavailableError) {
+        this.probeAt = Date.now() + PROBE_INTERVAL;
+        // A late answer proves Redis is back (a stall ended): no need to wait for the next probe.
+        sent.then(
+          () => this.succeed(),
+          () => undefined,
+        );
+      }
       // A script error or a wrong-type reply is an answer: the server is up.
       if (isServerReply(error)) this.succeed();
       else this.fail(error);
@@ -141,17 +213,20 @@ export class RedisConnection {
    * ```
    */
   async run<T>(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<T> {
+    if (!this.scripts.has(script.sha)) this.scripts.set(script.sha, script);
     const tail = [String(keys.length), ...keys, ...args];
     try {
       return await this.command<T>(['EVALSHA', script.sha, ...tail]);
     } catch (error) {
-      if (!describeError(error).startsWith('NOSCRIPT')) throw error;
+      if (!describeFailure(error).startsWith('NOSCRIPT')) throw error;
       return this.command<T>(['EVAL', script.source, ...tail]);
     }
   }
 
   /** Stops listening to the client (which stays open: closing is the owner's business). */
   detach(): void {
+    clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
     this.client.off('error', this.onError);
     this.client.off('ready', this.onReady);
   }
@@ -159,29 +234,37 @@ export class RedisConnection {
   /** Fails fast while Redis is known to be unreachable; lets one call through now and then as a probe. */
   private admit(): void {
     if (!this.client.isReady) {
-      const error = new RedisUnavailableError('not connected');
+      const error = new RedisUnavailableError('not connected', false);
       this.fail(error);
       throw error;
     }
-    if (!this.down || this.probeAt === 0) return;
+    if (this.overdue && !this.outage.isDown) throw new RedisUnavailableError('not answering', false);
+    if (!this.outage.isDown || this.probeAt === 0) return;
     const now = Date.now();
-    if (now < this.probeAt) throw new RedisUnavailableError('not answering');
+    if (now < this.probeAt) throw new RedisUnavailableError('not answering', false);
     this.probeAt = now + this.timeout + PROBE_INTERVAL;
   }
 
   private fail(error: unknown): void {
-    if (this.down) return;
-    this.down = true;
-    this.logger.warn(
-      `Redis unreachable (${describeError(error)}): serving uncached and coalescing per instance until it answers again`,
-    );
+    this.overdue = false;
+    this.outage.fail(error);
   }
 
   private succeed(): void {
+    this.overdue = false;
     this.probeAt = 0;
-    if (!this.down) return;
-    this.down = false;
-    this.logger.log('Redis answers again: shared caching and cross-instance coalescing resumed');
+    if (!this.outage.isDown) return;
+    this.outages++;
+    this.outage.succeed();
+  }
+
+  private loadScripts(): void {
+    for (const script of this.scripts.values()) this.load(script);
+  }
+
+  // Sent ahead of any call on the fresh connection: replies come in order, so no call waits for it.
+  private load(script: LuaScript): void {
+    this.client.sendCommand(['SCRIPT', 'LOAD', script.source]).catch(() => undefined);
   }
 }
 

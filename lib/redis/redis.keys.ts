@@ -21,6 +21,7 @@ export function escapeGlob(text: string): string {
  * keys.value('GET /prices'); // 'stampede:v:GET /prices'
  * keys.lock('GET /prices'); // 'stampede:lock:GET /prices'
  * keys.wake('GET /prices'); // 'stampede:wake:GET /prices' (a pub/sub channel)
+ * keys.tags; // 'stampede:tags' (when each tag was last invalidated)
  * ```
  */
 export class RedisKeys {
@@ -46,8 +47,13 @@ export class RedisKeys {
     return `${escapeGlob(this.prefix)}wake:*`;
   }
 
-  /** The channel invalidations are published on (for the other instances' L1). */
+  /** The channel invalidations are published on (for the other instances' in-process copies). */
   get invalidation(): string {
     return `${this.prefix}invalidate`;
+  }
+
+  /** The sorted set of tag invalidation times (member: tag, score: epoch ms on Redis's clock). */
+  get tags(): string {
+    return `${this.prefix}tags`;
   }
 }

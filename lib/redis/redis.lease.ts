@@ -1,41 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { Observable, Subscriber, Subscription, defer } from 'rxjs';
+import { Observable } from 'rxjs';
 import { CoordinatedWrite, FlightCoordinator } from '../core/coordinator';
 import { StoredEntry } from '../core/store';
-import { encodeEntry } from './redis.codec';
-import { LuaScript } from './redis.connection';
-import { RedisStore, lastUse } from './redis.store';
+import { ACQUIRE, COMMIT, LeaseFlight } from './redis.lease-flight';
+import { RetryQueue } from './redis.retry';
+import { RedisStore } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
 
-/**
- * Reads the value, or takes the lease, or says who holds it, atomically: a
- * holder that finished between a caller's store read and its lease attempt
- * is seen here, so that caller answers with the value instead of running the
- * work a second time. KEYS: value, lock. ARGV: token, lease ms, read value?
- */
-const ACQUIRE = new LuaScript(`
-if ARGV[3] == '1' then
-  local v = redis.call('GET', KEYS[1])
-  if v then return {'v', v, redis.call('PTTL', KEYS[1])} end
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'l'} end
-return {'w', redis.call('PTTL', KEYS[2])}
-`);
-
-/**
- * Fenced write and release: only while the lease is still this holder's
- * (same token) is the value written (if any), the lease deleted and the
- * waiters woken. A holder whose lease expired, or was revoked by an
- * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
- * none), ttl ms, channel, message. Returns 1 if it still held the lease.
- */
-const COMMIT = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
-`);
+/** Releases and fenced writes kept for a retry at most (each is of use for `leaseTtl` only). */
+const MAX_RETRIES = 10_000;
 
 /**
  * Options of a `RedisLease`.
@@ -50,12 +22,8 @@ export interface RedisLeaseOptions {
   leaseTtl?: number;
   /** Milliseconds a waiter waits before running the work itself, uncached. Default 5000. */
   lockTimeout?: number;
-}
-
-function asText(reply: unknown): string | undefined {
-  if (typeof reply === 'string') return reply;
-  if (Buffer.isBuffer(reply)) return reply.toString();
-  return undefined;
+  /** Tag invalidation times: a value another instance stored with an invalidated tag is not answered. */
+  tags?: { isValid(entry: StoredEntry): boolean };
 }
 
 /**
@@ -78,9 +46,13 @@ function asText(reply: unknown): string | undefined {
  * instances, at most one per instance per burst.
  *
  * When Redis fails (unreachable, slow, restarted), the leader runs the work
- * at once and stores nothing: requests are still served, coalesced per
- * instance. A holder that dies keeps others waiting until its lease expires
- * (`leaseTtl`) or their `lockTimeout`, whichever comes first.
+ * at once and keeps the result in process (`RedisStore.keepDuringOutage`):
+ * requests are still served, coalesced and cached per instance. A lease
+ * asked for by a call that timed out may still be granted when Redis
+ * resumes; its release is sent when Redis answers again, as is a release or
+ * fenced write that failed, so no lease outlives its holder's interest. A
+ * holder that dies keeps others waiting until its lease expires (`leaseTtl`)
+ * or their `lockTimeout`, whichever comes first.
  *
  * @example
  * ```ts
@@ -91,7 +63,9 @@ function asText(reply: unknown): string | undefined {
 export class RedisLease implements FlightCoordinator {
   readonly leaseTtl: number;
   readonly lockTimeout: number;
+  readonly tags?: { isValid(entry: StoredEntry): boolean };
   private readonly pollBase: number;
+  private readonly retries = new RetryQueue(MAX_RETRIES);
 
   constructor(
     readonly store: RedisStore,
@@ -100,6 +74,10 @@ export class RedisLease implements FlightCoordinator {
   ) {
     this.leaseTtl = options.leaseTtl ?? 10_000;
     this.lockTimeout = options.lockTimeout ?? 5_000;
+    this.tags = options.tags;
+    store.connection.preload(ACQUIRE);
+    store.connection.preload(COMMIT);
+    store.connection.onBack(() => void this.retries.flush());
     // Polling is the fallback for a lost message: a tenth of the wait, between 20 and 250 ms.
     this.pollBase = Math.min(250, Math.max(20, this.lockTimeout / 10));
   }
@@ -112,184 +90,23 @@ export class RedisLease implements FlightCoordinator {
     });
   }
 
+  /** Releases and fenced writes waiting for Redis to answer again. */
+  get pendingRetries(): number {
+    return this.retries.size;
+  }
+
+  /**
+   * Runs `commit` (a release or a fenced write of `key` by `token`) when
+   * Redis answers again, while the lease could still be held.
+   */
+  retry(key: string, token: string, commit: () => Promise<unknown>): void {
+    this.retries.add(`${key}\n${token}`, commit, Date.now() + this.leaseTtl);
+  }
+
   /** Milliseconds to the next poll: jittered, so waiters of many instances do not poll in step. */
   pollDelay(lockPttl: number): number {
     const jittered = this.pollBase * (0.5 + Math.random());
     // A lease about to expire is worth a look right after it does.
     return lockPttl > 0 ? Math.min(jittered, lockPttl + 5) : jittered;
-  }
-}
-
-type State = 'checking' | 'waiting' | 'holding' | 'settling' | 'own' | 'done';
-
-/** One in-process leader's way through the lease: check, then wait, hold or run its own. */
-class LeaseFlight<T> {
-  private state: State = 'checking';
-  private readonly token = randomUUID();
-  private checking = false;
-  private checkAgain = false;
-  private pollTimer?: ReturnType<typeof setTimeout>;
-  private deadline?: ReturnType<typeof setTimeout>;
-  private unlisten?: () => void;
-  private work$?: Subscription;
-
-  constructor(
-    private readonly lease: RedisLease,
-    private readonly key: string,
-    private readonly work: () => Observable<T>,
-    private readonly write: CoordinatedWrite<T>,
-    private readonly subscriber: Subscriber<T>,
-  ) {}
-
-  private get connection() {
-    return this.lease.store.connection;
-  }
-
-  start(): void {
-    // Listen before the first look, so a wake-up sent right after it is not missed.
-    this.unlisten = this.lease.subscriber?.listen(this.key, () => this.check());
-    this.deadline = setTimeout(() => this.giveUp(), this.lease.lockTimeout);
-    this.check();
-  }
-
-  /** Every caller left (or the flight timed out): stop, and let the lease go if it was ours. */
-  stop(): void {
-    const held = this.state === 'holding';
-    this.state = 'done';
-    this.stopWaiting();
-    this.work$?.unsubscribe();
-    if (held) void this.commit(undefined);
-  }
-
-  private isWaiting(): boolean {
-    return this.state === 'checking' || this.state === 'waiting';
-  }
-
-  private check(readValue = true): void {
-    if (!this.isWaiting()) return;
-    if (this.checking) {
-      this.checkAgain = true;
-      return;
-    }
-    this.checking = true;
-    const { keys } = this.lease.store;
-    this.connection
-      .run<unknown[]>(
-        ACQUIRE,
-        [keys.value(this.key), keys.lock(this.key)],
-        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0'],
-      )
-      .then(
-        (reply) => {
-          this.checking = false;
-          this.onChecked(reply);
-        },
-        () => {
-          this.checking = false;
-          // Redis failed: serve anyway, coalesced in process only (the outage is logged once by the connection).
-          if (this.isWaiting()) this.runOwn();
-        },
-      );
-  }
-
-  private onChecked(reply: unknown[]): void {
-    const kind = Array.isArray(reply) ? asText(reply[0]) : undefined;
-    if (!this.isWaiting()) {
-      // Stopped or gave up while the lease was being taken: hand it back at once.
-      if (kind === 'l') void this.connection.run(COMMIT, this.leaseKeys(), this.release()).catch(() => undefined);
-      return;
-    }
-    if (kind === 'v') {
-      const entry = this.lease.store.accept(this.key, asText(reply[1]), Number(reply[2]));
-      if (entry && entry.e > Date.now()) return this.answer(entry.v as T);
-      // Unreadable, or stale (what a refresh replaces): go for the lease, the holder's write replaces it.
-      return this.check(false);
-    }
-    if (kind === 'l') return this.hold();
-    if (kind !== 'w') return this.runOwn();
-    this.state = 'waiting';
-    if (this.checkAgain) {
-      this.checkAgain = false;
-      return this.check();
-    }
-    clearTimeout(this.pollTimer);
-    this.pollTimer = setTimeout(() => this.check(), this.lease.pollDelay(Number(reply[1])));
-  }
-
-  private answer(value: T): void {
-    this.state = 'done';
-    this.stopWaiting();
-    this.subscriber.next(value);
-    this.subscriber.complete();
-  }
-
-  /** Waited `lockTimeout`: run the work here, uncached. */
-  private giveUp(): void {
-    if (this.isWaiting()) this.runOwn();
-  }
-
-  private runOwn(): void {
-    this.state = 'own';
-    this.stopWaiting();
-    this.work$ = defer(this.work).subscribe(this.subscriber);
-  }
-
-  private hold(): void {
-    this.state = 'holding';
-    this.stopWaiting();
-    let last: T | undefined;
-    let emitted = false;
-    this.work$ = defer(this.work).subscribe({
-      next: (value) => {
-        last = value;
-        emitted = true;
-        this.subscriber.next(value);
-      },
-      error: (error: unknown) => {
-        this.state = 'settling';
-        void this.commit(undefined).then(() => this.subscriber.error(error));
-      },
-      complete: () => {
-        this.state = 'settling';
-        const storable = emitted && this.write.storable(last as T);
-        void this.commit(storable ? this.write.entry(last as T) : undefined).then(() => this.subscriber.complete());
-      },
-    });
-  }
-
-  /** Writes `entry` (if any) and releases the lease, both only if it is still ours; never rejects. */
-  private async commit(entry: StoredEntry | undefined): Promise<void> {
-    let text = '';
-    // Kept as long as any of its windows (fresh, stale, fallback) lasts, as the coalescer's own writes are.
-    const px = entry ? Math.max(1, Math.ceil(lastUse(entry) - Date.now())) : 0;
-    if (entry) {
-      try {
-        text = encodeEntry(entry, Date.now() + px);
-      } catch {
-        // Not representable in JSON (circular): shared with this instance's callers, not stored.
-      }
-    }
-    try {
-      const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
-      if (Number(kept) === 1 && entry && text) this.lease.store.remember(this.key, entry);
-    } catch {
-      // Redis failed: the lease expires on its own; waiters poll, then run their own.
-    }
-  }
-
-  private leaseKeys(): string[] {
-    const { keys } = this.lease.store;
-    return [keys.lock(this.key), keys.value(this.key)];
-  }
-
-  private release(text = '', px = 0): string[] {
-    return [this.token, text, String(px), this.lease.store.keys.wake(this.key), text ? 'stored' : 'released'];
-  }
-
-  private stopWaiting(): void {
-    clearTimeout(this.pollTimer);
-    clearTimeout(this.deadline);
-    this.unlisten?.();
-    this.unlisten = undefined;
   }
 }

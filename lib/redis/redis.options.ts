@@ -68,6 +68,12 @@ export interface RedisOptions {
    * Default 0 (off).
    */
   l1Ttl?: number;
+  /**
+   * Bytes one value may take in Redis (its JSON). A bigger value is shared
+   * with the callers of the instance that computed it but not written, and
+   * one found in Redis is not read (a miss, not an outage). Default 8 MiB.
+   */
+  maxValueBytes?: number;
 }
 
 /**
@@ -85,14 +91,16 @@ export interface ResolvedRedisOptions {
   leaseTtl: number;
   lockTimeout: number;
   l1Ttl: number;
+  maxValueBytes: number;
 }
 
 /** Defaults of the `redis` options. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'stampede:';
 export const DEFAULT_LEASE_TTL = 10_000;
 export const DEFAULT_LOCK_TIMEOUT = 5_000;
+export const DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024;
 
-const REDIS_KEYS = ['url', 'client', 'keyPrefix', 'leaseTtl', 'lockTimeout', 'l1Ttl'] as const;
+const REDIS_KEYS = ['url', 'client', 'keyPrefix', 'leaseTtl', 'lockTimeout', 'l1Ttl', 'maxValueBytes'] as const;
 
 function isClient(value: unknown): value is RedisClientLike {
   const client = value as Partial<RedisClientLike> | null;
@@ -118,7 +126,7 @@ function checkMilliseconds(name: string, value: unknown, min: number): void {
  * @example
  * ```ts
  * validateRedisOptions({ url: 'redis://localhost:6379' });
- * // => { url: 'redis://localhost:6379', keyPrefix: 'stampede:', leaseTtl: 10000, lockTimeout: 5000, l1Ttl: 0 }
+ * // => { url: 'redis://localhost:6379', keyPrefix: 'stampede:', leaseTtl: 10000, lockTimeout: 5000, l1Ttl: 0, maxValueBytes: 8388608 }
  * validateRedisOptions({ lockTimeout: -1 }); // throws: invalid option "redis.lockTimeout"
  * ```
  */
@@ -132,7 +140,7 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
       throw new StampedeOptionsError(`redis.${name}`, given[name], `one of ${REDIS_KEYS.join(', ')}`);
     }
   }
-  const { url, client, keyPrefix, leaseTtl, lockTimeout, l1Ttl } = given as RedisOptions;
+  const { url, client, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } = given as RedisOptions;
   if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
     throw new StampedeOptionsError('redis.url', url, 'a redis:// or rediss:// URL');
   }
@@ -148,6 +156,12 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   if (leaseTtl !== undefined) checkMilliseconds('leaseTtl', leaseTtl, 1);
   if (lockTimeout !== undefined) checkMilliseconds('lockTimeout', lockTimeout, 1);
   if (l1Ttl !== undefined) checkMilliseconds('l1Ttl', l1Ttl, 0);
+  if (
+    maxValueBytes !== undefined &&
+    (typeof maxValueBytes !== 'number' || !Number.isSafeInteger(maxValueBytes) || maxValueBytes < 1)
+  ) {
+    throw new StampedeOptionsError('redis.maxValueBytes', maxValueBytes, 'an integer number of bytes >= 1');
+  }
   return {
     url,
     client,
@@ -155,5 +169,6 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
     leaseTtl: leaseTtl ?? DEFAULT_LEASE_TTL,
     lockTimeout: lockTimeout ?? DEFAULT_LOCK_TIMEOUT,
     l1Ttl: l1Ttl ?? 0,
+    maxValueBytes: maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
   };
 }

@@ -1,19 +1,27 @@
 import { randomUUID } from 'node:crypto';
+import { MemoryStore } from '../core/memory-store';
 import { MaybePromise, STAMPEDE_STORE, StampedeStore, StoredEntry } from '../core/store';
 import { decodeEntry, encodeEntry } from './redis.codec';
 import { LuaScript, RedisConnection } from './redis.connection';
-import { L1Cache } from './redis.l1';
+import { InvalidationMessage, parseInvalidation } from './redis.invalidation';
+import { DEFAULT_MAX_VALUE_BYTES } from './redis.options';
 import { RedisKeys, escapeGlob } from './redis.keys';
+import { RetryQueue } from './redis.retry';
 import { RedisSubscriber } from './redis.subscriber';
 
 /** Keys deleted per `UNLINK` and asked per `SCAN` step by `deletePrefix`. */
 const SCAN_COUNT = 500;
 
-// The value and its remaining time in one round trip: Redis's clock, not the writer's, says how fresh it is.
+/** Invalidations kept for replay at most; beyond, one delete of everything replaces them. */
+const MAX_REPLAYS = 10_000;
+
+// The value and its remaining time in one round trip: Redis's clock, not the writer's, says how
+// fresh it is. A key of another type or over the size bound is a miss (a write replaces it), not
+// an error, and a huge value is never sent. KEYS: value. ARGV: max bytes.
 const READ = new LuaScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-return {v, redis.call('PTTL', KEYS[1])}
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 `);
 
 /**
@@ -29,14 +37,13 @@ export interface RedisStoreOptions {
   keyPrefix?: string;
   /** Milliseconds values are also kept in process; 0 (default): no L1. */
   l1Ttl?: number;
-  /** Entries the L1 tier keeps at most. Default 10 000. */
-  l1MaxEntries?: number;
-  /** Required with `l1Ttl`: carries invalidations to the other instances' L1. */
+  /** Entries kept in process at most (L1 and what is cached during an outage). Default 10 000. */
+  maxEntries?: number;
+  /** Bytes one value may take in Redis; bigger ones are not written, and not read. Default 8 MiB. */
+  maxValueBytes?: number;
+  /** Carries invalidations to the other instances' in-process copies. */
   subscriber?: RedisSubscriber;
 }
-
-/** An invalidation message: a key or a prefix, and the instance that sent it (which has already applied it). */
-type Invalidation = ({ k: string } | { p: string }) & { o: string };
 
 /**
  * Epoch ms after which nothing in `entry` is of use: the last of its fresh,
@@ -52,7 +59,7 @@ export function lastUse(entry: StoredEntry): number {
 }
 
 /** A Redis reply, as node-redis gives it (a RESP3 client with a Buffer type mapping gives Buffers). */
-function asText(reply: unknown): string | undefined {
+export function asText(reply: unknown): string | undefined {
   if (typeof reply === 'string') return reply;
   if (Buffer.isBuffer(reply)) return reply.toString();
   return undefined;
@@ -63,14 +70,19 @@ function asText(reply: unknown): string | undefined {
  * JSON would lose tagged (Buffer, Uint8Array, Date, BigInt, Map, Set), under
  * `<keyPrefix>v:<key>`, expiring by `PX`. An entry read back has its times
  * moved to the reader's clock by comparing the writer's expected expiry with
- * Redis's remaining TTL, so instances' clocks need not agree. What cannot be read
- * back (garbage, another program's data) is a miss. It never throws: a call
- * that fails (Redis down, slow, restarted) is a miss or a no-op, and the
- * outage is logged once by its `RedisConnection`.
+ * Redis's remaining TTL, so instances' clocks need not agree. What cannot be
+ * read back (garbage, another program's data, a key of another type, a value
+ * over `maxValueBytes`) is a miss. It never throws: a call that fails (Redis
+ * down, slow, restarted) is a miss or a no-op, and the outage is logged once
+ * by its `RedisConnection`.
  *
- * With `l1Ttl`, values read or written are also kept in process for that
- * long (never past their own expiry); `delete` / `deletePrefix` reach every
- * instance's L1 by pub/sub.
+ * In process, one LRU (`maxEntries`) holds the L1 copies (with `l1Ttl`, never
+ * past the entry's own expiry) and, while Redis is unreachable, what this
+ * instance computed, for its full time: an outage costs one origin call per
+ * key per instance, not one per request. When Redis answers again every
+ * in-process copy is dropped (it may have been invalidated meanwhile) and the
+ * invalidations this instance could not send are replayed, last one per key.
+ * `delete` / `deletePrefix` / `set` reach every instance's copies by pub/sub.
  *
  * @example
  * ```ts
@@ -82,10 +94,13 @@ function asText(reply: unknown): string | undefined {
 export class RedisStore implements StampedeStore {
   readonly [STAMPEDE_STORE] = true;
   readonly keys: RedisKeys;
-  private readonly l1?: L1Cache;
+  /** The in-process copies: L1, and what was cached while Redis was unreachable. */
+  readonly local: MemoryStore;
+  /** This instance, as named in its invalidation messages. */
+  readonly instance = randomUUID();
+  readonly maxValueBytes: number;
   private readonly l1Ttl: number;
-  private readonly subscriber?: RedisSubscriber;
-  private readonly instance = randomUUID();
+  private readonly replays = new RetryQueue(MAX_REPLAYS, () => ['p:', () => this.sendPrefix('')]);
 
   constructor(
     readonly connection: RedisConnection,
@@ -93,94 +108,147 @@ export class RedisStore implements StampedeStore {
   ) {
     this.keys = new RedisKeys(options.keyPrefix ?? 'stampede:');
     this.l1Ttl = options.l1Ttl ?? 0;
-    this.subscriber = options.subscriber;
-    if (this.l1Ttl > 0) {
-      const l1 = new L1Cache(options.l1MaxEntries ?? 10_000);
-      this.l1 = l1;
-      this.subscriber?.onInvalidation((message) => this.forget(message));
-      this.subscriber?.onResubscribed(() => l1.clear());
-    }
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.local = new MemoryStore(options.maxEntries ?? 10_000);
+    connection.preload(READ);
+    connection.onBack(() => this.rejoin());
+    options.subscriber?.onInvalidation((message) => this.forget(message));
+    // Messages may have been missed while the subscription was away.
+    options.subscriber?.onResubscribed(() => this.local.clear());
+  }
+
+  /** Invalidations waiting for Redis to answer again. */
+  get pendingReplays(): number {
+    return this.replays.size;
   }
 
   get(key: string): MaybePromise<StoredEntry | undefined> {
-    const near = this.l1?.get(key);
+    const near = this.local.get(key);
     if (near) return near;
     return this.read(key);
   }
 
-  /** Reads `key` from Redis (not L1); `undefined` for a miss, garbage or a failure. */
+  /** Reads `key` from Redis (not the in-process copies); `undefined` for a miss, garbage or a failure. */
   async read(key: string): Promise<StoredEntry | undefined> {
     let reply: unknown;
+    const sentAt = Date.now();
     try {
-      reply = await this.connection.run<unknown>(READ, [this.keys.value(key)], []);
+      reply = await this.connection.run<unknown>(READ, [this.keys.value(key)], [String(this.maxValueBytes)]);
     } catch {
       return undefined;
     }
     if (!Array.isArray(reply)) return undefined;
-    return this.accept(key, asText(reply[0]), Number(reply[1]));
+    return this.accept(key, asText(reply[0]), Number(reply[1]), sentAt);
   }
 
   /**
-   * Turns what Redis holds for `key` (and its `PTTL`) into an entry, keeping
-   * it in L1; `undefined` if it cannot be read back.
+   * Turns what Redis holds for `key` (and its `PTTL`, measured after
+   * `sentAt`) into an entry, keeping it in L1; `undefined` if it cannot be read back.
    */
-  accept(key: string, text: string | undefined, pttl: number): StoredEntry | undefined {
-    const entry = decodeEntry(text, pttl);
+  accept(key: string, text: string | undefined, pttl: number, sentAt: number): StoredEntry | undefined {
+    const entry = decodeEntry(text, pttl, sentAt);
     if (entry) this.remember(key, entry);
     return entry;
   }
 
   /** Keeps `entry` in L1, if there is one, for `l1Ttl` at most (never past the entry's last use). */
   remember(key: string, entry: StoredEntry): void {
-    if (!this.l1) return;
-    this.l1.set(key, entry, Math.min(lastUse(entry), Date.now() + this.l1Ttl));
+    if (this.l1Ttl <= 0) return;
+    const now = Date.now();
+    const ttl = Math.min(lastUse(entry), now + this.l1Ttl) - now;
+    if (ttl > 0) this.local.set(key, entry, ttl);
+  }
+
+  /**
+   * Keeps `entry` in process for as long as it is of use, if Redis is still
+   * unreachable in the outage `epoch` (`connection.epoch` when the work
+   * began): a value computed before Redis came back is not kept after.
+   */
+  keepDuringOutage(key: string, entry: StoredEntry, epoch: number): void {
+    if (!this.connection.isDown || this.connection.epoch !== epoch) return;
+    const ttl = lastUse(entry) - Date.now();
+    if (ttl > 0) this.local.set(key, entry, ttl);
+  }
+
+  /** The JSON of `entry` for Redis, or `undefined` when it cannot be stored there (circular, too big). */
+  encode(entry: StoredEntry, expiresAt: number): string | undefined {
+    let text: string;
+    try {
+      text = encodeEntry(entry, expiresAt);
+    } catch {
+      return undefined; // A value JSON cannot hold (circular) is not stored.
+    }
+    // A UTF-16 unit takes 3 bytes at most: count the bytes only when it could matter.
+    if (text.length * 3 > this.maxValueBytes && Buffer.byteLength(text) > this.maxValueBytes) return undefined;
+    return text;
   }
 
   async set(key: string, entry: StoredEntry, ttl: number): Promise<boolean> {
     const px = Math.max(1, Math.ceil(ttl));
-    let text: string;
-    try {
-      text = encodeEntry(entry, Date.now() + px);
-    } catch {
-      return false; // A value JSON cannot hold (circular) is not stored.
-    }
-    this.l1?.delete(key);
-    try {
-      await this.connection.command(['SET', this.keys.value(key), text, 'PX', String(px)]);
-      this.remember(key, entry);
-      await this.broadcast({ k: key, o: this.instance });
-      return true;
-    } catch {
+    const text = this.encode(entry, Date.now() + px);
+    if (text === undefined) {
+      // Not storable in Redis (circular, too big): at least no older value answers in its place.
+      await this.delete(key);
       return false;
     }
+    this.local.delete(key);
+    const epoch = this.connection.epoch;
+    try {
+      await this.connection.command(['SET', this.keys.value(key), text, 'PX', String(px)]);
+    } catch {
+      this.keepDuringOutage(key, entry, epoch);
+      return false;
+    }
+    this.remember(key, entry);
+    await this.publish({ k: key, o: this.instance }).catch(() => undefined);
+    return true;
   }
 
   /**
    * Deletes the value of `key`, and its lease if one is held: a holder still
-   * computing it cannot write the value it computed before the delete.
+   * computing it cannot write the value it computed before the delete. While
+   * Redis is unreachable it applies in process at once, and in Redis when it
+   * answers again.
    */
   async delete(key: string): Promise<boolean> {
-    this.l1?.delete(key);
+    this.local.delete(key);
+    const id = `k:${key}`;
     try {
-      const deleted = await this.connection.command<number>(['DEL', this.keys.value(key), this.keys.lock(key)]);
-      await this.broadcast({ k: key, o: this.instance });
-      return deleted > 0;
+      return (await this.sendKey(key)) > 0;
     } catch {
+      this.replays.add(id, () => this.sendKey(key));
       return false;
     }
   }
 
   /** `delete` for every key that starts with `prefix` (`SCAN` + `UNLINK`); resolves with the values deleted. */
   async deletePrefix(prefix: string): Promise<number> {
-    this.l1?.deletePrefix(prefix);
+    this.local.deletePrefix(prefix);
     try {
-      const deleted = await this.unlinkMatching(`${escapeGlob(this.keys.value(prefix))}*`);
-      await this.unlinkMatching(`${escapeGlob(this.keys.lock(prefix))}*`);
-      await this.broadcast({ p: prefix, o: this.instance });
-      return deleted;
+      return await this.sendPrefix(prefix);
     } catch {
+      this.replays.add(`p:${prefix}`, () => this.sendPrefix(prefix));
       return 0;
     }
+  }
+
+  /** Redis answers again: what is held in process may be outdated, and what could not be sent is sent now. */
+  private rejoin(): void {
+    this.local.clear();
+    void this.replays.flush();
+  }
+
+  private async sendKey(key: string): Promise<number> {
+    const deleted = await this.connection.command<number>(['DEL', this.keys.value(key), this.keys.lock(key)]);
+    await this.publish({ k: key, o: this.instance });
+    return deleted;
+  }
+
+  private async sendPrefix(prefix: string): Promise<number> {
+    const deleted = await this.unlinkMatching(`${escapeGlob(this.keys.value(prefix))}*`);
+    await this.unlinkMatching(`${escapeGlob(this.keys.lock(prefix))}*`);
+    await this.publish({ p: prefix, o: this.instance });
+    return deleted;
   }
 
   private async unlinkMatching(pattern: string): Promise<number> {
@@ -201,25 +269,15 @@ export class RedisStore implements StampedeStore {
     return deleted;
   }
 
-  /** Tells the other instances' L1 to drop what changed; without L1 there is nothing to tell. */
-  private async broadcast(message: Invalidation): Promise<void> {
-    if (!this.l1 || !this.subscriber) return;
-    try {
-      await this.connection.command(['PUBLISH', this.keys.invalidation, JSON.stringify(message)]);
-    } catch {
-      // Lost: the other instances' L1 copies live out their l1Ttl.
-    }
+  /** Tells the other instances' in-process copies what changed. */
+  private async publish(message: InvalidationMessage): Promise<void> {
+    await this.connection.command(['PUBLISH', this.keys.invalidation, JSON.stringify(message)]);
   }
 
-  private forget(message: string): void {
-    let parsed: Partial<{ k: unknown; p: unknown; o: unknown }>;
-    try {
-      parsed = JSON.parse(message) as Partial<{ k: unknown; p: unknown; o: unknown }>;
-    } catch {
-      return;
-    }
-    if (parsed === null || typeof parsed !== 'object' || parsed.o === this.instance) return;
-    if (typeof parsed.k === 'string') this.l1?.delete(parsed.k);
-    else if (typeof parsed.p === 'string') this.l1?.deletePrefix(parsed.p);
+  private forget(text: string): void {
+    const message = parseInvalidation(text);
+    if (!message || message.o === this.instance) return;
+    if ('k' in message) this.local.delete(message.k);
+    else if ('p' in message) this.local.deletePrefix(message.p);
   }
 }

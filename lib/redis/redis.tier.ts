@@ -5,6 +5,7 @@ import { RedisLease } from './redis.lease';
 import { RedisClientLike, ResolvedRedisOptions } from './redis.options';
 import { RedisStore } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
+import { RedisTags } from './redis.tags';
 
 /** Milliseconds a connection attempt may take. */
 const CONNECT_TIMEOUT = 2_000;
@@ -30,7 +31,7 @@ function reconnectDelay(retries: number): number {
  */
 export interface RedisTierDeps {
   logger: CoreLogger;
-  /** Entries the L1 tier keeps at most (the module's `maxEntries`). */
+  /** Entries kept in process at most (L1, and during an outage): the module's `maxEntries`. */
   maxEntries: number;
 }
 
@@ -42,8 +43,9 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
 
 /**
  * Everything the `redis` option sets up: the connection (the user's client,
- * or one made from `url`), a pub/sub connection, the `RedisStore` and the
- * `RedisLease`. Closes on shutdown only the connections it made.
+ * or one made from `url`), a pub/sub connection, the `RedisStore`, the
+ * `RedisLease` and the shared tag clock `RedisTags`. Closes on shutdown only
+ * the connections it made.
  *
  * @example
  * ```ts
@@ -52,7 +54,7 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
  *   maxEntries: 10_000,
  * });
  * await tier.ready();
- * const coalescer = new Coalescer({ store: tier.store, coordinator: tier.lease, logger });
+ * const coalescer = new Coalescer({ store: tier.store, coordinator: tier.lease, tags: tier.tags, logger });
  * // on shutdown:
  * await tier.close();
  * ```
@@ -62,6 +64,7 @@ export class RedisTier {
   readonly subscriber: RedisSubscriber;
   readonly store: RedisStore;
   readonly lease: RedisLease;
+  readonly tags: RedisTags;
   private readonly client: RedisClientLike;
   private readonly ownsClient: boolean;
   private closed = false;
@@ -75,12 +78,17 @@ export class RedisTier {
     this.store = new RedisStore(this.connection, {
       keyPrefix: options.keyPrefix,
       l1Ttl: options.l1Ttl,
-      l1MaxEntries: deps.maxEntries,
+      maxEntries: deps.maxEntries,
+      maxValueBytes: options.maxValueBytes,
       subscriber: this.subscriber,
     });
+    this.tags = new RedisTags(this.connection, keys, this.subscriber, this.store.instance, () =>
+      this.store.deletePrefix(''),
+    );
     this.lease = new RedisLease(this.store, this.subscriber, {
       leaseTtl: options.leaseTtl,
       lockTimeout: options.lockTimeout,
+      tags: this.tags,
     });
   }
 
@@ -119,7 +127,16 @@ export class RedisTier {
       () => true,
       () => false,
     );
-    const both = Promise.all([connected, subscribed]).then(([a, b]) => a && b && this.client.isReady);
+    // The tag invalidations made before this instance started.
+    const loaded = connected.then(
+      (ok) =>
+        ok &&
+        this.tags.load().then(
+          () => true,
+          () => false,
+        ),
+    );
+    const both = Promise.all([loaded, subscribed]).then(([a, b]) => a && b && this.client.isReady);
     const ok = (await within(both, wait)) ?? false;
     if (!ok && !this.connection.isDown) {
       // Makes the outage visible (once) even if no request reaches Redis for a while.
@@ -132,6 +149,7 @@ export class RedisTier {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.tags.close();
     this.connection.detach();
     await this.subscriber.close();
     if (!this.ownsClient || !this.client.isOpen) return;

@@ -21,6 +21,7 @@ describe('redis options', () => {
       leaseTtl: 10_000,
       lockTimeout: 5_000,
       l1Ttl: 0,
+      maxValueBytes: 8 * 1024 * 1024,
     });
     expect(validateRedisOptions({})).toMatchObject({ url: undefined, keyPrefix: 'stampede:' });
   });
@@ -32,6 +33,8 @@ describe('redis options', () => {
     [{ leaseTtl: 0 }, 'redis.leaseTtl'],
     [{ leaseTtl: '10s' }, 'redis.leaseTtl'],
     [{ l1Ttl: -5 }, 'redis.l1Ttl'],
+    [{ maxValueBytes: 0 }, 'redis.maxValueBytes'],
+    [{ maxValueBytes: '8mb' }, 'redis.maxValueBytes'],
     [{ keyPrefix: 1 }, 'redis.keyPrefix'],
     [{ url: 'http://cache' }, 'redis.url'],
     [{ client: {} }, 'redis.client'],

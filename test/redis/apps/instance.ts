@@ -8,7 +8,7 @@ import 'reflect-metadata';
 import { Controller, Get, Injectable, Param, Post, UseInterceptors } from '@nestjs/common';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
+import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
 import { StampedeEngine } from '../../../lib/stampede.engine';
 import { createRedisApp } from './redis-app';
 
@@ -47,6 +47,18 @@ class ItemsController {
   item(@Param('id') id: string) {
     return this.origin.run(id);
   }
+
+  /** A write to the item's path: with `invalidateOnWrite`, drops its stored GET on every instance. */
+  @Post('item/:id')
+  update() {
+    return {};
+  }
+
+  @Get('tagged/:id')
+  @Coalesce({ tags: (body: { id: string }) => [`tag:${body.id}`] })
+  tagged(@Param('id') id: string) {
+    return this.origin.run(id);
+  }
 }
 
 @Controller('admin')
@@ -70,6 +82,22 @@ class AdminController {
     };
   }
 
+  @Post('invalidate/:id')
+  async invalidate(@Param('id') id: string) {
+    return { deleted: await this.stampede.invalidate(`GET /item/${id}`) };
+  }
+
+  @Post('invalidate-prefix/:prefix')
+  async invalidatePrefix(@Param('prefix') prefix: string) {
+    return { deleted: await this.stampede.invalidate({ prefix: `GET /item/${prefix}` }) };
+  }
+
+  @Post('invalidate-tag/:id')
+  invalidateTag(@Param('id') id: string) {
+    this.stampede.invalidateTags([`tag:${id}`]);
+    return {};
+  }
+
   @Post('hold/:id')
   hold(@Param('id') id: string) {
     this.origin.hold(id);
@@ -87,9 +115,10 @@ async function main(): Promise<void> {
   const env = process.env;
   const app = await createRedisApp(
     { controllers: [ItemsController, AdminController], providers: [Origin] },
-    { ttl: Number(env.STAMPEDE_TTL ?? 60_000) },
+    { ttl: Number(env.STAMPEDE_TTL ?? 60_000), invalidateOnWrite: env.STAMPEDE_INVALIDATE_ON_WRITE === '1' },
     {
       url: env.STAMPEDE_REDIS_URL,
+      l1Ttl: env.STAMPEDE_L1_TTL ? Number(env.STAMPEDE_L1_TTL) : undefined,
       keyPrefix: env.STAMPEDE_KEY_PREFIX,
       leaseTtl: env.STAMPEDE_LEASE_TTL ? Number(env.STAMPEDE_LEASE_TTL) : undefined,
       lockTimeout: env.STAMPEDE_LOCK_TIMEOUT ? Number(env.STAMPEDE_LOCK_TIMEOUT) : undefined,

@@ -14,6 +14,8 @@ export interface InstanceSettings {
   lockTimeout?: number;
   ttl?: number;
   keyPrefix?: string;
+  l1Ttl?: number;
+  invalidateOnWrite?: boolean;
 }
 
 /** One app instance in its own process. */
@@ -33,6 +35,8 @@ export async function startInstance(settings: InstanceSettings): Promise<Instanc
   if (settings.lockTimeout !== undefined) env.STAMPEDE_LOCK_TIMEOUT = String(settings.lockTimeout);
   if (settings.ttl !== undefined) env.STAMPEDE_TTL = String(settings.ttl);
   if (settings.keyPrefix !== undefined) env.STAMPEDE_KEY_PREFIX = settings.keyPrefix;
+  if (settings.l1Ttl !== undefined) env.STAMPEDE_L1_TTL = String(settings.l1Ttl);
+  if (settings.invalidateOnWrite) env.STAMPEDE_INVALIDATE_ON_WRITE = '1';
   const child = fork(join(APPS, 'instance.ts'), [], {
     execArgv: ['-r', join(APPS, 'register.cjs')],
     env,

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import { Observable, Subscriber, Subscription, defer } from 'rxjs';
+import { CoordinatedWrite } from '../core/coordinator';
+import { StoredEntry } from '../core/store';
+import { LuaScript, mayHaveRun } from './redis.connection';
+import type { RedisLease } from './redis.lease';
+import { asText, lastUse } from './redis.store';
+
+/**
+ * Reads the value, or takes the lease, or says who holds it, atomically: a
+ * holder that finished between a caller's store read and its lease attempt
+ * is seen here, so that caller answers with the value instead of running the
+ * work a second time. A value key of another type or over the size bound is
+ * not read (the holder's write replaces it). A lease key the package did not
+ * write (no expiry, another type) would stall the key for good: it is
+ * replaced. KEYS: value, lock. ARGV: token, lease ms, read value?, max bytes.
+ */
+export const ACQUIRE = new LuaScript(`
+if ARGV[3] == '1' and redis.call('TYPE', KEYS[1]).ok == 'string'
+  and redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[4]) then
+  return {'v', redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'l'} end
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl < 0 or redis.call('TYPE', KEYS[2]).ok ~= 'string' then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {'l'}
+end
+return {'w', pttl}
+`);
+
+/**
+ * Fenced write and release: only while the lease is still this holder's
+ * (same token) is the value written (if any), the lease deleted and the
+ * waiters woken. A holder whose lease expired, or was revoked by an
+ * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
+ * none), ttl ms, channel, message. Returns 1 if it still held the lease.
+ */
+export const COMMIT = new LuaScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+`);
+
+type State = 'checking' | 'waiting' | 'holding' | 'settling' | 'own' | 'done';
+
+/**
+ * One in-process leader's way through the lease: check, then wait, hold or
+ * run its own (see `RedisLease`).
+ *
+ * @example
+ * ```ts
+ * new Observable<T>((subscriber) => {
+ *   const flight = new LeaseFlight(lease, key, work, write, subscriber);
+ *   flight.start();
+ *   return () => flight.stop();
+ * });
+ * ```
+ */
+export class LeaseFlight<T> {
+  private state: State = 'checking';
+  private readonly token = randomUUID();
+  private checking = false;
+  private checkAgain = false;
+  private pollTimer?: ReturnType<typeof setTimeout>;
+  private deadline?: ReturnType<typeof setTimeout>;
+  private unlisten?: () => void;
+  private work$?: Subscription;
+
+  constructor(
+    private readonly lease: RedisLease,
+    private readonly key: string,
+    private readonly work: () => Observable<T>,
+    private readonly write: CoordinatedWrite<T>,
+    private readonly subscriber: Subscriber<T>,
+  ) {}
+
+  private get store() {
+    return this.lease.store;
+  }
+
+  private get connection() {
+    return this.lease.store.connection;
+  }
+
+  start(): void {
+    // Listen before the first look, so a wake-up sent right after it is not missed.
+    this.unlisten = this.lease.subscriber?.listen(this.key, () => this.check());
+    this.deadline = setTimeout(() => this.giveUp(), this.lease.lockTimeout);
+    this.check();
+  }
+
+  /** Every caller left (or the flight timed out): stop, and let the lease go if it was ours. */
+  stop(): void {
+    const held = this.state === 'holding';
+    this.state = 'done';
+    this.stopWaiting();
+    this.work$?.unsubscribe();
+    if (held) void this.commit(undefined);
+  }
+
+  private isWaiting(): boolean {
+    return this.state === 'checking' || this.state === 'waiting';
+  }
+
+  private check(readValue = true): void {
+    if (!this.isWaiting()) return;
+    if (this.checking) {
+      this.checkAgain = true;
+      return;
+    }
+    this.checking = true;
+    const { keys } = this.store;
+    const epoch = this.connection.epoch;
+    const sentAt = Date.now();
+    this.connection
+      .run<unknown[]>(
+        ACQUIRE,
+        [keys.value(this.key), keys.lock(this.key)],
+        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0', String(this.store.maxValueBytes)],
+      )
+      .then(
+        (reply) => {
+          this.checking = false;
+          this.onChecked(reply, sentAt);
+        },
+        (error: unknown) => {
+          this.checking = false;
+          // Redis may still run it when it resumes and grant a lease nobody holds: hand it back then.
+          if (mayHaveRun(error)) this.lease.retry(this.key, this.token, () => this.send(undefined));
+          // Redis failed: serve anyway, coalesced and cached in process (the outage is logged once by the connection).
+          if (this.isWaiting()) this.runOwn(epoch);
+        },
+      );
+  }
+
+  private onChecked(reply: unknown[], sentAt: number): void {
+    const kind = Array.isArray(reply) ? asText(reply[0]) : undefined;
+    if (!this.isWaiting()) {
+      // Stopped or gave up while the lease was being taken: hand it back at once.
+      if (kind === 'l') void this.commit(undefined);
+      return;
+    }
+    if (kind === 'v') {
+      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]), sentAt);
+      if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) return this.answer(entry.v as T);
+      // Unreadable, stale (what a refresh replaces) or of an invalidated tag: go for the lease, the holder's write replaces it.
+      return this.check(false);
+    }
+    if (kind === 'l') return this.hold();
+    if (kind !== 'w') return this.runOwn();
+    this.state = 'waiting';
+    if (this.checkAgain) {
+      this.checkAgain = false;
+      return this.check();
+    }
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => this.check(), this.lease.pollDelay(Number(reply[1])));
+  }
+
+  private answer(value: T): void {
+    this.state = 'done';
+    this.stopWaiting();
+    this.subscriber.next(value);
+    this.subscriber.complete();
+  }
+
+  /** Waited `lockTimeout`: run the work here, uncached. */
+  private giveUp(): void {
+    if (this.isWaiting()) this.runOwn();
+  }
+
+  /**
+   * Runs the work here. With the outage `epoch` (Redis failed), a result
+   * that may be stored is kept in process while the outage lasts.
+   */
+  private runOwn(epoch?: number): void {
+    this.state = 'own';
+    this.stopWaiting();
+    if (epoch === undefined) {
+      this.work$ = defer(this.work).subscribe(this.subscriber);
+      return;
+    }
+    let last: T | undefined;
+    let emitted = false;
+    this.work$ = defer(this.work).subscribe({
+      next: (value) => {
+        last = value;
+        emitted = true;
+        this.subscriber.next(value);
+      },
+      error: (error: unknown) => this.subscriber.error(error),
+      complete: () => {
+        if (emitted && this.write.storable(last as T)) {
+          this.store.keepDuringOutage(this.key, this.write.entry(last as T), epoch);
+        }
+        this.subscriber.complete();
+      },
+    });
+  }
+
+  private hold(): void {
+    this.state = 'holding';
+    this.stopWaiting();
+    let last: T | undefined;
+    let emitted = false;
+    this.work$ = defer(this.work).subscribe({
+      next: (value) => {
+        last = value;
+        emitted = true;
+        this.subscriber.next(value);
+      },
+      error: (error: unknown) => {
+        this.state = 'settling';
+        void this.commit(undefined).then(() => this.subscriber.error(error));
+      },
+      complete: () => {
+        this.state = 'settling';
+        const storable = emitted && this.write.storable(last as T);
+        void this.commit(storable ? this.write.entry(last as T) : undefined).then(() => this.subscriber.complete());
+      },
+    });
+  }
+
+  /**
+   * Writes `entry` (if any) and releases the lease, both only if it is still
+   * ours; never rejects. When Redis fails, it is tried again once Redis
+   * answers (while the lease lasts), and the entry is kept in process.
+   */
+  private async commit(entry: StoredEntry | undefined): Promise<void> {
+    const epoch = this.connection.epoch;
+    try {
+      await this.send(entry);
+    } catch (error) {
+      if (mayHaveRun(error) || this.connection.isDown) this.lease.retry(this.key, this.token, () => this.send(entry));
+      if (entry) this.store.keepDuringOutage(this.key, entry, epoch);
+    }
+  }
+
+  /** Runs COMMIT for `entry`, its time to live counted from now; keeps a value it wrote in L1. */
+  private async send(entry: StoredEntry | undefined): Promise<void> {
+    let text = '';
+    // Kept as long as any of its windows (fresh, stale, fallback) lasts, as the coalescer's own writes are.
+    const px = entry ? Math.ceil(lastUse(entry) - Date.now()) : 0;
+    // Not representable in JSON (circular) or over maxValueBytes: shared with this instance's callers, not stored.
+    if (entry && px > 0) text = this.store.encode(entry, Date.now() + px) ?? '';
+    const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
+    if (Number(kept) === 1 && entry && text) this.store.remember(this.key, entry);
+  }
+
+  private leaseKeys(): string[] {
+    const { keys } = this.store;
+    return [keys.lock(this.key), keys.value(this.key)];
+  }
+
+  private release(text = '', px = 0): string[] {
+    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released'];
+  }
+
+  private stopWaiting(): void {
+    clearTimeout(this.pollTimer);
+    clearTimeout(this.deadline);
+    this.unlisten?.();
+    this.unlisten = undefined;
+  }
+}
