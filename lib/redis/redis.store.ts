@@ -24,6 +24,21 @@ if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 `);
 
+// READ for many keys in one round trip (runMany): a flat list of value, PTTL per key.
+const READ_MANY = new LuaScript(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'string' and redis.call('STRLEN', key) <= tonumber(ARGV[1]) then
+    out[2 * i - 1] = redis.call('GET', key)
+    out[2 * i] = redis.call('PTTL', key)
+  else
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  end
+end
+return out
+`);
+
 /**
  * Options of a `RedisStore`.
  *
@@ -111,6 +126,7 @@ export class RedisStore implements StampedeStore {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.local = new MemoryStore(options.maxEntries ?? 10_000);
     connection.preload(READ);
+    connection.preload(READ_MANY);
     connection.onBack(() => this.rejoin());
     options.subscriber?.onInvalidation((message) => this.forget(message));
     // Messages may have been missed while the subscription was away.
@@ -139,6 +155,33 @@ export class RedisStore implements StampedeStore {
     }
     if (!Array.isArray(reply)) return undefined;
     return this.accept(key, asText(reply[0]), Number(reply[1]), sentAt);
+  }
+
+  /** `get` for many keys: the in-process copies first, the rest from Redis in one script call. */
+  getMany(keys: readonly string[]): MaybePromise<(StoredEntry | undefined)[]> {
+    const found = keys.map((key) => this.local.get(key));
+    const far = keys.filter((_, i) => found[i] === undefined);
+    if (far.length === 0) return found;
+    return this.readMany(far).then((entries) => {
+      let next = 0;
+      return found.map((entry) => entry ?? entries[next++]);
+    });
+  }
+
+  private async readMany(keys: string[]): Promise<(StoredEntry | undefined)[]> {
+    let reply: unknown;
+    const sentAt = Date.now();
+    try {
+      reply = await this.connection.run<unknown>(
+        READ_MANY,
+        keys.map((key) => this.keys.value(key)),
+        [String(this.maxValueBytes)],
+      );
+    } catch {
+      return keys.map(() => undefined);
+    }
+    if (!Array.isArray(reply)) return keys.map(() => undefined);
+    return keys.map((key, i) => this.accept(key, asText(reply[2 * i]), Number(reply[2 * i + 1]), sentAt));
   }
 
   /**
