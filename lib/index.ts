@@ -6,6 +6,8 @@ export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapte
 export type { Work, WorkResult } from './core/single-flight';
 export { StampedeTimeoutError } from './core/deadline';
 export { StampedeMissingKeyError } from './core/batch';
+export { currentWork } from './core/work-context';
+export type { WorkContext } from './core/work-context';
 export type { BatchResult, FetchMissing } from './core/batch';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
 export { StampedeInterceptor } from './stampede.interceptor';

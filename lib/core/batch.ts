@@ -122,13 +122,9 @@ export class Batches {
   private fetch<T>(slots: Map<string, Slot<T>>, fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): void {
     const missing = [...slots].filter(([, slot]) => 'fetch' in slot).map(([key]) => key);
     if (missing.length === 0) return;
-    const fed = this.feed(missing, fetchMissing, policy, 'lead');
-    for (const key of missing) {
-      const slot = slots.get(key) as { fetch: true; fallback?: StoredEntry<T> };
-      const flight = fed.flights.get(key)!;
-      if (slot.fallback) flight.fallback = slot.fallback;
-      slots.set(key, { value: this.answerOf(flight, policy) });
-    }
+    const fallbacks = new Map(missing.map((key) => [key, (slots.get(key) as { fallback?: StoredEntry<T> }).fallback]));
+    const fed = this.feed(missing, fetchMissing, policy, 'lead', fallbacks);
+    for (const key of missing) slots.set(key, { value: this.answerOf(fed.flights.get(key)!, policy) });
     fed.start();
   }
 
@@ -136,11 +132,10 @@ export class Batches {
   private refreshTogether<T>(stale: [string, StoredEntry<T>][], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>) {
     const keys = stale.filter(([key]) => !this.core.flights.find(key)).map(([key]) => key);
     if (keys.length === 0) return;
-    const fed = this.feed(keys, fetchMissing, policy, 'refresh');
-    for (const [key, entry] of stale) {
+    const fed = this.feed(keys, fetchMissing, policy, 'refresh', new Map(stale));
+    for (const [key] of stale) {
       const flight = fed.flights.get(key);
       if (!flight) continue;
-      flight.fallback = entry;
       this.core.events.report('refresh', key, { trigger: 'stale' });
       flight.settledPromise().catch((error: unknown) => this.core.events.report('error', key, { error }));
     }
@@ -151,7 +146,13 @@ export class Batches {
    * One flight per key, each waiting on its share of one `fetchMissing`
    * call; `start` makes the call once every flight is in place.
    */
-  private feed<T>(keys: string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>, kind: 'lead' | 'refresh') {
+  private feed<T>(
+    keys: string[],
+    fetchMissing: FetchMissing<T>,
+    policy: RunPolicy<T>,
+    kind: 'lead' | 'refresh',
+    old: ReadonlyMap<string, StoredEntry<T> | undefined>,
+  ) {
     const shares = new Map<string, { resolve(value: T): void; reject(error: unknown): void }>();
     const flights = new Map<string, Flight<T>>();
     const controller = new AbortController();

@@ -36,7 +36,8 @@ export class CoreContext {
   decisionFor<T>(flight: Flight<T>, policy: RunPolicy<T>, value: T): Decision {
     const memo = flight.decided;
     if (memo !== undefined && memo.value === value && memo.policy === policy) return memo.decision as Decision;
-    const decision = decide(policy, value, this.random);
+    const decided = decide(policy, value, this.random);
+    const decision = flight.context ? flight.context.adjust(decided) : decided;
     flight.decided = { value, policy, decision };
     return decision;
   }

@@ -1,6 +1,7 @@
 import { NEVER, Observable, ReplaySubject, Subscription, finalize, isObservable, share, tap } from 'rxjs';
 import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
-import type { FlightHooks, FlightOptions, Work, WorkResult } from './single-flight';
+import type { FlightHooks, FlightOptions, FlightWork, WorkResult } from './single-flight';
+import type { FlightContext } from './work-context';
 import { StoredEntry, isPromiseLike } from './store';
 
 /** Why a flight exists: a caller needs its value now, or a stale value is being refreshed behind callers' backs. */
@@ -29,6 +30,8 @@ export class Flight<T = unknown> {
   fallback?: StoredEntry<T>;
   /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */
   decided?: { value: T; policy: unknown; decision: unknown };
+  /** What its work said about its result (freshness, not modified, skip the store). */
+  context?: FlightContext<T>;
   /** The store write of its result, once started: whether a store accepted it. */
   write?: boolean | PromiseLike<boolean>;
   /** Promise mode: the work's value. Observable mode: made on first `joinPromise`. */
@@ -116,7 +119,13 @@ export class Flight<T = unknown> {
   }
 
   /** Runs `work` now and shares its outcome; see `SingleFlight.start`. */
-  run(work: Work<T>, hooks: FlightHooks<T>, options: FlightOptions, isCurrent: () => boolean, leave: () => void): void {
+  run(
+    work: FlightWork<T>,
+    hooks: FlightHooks<T>,
+    options: FlightOptions,
+    isCurrent: () => boolean,
+    leave: () => void,
+  ): void {
     const controller = new AbortController();
     this.cancellable = options.cancelWhenAbandoned === true;
     let cancelled = false;
@@ -147,6 +156,7 @@ export class Flight<T = unknown> {
       controller.abort(new Error('timed out'));
       return options.timeoutError ? options.timeoutError() : new StampedeTimeoutError(timeout);
     };
+    hooks.onStart?.(this);
     let result: WorkResult<T>;
     try {
       result = work(controller.signal);

@@ -7,7 +7,8 @@ import { usableOnError } from './freshness';
 import { RunPolicy } from './policy';
 import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
-import { Work, toObservable } from './single-flight';
+import { FlightContext } from './work-context';
+import { FlightWork, Work, toObservable } from './single-flight';
 import { StoredEntry, isPromiseLike } from './store';
 import { Writes } from './writes';
 
@@ -21,33 +22,43 @@ export class Leading {
     private readonly writes: Writes,
   ) {}
 
-  /** Starts the flight of `key`: it decides about and stores its own result. */
+  /**
+   * Starts the flight of `key`: it decides about and stores its own result.
+   * `old` is the value it may fall back on (and its work sees as `stale`).
+   */
   startFlight<T>(
     key: string,
     work: Work<T>,
     policy: RunPolicy<T>,
     kind: FlightKind,
+    old?: StoredEntry<T>,
     onTimeout?: () => void,
   ): Flight<T> {
     const core = this.core;
     // Across instances only what can be shared through the store: ttl > 0.
     const coordinator = policy.ttl > 0 ? core.coordinator : undefined;
     let startedAt = 0;
-    const flightWork: Work<T> = coordinator
+    const context = new FlightContext<T>(old);
+    const bound = (signal: AbortSignal) => context.run(() => work(context.bind(signal), context));
+    const flightWork: FlightWork<T> = coordinator
       ? (signal) => {
           startedAt = core.now();
-          return coordinator.lead(key, () => toObservable(work(signal)), {
+          return coordinator.lead(key, () => toObservable(bound(signal)), {
             ttl: policy.ttl,
             storable: (value) => core.decisionFor(flight, policy, value).store !== undefined,
             entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
           });
         }
-      : (signal) => ((startedAt = core.now()), work(signal));
+      : (signal) => ((startedAt = core.now()), bound(signal));
     const timeout = policy.timeout ?? 0;
     const flight: Flight<T> = core.flights.start(
       key,
       flightWork,
       {
+        onStart: (flight) => {
+          flight.context = context;
+          if (old) flight.fallback = old;
+        },
         onSuccess: (last, emitted, current, flight) => {
           if (!emitted) return undefined;
           const decision = core.decisionFor(flight, policy, last as T);
@@ -90,9 +101,8 @@ export class Leading {
     let timedOut = false;
     // A coordinator may answer with another instance's value: then this process ran nothing.
     let ranHere = false;
-    const counted: Work<T> = (signal) => ((ranHere = true), work(signal));
-    const flight = this.startFlight(key, counted, policy, 'lead', () => (timedOut = true));
-    if (fallback) flight.fallback = fallback;
+    const counted: Work<T> = (signal, context) => ((ranHere = true), work(signal, context));
+    const flight = this.startFlight(key, counted, policy, 'lead', fallback, () => (timedOut = true));
     const soft = softTimeout(core, flight, policy, caller);
     const sink = soft.sink;
     // An Observable's last value is answered at completion, once its write is known.
@@ -139,7 +149,9 @@ export class Leading {
     };
     let result;
     try {
-      result = work(controller.signal);
+      // A lone call stores nothing: what its work says about storing changes nothing.
+      const context = new FlightContext<T>(undefined);
+      result = work(context.bind(controller.signal), context);
     } catch (error) {
       sink.error(error);
       return undefined;

@@ -32,8 +32,7 @@ export class BackgroundRefresh {
     if (core.flights.find(key) || core.failedRecently.has(key, core.now())) return;
     if (core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) return;
     core.events.report('refresh', key, { trigger });
-    const flight = this.leading.startFlight(key, work, policy, 'refresh');
-    flight.fallback = current;
+    const flight = this.leading.startFlight(key, work, policy, 'refresh', current);
     flight.settledPromise().catch((error: unknown) => {
       core.events.report('error', key, { error });
       core.failedRecently.mark(key, failSafeThrottle(policy as RunPolicy<unknown>), core.now());

@@ -1,6 +1,7 @@
 import { Observable, from, isObservable, of } from 'rxjs';
 import { Flight, FlightKind } from './flight';
 import { isPromiseLike } from './store';
+import type { WorkContext } from './work-context';
 
 /** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable.
  *
@@ -14,17 +15,24 @@ export type WorkResult<T> = T | PromiseLike<T> | Observable<T>;
 /**
  * A unit of work keyed by a flight key. Called at most once per flight. Its
  * `signal` aborts when the flight is cancelled: on its deadline, or when every
- * waiter has gone and the flight may be cancelled (see `FlightOptions`).
+ * waiter has gone and the flight may be cancelled (see `FlightOptions`). Its
+ * `context` tells it the old value, if any, and lets it decide this result's
+ * freshness, or that it is "not modified" (see `WorkContext`).
  *
  * @example
  * ```ts
  * stampede.run('rates', (signal: AbortSignal) => fetch(url, { signal }).then((r) => r.json()), { timeout: 1_000 });
  * ```
  */
-export type Work<T> = (signal: AbortSignal) => WorkResult<T>;
+export type Work<T> = (signal: AbortSignal, context: WorkContext<T>) => WorkResult<T>;
+
+/** What a flight runs: a work with its context already bound. */
+export type FlightWork<T> = (signal: AbortSignal) => WorkResult<T>;
 
 /** Hooks a flight calls while it settles. */
 export interface FlightHooks<T> {
+  /** Called with the flight once it is in the map, before its work runs. */
+  onStart?(flight: Flight<T>): void;
   /**
    * Called once with the last value when the work completes, before the
    * waiters see it. A returned Promise keeps the flight joinable (it answers
@@ -111,7 +119,7 @@ export class SingleFlight {
   /** Starts the flight of `key` and runs its work at once; the caller must have checked `find` first. */
   start<T>(
     key: string,
-    work: Work<T>,
+    work: FlightWork<T>,
     hooks: FlightHooks<T> = {},
     options: FlightOptions = {},
     kind: FlightKind = 'lead',

@@ -1,6 +1,6 @@
 import { Observable, Subject, firstValueFrom, isObservable, lastValueFrom, of, toArray } from 'rxjs';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
-import { FlightHooks, SingleFlight, Work, flight$, toObservable } from '../../lib/core/single-flight';
+import { FlightHooks, FlightWork as Work, SingleFlight, flight$, toObservable } from '../../lib/core/single-flight';
 import { deferred, flush, record } from './support';
 
 /** What a caller of a single flight does: join the flight in progress or start one. */

@@ -1,0 +1,114 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Observable, isObservable } from 'rxjs';
+import { Freshness } from './freshness';
+import { Decision } from './policy';
+import { StoredEntry } from './store';
+
+/**
+ * What a work function may know and say about the one result it computes
+ * (the second argument of a `run()` work; `currentWork()` inside a
+ * `@Coalesce` method or a route handler that leads its flight).
+ *
+ * @example
+ * ```ts
+ * await stampede.run('rates', async (signal, work) => {
+ *   const response = await fetch(url, { signal, headers: work.stale ? { 'if-none-match': work.stale.value.etag } : {} });
+ *   if (response.status === 304) return work.notModified();
+ *   work.setFreshness({ ttl: maxAgeOf(response) });
+ *   return { etag: response.headers.get('etag'), rates: await response.json() };
+ * }, { staleIfError: 60_000 });
+ * ```
+ */
+export interface WorkContext<T = unknown> {
+  /** Aborts when the flight is cancelled or times out. */
+  readonly signal: AbortSignal;
+  /** The old value of this key, when the store still had one (stale, or standing by for errors). */
+  readonly stale?: { readonly value: T; readonly storedAt?: number; readonly expiresAt: number };
+  /** This result's freshness instead of the policy's (ms): `ttl`, `staleTtl`, `staleIfError`. */
+  setFreshness(freshness: Partial<Freshness>): void;
+  /** This result's tags instead of the policy's. */
+  setTags(tags: string[]): void;
+  /** Share this result with the waiters but store nothing. */
+  skipStore(): void;
+  /** The upstream said "not modified": returns the old value, stored again as fresh for a new `ttl`. */
+  notModified(): T;
+}
+
+const running = new AsyncLocalStorage<WorkContext>();
+
+/**
+ * The context of the work running now (inside a `@Coalesce` method or a
+ * route handler that leads its flight); `undefined` elsewhere.
+ *
+ * @example
+ * ```ts
+ * @Coalesce({ ttl: 60_000 })
+ * async rates(currency: string) {
+ *   const rates = await this.upstream.rates(currency);
+ *   currentWork()?.setFreshness({ ttl: rates.validForMs });
+ *   return rates;
+ * }
+ * ```
+ */
+export function currentWork<T = unknown>(): WorkContext<T> | undefined {
+  return running.getStore() as WorkContext<T> | undefined;
+}
+
+/** One flight's context: what its work said, applied to the decision about its result. */
+export class FlightContext<T> implements WorkContext<T> {
+  readonly stale?: { readonly value: T; readonly storedAt?: number; readonly expiresAt: number };
+  private freshness?: Partial<Freshness>;
+  private tags?: string[];
+  private skip = false;
+  private flightSignal?: AbortSignal;
+
+  constructor(old: StoredEntry<T> | undefined) {
+    if (old) this.stale = { value: old.v, storedAt: old.t, expiresAt: old.e };
+  }
+
+  get signal(): AbortSignal {
+    return this.flightSignal!;
+  }
+
+  /** The flight's signal, known once it runs; returns it. */
+  bind(signal: AbortSignal): AbortSignal {
+    this.flightSignal = signal;
+    return signal;
+  }
+
+  setFreshness(freshness: Partial<Freshness>): void {
+    this.freshness = { ...this.freshness, ...freshness };
+  }
+
+  setTags(tags: string[]): void {
+    this.tags = [...tags];
+  }
+
+  skipStore(): void {
+    this.skip = true;
+  }
+
+  notModified(): T {
+    if (!this.stale) throw new Error('nestjs-stampede: notModified() needs an old value (work.stale is undefined)');
+    return this.stale.value;
+  }
+
+  /** The policy's decision, with what the work said. */
+  adjust(decision: Decision): Decision {
+    if (this.skip) return { ...decision, store: undefined };
+    if (!decision.shared || (this.freshness === undefined && this.tags === undefined)) return decision;
+    const store = decision.store ?? (this.freshness?.ttl ? { ttl: 0 } : undefined);
+    if (store === undefined) return decision;
+    const adjusted: Decision = { ...decision, store: { ...store, ...this.freshness } };
+    if (this.tags) adjusted.tags = this.tags;
+    if (adjusted.store!.ttl <= 0) adjusted.store = undefined;
+    return adjusted;
+  }
+
+  /** Runs `work` with this context current (for an Observable, at each subscription). */
+  run<R>(work: () => R): R {
+    const result = running.run(this, work);
+    if (!isObservable(result)) return result;
+    return new Observable((subscriber) => running.run(this, () => result.subscribe(subscriber))) as R;
+  }
+}
