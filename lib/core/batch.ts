@@ -161,7 +161,7 @@ export class Batches {
       const share = new Promise<T>((resolve, reject) => shares.set(key, { resolve, reject }));
       flights.set(
         key,
-        this.leading.startFlight(key, () => share, policy, kind),
+        this.leading.startFlight(key, () => share, policy, kind, old.get(key)),
       );
     }
     let timer: ReturnType<typeof setTimeout> | undefined;

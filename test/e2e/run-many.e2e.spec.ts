@@ -131,3 +131,36 @@ describe('StampedeService.runMany store reads', () => {
     await app.close();
   });
 });
+
+describe('StampedeService.runMany freshness', () => {
+  it('answers stale keys at once and refreshes them in one background call; falls back on error', async () => {
+    const { fakeDateOnly } = await import('../support/fake-date');
+    fakeDateOnly();
+    const app = await Test.createTestingModule({ imports: [StampedeModule.forRoot()] }).compile();
+    await app.init();
+    const stampede = app.get(StampedeService);
+    const windows = { ttl: 1_000, staleTtl: 10_000, staleIfError: 60_000 };
+    const calls: string[][] = [];
+    const fetch = async (keys: string[]) => (calls.push(keys), keys.map((key) => `${key}#${calls.length}`));
+    expect(await stampede.runMany(['a', 'b'], fetch, windows)).toEqual(['a#1', 'b#1']);
+
+    jest.setSystemTime(Date.now() + 1_500); // stale
+    const refreshed = new Promise<void>((resolve) => {
+      let stored = 0;
+      stampede.on((e) => e.type === 'stored' && ++stored === 2 && resolve());
+    });
+    expect(await stampede.runMany(['a', 'b'], fetch, windows)).toEqual(['a#1', 'b#1']);
+    await refreshed;
+    expect(calls).toEqual([
+      ['a', 'b'],
+      ['a', 'b'],
+    ]);
+    expect(await stampede.runMany(['a', 'b'], fetch, windows)).toEqual(['a#2', 'b#2']);
+
+    jest.setSystemTime(Date.now() + 20_000); // past stale, within staleIfError
+    const failing = async () => Promise.reject(new Error('db down'));
+    expect(await stampede.runMany(['a', 'b'], failing, windows)).toEqual(['a#2', 'b#2']);
+    await app.close();
+    jest.useRealTimers();
+  });
+});
