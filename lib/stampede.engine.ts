@@ -1,5 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { Meter, Tracer } from '@opentelemetry/api';
 import { Coalescer } from './core/coalescer';
+import { StampedeListener } from './core/events';
+import { FlightObserver } from './core/observer';
 import { MemoryStore } from './core/memory-store';
 import { toStampedeStore } from './core/store-adapter';
 import type { RedisTier } from './redis/redis.tier';
@@ -20,6 +23,9 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
   readonly defaults: ResolvedStampedeOptions;
   /** With the `redis` option: the store, lease and connections shared by every instance. */
   readonly redis?: RedisTier;
+  /** The OpenTelemetry event counter, and how to stop it. */
+  private eventsListener?: StampedeListener;
+  private stopMetrics?: () => void;
 
   constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.defaultTtl = options.ttl;
@@ -41,7 +47,31 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       maxInFlight: options.maxInFlight,
       maxWaiters: options.maxWaiters,
       storeTimeout: options.storeTimeout,
+      observer: options.openTelemetry ? this.instrument(options.openTelemetry) : undefined,
     });
+    if (this.eventsListener) this.stopMetrics = this.coalescer.on(this.eventsListener);
+  }
+
+  /** The OpenTelemetry observer (and metrics), from the optional `@opentelemetry/api`, loaded only here. */
+  private instrument(settings: NonNullable<ResolvedStampedeOptions['openTelemetry']>): FlightObserver {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const otel = require('./stampede.otel') as typeof import('./stampede.otel');
+    const api = otel.loadOtel();
+    let durations = {};
+    if (settings.metrics) {
+      const meter = (settings.meter as Meter | undefined) ?? api.metrics.getMeter(otel.SCOPE);
+      const instruments = otel.otelMetrics(meter, {
+        inFlight: () => this.coalescer.inFlight(),
+        waiting: () => this.coalescer.stats().waiting,
+      });
+      this.eventsListener = instruments.listener;
+      durations = { work: instruments.work, wait: instruments.wait };
+    }
+    // Metrics alone still need the timings: a tracer that records nothing.
+    const tracer = settings.traces
+      ? (settings.tracer as Tracer | undefined)
+      : new api.ProxyTracerProvider().getTracer(otel.SCOPE);
+    return otel.tracingObserver(api, tracer, durations);
   }
 
   /** Waits (a few seconds at most) for Redis, so the first requests are already coordinated. */
@@ -51,6 +81,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
 
   /** Closes the Redis connections the module opened (never a client that was passed in). */
   async onApplicationShutdown(): Promise<void> {
+    this.stopMetrics?.();
     await this.redis?.close();
   }
 }

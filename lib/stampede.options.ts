@@ -190,6 +190,13 @@ export interface StampedeModuleOptions extends CoalesceOptions {
    */
   metrics?: boolean | { prefix?: string; registry?: unknown };
   /**
+   * OpenTelemetry traces and metrics through `@opentelemetry/api` (optional
+   * peer dependency, loaded only then): `true`, or `{ traces, metrics, tracer,
+   * meter }` (both signals by default; the global tracer and meter providers
+   * unless given). See README "Operating it" for the spans and instruments.
+   */
+  openTelemetry?: boolean | { traces?: boolean; metrics?: boolean; tracer?: unknown; meter?: unknown };
+  /**
    * HTTP: a successful (2xx) `POST`, `PUT`, `PATCH` or `DELETE` through the
    * interceptor drops the stored `GET`/`HEAD` responses of the same path
    * (RFC 9111 §4.4). Default `false`.
@@ -231,4 +238,5 @@ export interface ResolvedStampedeOptions {
   keyBody?: { maxBytes: number };
   invalidateOnWrite: boolean;
   metrics?: { prefix: string; registry?: unknown };
+  openTelemetry?: { traces: boolean; metrics: boolean; tracer?: unknown; meter?: unknown };
 }

@@ -110,6 +110,20 @@ const metrics: Check = (value, name, where) => {
     fail(name, value, 'true, false or { prefix?: a metric name prefix, registry? }', where);
   }
 };
+const openTelemetry: Check = (value, name, where) => {
+  if (typeof value === 'boolean') return;
+  const known = ['traces', 'metrics', 'tracer', 'meter'];
+  const given = value as Record<string, unknown> | null;
+  if (
+    typeof value !== 'object' ||
+    given === null ||
+    Object.keys(given).some((key) => !known.includes(key)) ||
+    (given.traces !== undefined && typeof given.traces !== 'boolean') ||
+    (given.metrics !== undefined && typeof given.metrics !== 'boolean')
+  ) {
+    fail(name, value, 'true, false or { traces?: boolean, metrics?: boolean, tracer?, meter? }', where);
+  }
+};
 const store: Check = (value, name, where) => {
   if (!isStoreInput(value)) fail(name, value, 'a cache-manager Cache, a Keyv instance, a Keyv store or a Map', where);
 };
@@ -151,6 +165,7 @@ const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   redis: { surfaces: MODULE, check: anything },
   invalidateOnWrite: { surfaces: MODULE, check: boolean },
   metrics: { surfaces: MODULE, check: metrics },
+  openTelemetry: { surfaces: MODULE, check: openTelemetry },
   isGlobal: { surfaces: MODULE, check: boolean },
 };
 
@@ -228,6 +243,7 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
     earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
     keyBody: normalizeKeyBody(given.keyBody),
+    openTelemetry: openTelemetryOf(given.openTelemetry),
     metrics:
       metricsOption === undefined || metricsOption === false
         ? undefined
@@ -235,4 +251,10 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
           ? { prefix: 'stampede_' }
           : { prefix: metricsOption.prefix ?? 'stampede_', registry: metricsOption.registry },
   };
+}
+
+function openTelemetryOf(value: StampedeModuleOptions['openTelemetry']): ResolvedStampedeOptions['openTelemetry'] {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return { traces: true, metrics: true };
+  return { traces: value.traces ?? true, metrics: value.metrics ?? true, tracer: value.tracer, meter: value.meter };
 }

@@ -14,6 +14,7 @@ import { SingleFlight, Work } from './single-flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 import { TagClock, TagIndex } from './tags';
 import { KeyMarks } from './key-marks';
+import { FlightObserver } from './observer';
 import { Waiting } from './waiting';
 import { Writes } from './writes';
 
@@ -35,6 +36,8 @@ export interface CoalescerDeps {
   storeTimeout?: number;
   /** Keys remembered as uncacheable (hit-for-miss), and as failed recently, at most. Default 10 000 each. */
   maxMarks?: number;
+  /** Watches flights (OpenTelemetry traces and timings); nothing is paid without one. */
+  observer?: FlightObserver;
   /** Where tag invalidations are kept: in process by default; the Redis tier shares them across instances. */
   tags?: TagIndex;
   /** The random source of XFetch and jitter (injectable for tests). */
@@ -85,6 +88,7 @@ export class Coalescer {
       deps.random ?? Math.random,
       { maxInFlight: deps.maxInFlight ?? 0, maxWaiters: deps.maxWaiters ?? 0 },
       deps.coordinator,
+      deps.observer,
     );
     this.writes = new Writes(this.core);
     this.leading = new Leading(this.core, this.writes);
@@ -267,6 +271,7 @@ export class Coalescer {
         this.refresh.start(key, work, policy, 'early', entry);
       }
       this.events.report('hit', key);
+      this.core.observer?.answered(key, 'hit');
       sink.next(answerFromEntry(entry, 'hit'));
       sink.complete();
       return undefined;
@@ -274,6 +279,7 @@ export class Coalescer {
     if (entry && state === 'stale') {
       this.refresh.start(key, work, policy, 'stale', entry);
       this.events.report('stale', key, { staleReason: 'revalidate' });
+      this.core.observer?.answered(key, 'stale');
       sink.next(answerFromEntry(entry, 'stale', 'revalidate'));
       sink.complete();
       return undefined;
@@ -304,6 +310,7 @@ export class Coalescer {
       return undefined;
     }
     this.events.report('hit', key);
+    this.core.observer?.answered(key, 'hit');
     return cached as StoredEntry<T>;
   }
 

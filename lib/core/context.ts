@@ -9,6 +9,7 @@ import { SingleFlight } from './single-flight';
 import { TagIndex } from './tags';
 import { CoreLogger } from './guarded-store';
 import { KeyMarks } from './key-marks';
+import { FlightObserver } from './observer';
 
 /**
  * What the parts of the engine share: the store, the flights, the events and
@@ -30,6 +31,8 @@ export class CoreContext {
     readonly random: () => number,
     readonly limits: { maxInFlight: number; maxWaiters: number },
     readonly coordinator?: FlightCoordinator,
+    /** Traces and timings (OpenTelemetry), when enabled. */
+    readonly observer?: FlightObserver,
   ) {}
 
   /** The decision about `value`, made once per flight result and policy. */

@@ -30,6 +30,8 @@ export class Flight<T = unknown> {
   fallback?: StoredEntry<T>;
   /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */
   decided?: { value: T; policy: unknown; decision: unknown };
+  /** Its observer's record (a span), when the engine has an observer. */
+  trace?: import('./observer').FlightTrace;
   /** What its work said about its result (freshness, not modified, skip the store). */
   context?: FlightContext<T>;
   /** The store write of its result, once started: whether a store accepted it. */
@@ -131,7 +133,7 @@ export class Flight<T = unknown> {
     let cancelled = false;
     this.cancel = () => {
       cancelled = true;
-      leave();
+      fail(new Error('flight cancelled'));
       controller.abort(new Error('flight cancelled'));
     };
     const succeed = (last: T | undefined, emitted: boolean) => {
@@ -147,9 +149,13 @@ export class Flight<T = unknown> {
       if (isPromiseLike(pending)) pending.then(leave, leave);
       else leave();
     };
-    const fail = () => {
+    let failed = false;
+    const fail = (error?: unknown) => {
       this.settled = true;
       leave();
+      if (failed) return;
+      failed = true;
+      hooks.onFailure?.(error, this);
     };
     const timeout = options.timeout ?? 0;
     const timeoutError = () => {
@@ -163,7 +169,7 @@ export class Flight<T = unknown> {
     } catch (error) {
       // A synchronous throw settles every waiter like any other error, at once.
       this.sync = { error };
-      fail();
+      fail(error);
       this.promise = Promise.reject(error);
       this.promise.catch(() => undefined);
       return;
@@ -188,7 +194,7 @@ export class Flight<T = unknown> {
         return value;
       },
       (error: unknown) => {
-        fail();
+        fail(error);
         throw error;
       },
     );
@@ -201,7 +207,7 @@ export class Flight<T = unknown> {
     timeout: number,
     timeoutError: () => unknown,
     succeed: (last: T | undefined, emitted: boolean) => void,
-    fail: () => void,
+    fail: (error?: unknown) => void,
     controller: AbortController,
   ): Observable<T> {
     let last: T | undefined;
@@ -214,7 +220,7 @@ export class Flight<T = unknown> {
           last = value;
           emitted = true;
         },
-        error: fail,
+        error: (error: unknown) => fail(error),
         complete: () => {
           completed = true;
           succeed(last, emitted);
@@ -224,7 +230,7 @@ export class Flight<T = unknown> {
       // early (error, deadline, every waiter gone).
       finalize(() => {
         if (completed) return;
-        fail();
+        fail(new Error('flight cancelled'));
         controller.abort(new Error('flight cancelled'));
       }),
       share({

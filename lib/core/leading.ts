@@ -58,17 +58,26 @@ export class Leading {
         onStart: (flight) => {
           flight.context = context;
           if (old) flight.fallback = old;
+          if (core.observer) flight.trace = core.observer.flightStarted(key, kind);
         },
+        onFailure: (error, flight) => flight.trace?.end({ ok: false, error, waiters: flight.waiters, stored: false }),
         onSuccess: (last, emitted, current, flight) => {
-          if (!emitted) return undefined;
-          const decision = core.decisionFor(flight, policy, last as T);
-          if (!decision.shared) core.uncacheable.mark(key, policy.uncacheableTtl ?? 0, core.now());
-          // A coordinator stores the result itself, fenced by its lease.
-          if (coordinator || !current || decision.store === undefined) return undefined;
-          // A failure answered by a stale fallback must not replace that fallback.
-          if (decision.failure && usableOnError(flight.fallback, core.now())) return undefined;
-          flight.write = this.writes.write(key, last as T, decision, startedAt);
-          return flight.write;
+          const write = this.written(
+            key,
+            last as T,
+            emitted,
+            current,
+            flight,
+            policy,
+            startedAt,
+            coordinator !== undefined,
+          );
+          if (flight.trace) {
+            const end = (stored: boolean) => flight.trace!.end({ ok: true, waiters: flight.waiters, stored });
+            if (isPromiseLike(write)) write.then(end);
+            else end(write === true);
+          }
+          return write;
         },
       },
       {
@@ -82,6 +91,29 @@ export class Leading {
       kind,
     );
     return flight;
+  }
+
+  /** Decides about a flight's result and writes it when it may; the write (or `undefined`: none). */
+  private written<T>(
+    key: string,
+    last: T,
+    emitted: boolean,
+    current: boolean,
+    flight: Flight<T>,
+    policy: RunPolicy<T>,
+    startedAt: number,
+    coordinated: boolean,
+  ): boolean | PromiseLike<boolean> | undefined {
+    const core = this.core;
+    if (!emitted) return undefined;
+    const decision = core.decisionFor(flight, policy, last);
+    if (!decision.shared) core.uncacheable.mark(key, policy.uncacheableTtl ?? 0, core.now());
+    // A coordinator stores the result itself, fenced by its lease.
+    if (coordinated || !current || decision.store === undefined) return undefined;
+    // A failure answered by a stale fallback must not replace that fallback.
+    if (decision.failure && usableOnError(flight.fallback, core.now())) return undefined;
+    flight.write = this.writes.write(key, last, decision, startedAt);
+    return flight.write;
   }
 
   /** Leads the flight of `key` (which has none): this caller's answer is a `miss`. */

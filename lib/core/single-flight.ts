@@ -40,6 +40,8 @@ export interface FlightHooks<T> {
    * lets a newcomer start a second execution.
    */
   onSuccess?(last: T | undefined, emitted: boolean, current: boolean, flight: Flight<T>): unknown;
+  /** Called once when the work failed, timed out or was cancelled, after the flight left the map. */
+  onFailure?(error: unknown, flight: Flight<T>): void;
 }
 
 /** How one flight may end early. */

@@ -1,4 +1,4 @@
-import { AnswerSink, Teardown } from './answer';
+import { AnswerSink, Outcome, Teardown } from './answer';
 import { CoreContext } from './context';
 import { StampedeTimeoutError } from './deadline';
 import { Leading } from './leading';
@@ -39,7 +39,16 @@ export class Waiting {
   /** The cheap join; callers check `joinsCheaply` first. */
   joinPromise<T>(flight: Flight<T>): Promise<T> {
     this.core.events.coalesced(flight.key, flight.waiters + 1);
-    return flight.joinPromise();
+    const joined = flight.joinPromise();
+    const observer = this.core.observer;
+    if (observer) {
+      const done = observer.joined(flight.key, flight.trace);
+      joined.then(
+        () => done('collapsed'),
+        () => done('error'),
+      );
+    }
+    return joined;
   }
 
   /** Joins `flight` as one waiter; see the class comment. */
@@ -49,7 +58,7 @@ export class Waiting {
     if (core.limits.maxWaiters > 0 && flight.waiters >= core.limits.maxWaiters) {
       return this.leading.bypass(key, work, policy, caller, 'max-waiters');
     }
-    const soft = softTimeout(core, flight, policy, caller);
+    const soft = softTimeout(core, flight, policy, observed(core, flight, caller));
     const sink = soft.sink;
     core.events.coalesced(key, flight.waiters + 1);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -108,4 +117,16 @@ export class Waiting {
       own?.();
     });
   }
+}
+
+/** `sink`, telling the observer (if any) when this waiter is answered. */
+function observed<T>(core: CoreContext, flight: Flight<T>, sink: AnswerSink<T>): AnswerSink<T> {
+  if (!core.observer) return sink;
+  const done = core.observer.joined(flight.key, flight.trace);
+  let outcome: Outcome | undefined;
+  return {
+    next: (answer) => ((outcome = answer.outcome), sink.next(answer)),
+    error: (error) => (done('error'), sink.error(error)),
+    complete: () => (done(outcome ?? 'collapsed'), sink.complete()),
+  };
 }

@@ -1,0 +1,22 @@
+import { Outcome } from './answer';
+import { FlightKind } from './flight';
+
+/** What a flight carries for its observer: how to end what `flightStarted` began. */
+export interface FlightTrace {
+  end(result: { ok: boolean; error?: unknown; waiters: number; stored: boolean }): void;
+}
+
+/**
+ * Watches flights for traces and timings (the OpenTelemetry glue implements
+ * it); the engine calls it only when one is given, so without one nothing is
+ * paid. Calls are made in the caller's own async context, so a tracer sees
+ * the request that caused them as the active span.
+ */
+export interface FlightObserver {
+  /** A flight starts on this instance, in its leader's context. */
+  flightStarted(key: string, kind: FlightKind): FlightTrace;
+  /** A caller joined the flight of `key`; call the result when it is answered (or leaves). */
+  joined(key: string, trace: FlightTrace | undefined): (outcome: Outcome | 'error') => void;
+  /** A caller was answered from the store, without a flight. */
+  answered(key: string, outcome: 'hit' | 'stale'): void;
+}
