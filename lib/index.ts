@@ -10,6 +10,8 @@ export { currentWork } from './core/work-context';
 export type { WorkContext } from './core/work-context';
 export type { BatchResult, FetchMissing } from './core/batch';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
+export { StampedeHealthIndicator } from './stampede.health';
+export type { StampedeHealth } from './stampede.health';
 export { StampedeInterceptor } from './stampede.interceptor';
 export { StampedeModule } from './stampede.module';
 export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';

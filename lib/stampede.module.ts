@@ -4,6 +4,7 @@ import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
+import { StampedeHealthIndicator } from './stampede.health';
 import { StampedeMetrics } from './stampede.metrics';
 import {
   ASYNC_OPTIONS_TYPE,
@@ -49,8 +50,9 @@ import { StampedeService } from './stampede.service';
     StampedeInterceptor,
     StampedeExplorer,
     StampedeMetrics,
+    StampedeHealthIndicator,
   ],
-  exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor],
+  exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor, StampedeHealthIndicator],
 })
 export class StampedeModule extends ConfigurableStampedeModule {
   /** Registers the module with `options` (all optional). */

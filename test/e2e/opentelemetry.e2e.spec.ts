@@ -27,6 +27,20 @@ class ReportController {
   }
 }
 
+it('is shown in the README as tested here', () => {
+  const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+  const { join } = jest.requireActual<typeof import('node:path')>('node:path');
+  const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const snippet = readFileSync(__filename, 'utf8').split('// README:otel\n')[1].split('        // README:end')[0];
+  const dedented = snippet
+    .split('\n')
+    .map((line) => line.slice(8))
+    .join('\n')
+    .trim()
+    .replace(/,$/, '');
+  expect(readme).toContain(dedented);
+});
+
 describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
@@ -48,10 +62,12 @@ describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
     gate = new Promise<void>((resolve) => (release = resolve));
     const running = await startApp(platform, {
       imports: [
+        // README:otel
         StampedeModule.forRoot({
           ttl: 60_000,
           openTelemetry: { tracer: tracerProvider.getTracer('app'), meter: meterProvider.getMeter('app') },
         }),
+        // README:end
       ],
       controllers: [ReportController],
       providers: [{ provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
