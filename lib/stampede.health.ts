@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { promiseDeadline } from './core/deadline';
 import { StampedeEngine } from './stampede.engine';
 
 /** What `StampedeHealthIndicator.isHealthy` answers: `@nestjs/terminus`'s indicator result shape. */
@@ -38,10 +39,7 @@ export class StampedeHealthIndicator {
       if (redis.connection.isDown) return result('down', { reason: 'Redis unreachable' });
       const started = performance.now();
       try {
-        await Promise.race([
-          redis.connection.command(['PING']),
-          new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT).unref()),
-        ]);
+        await promiseDeadline(redis.connection.command(['PING']), PROBE_TIMEOUT, () => new Error('no answer'));
       } catch {
         return result('down', { reason: 'Redis unreachable' });
       }

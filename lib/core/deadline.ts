@@ -29,33 +29,58 @@ export class StampedeTimeoutError extends Error {
   }
 }
 
+/** How `promiseDeadline` ends a wait. */
+export interface DeadlineOptions {
+  /** Resolve with what `onTimeout` returns instead of rejecting with it. */
+  resolve?: boolean;
+  /** Aborted: the wait is abandoned (the timer cleared, the result left pending). */
+  signal?: AbortSignal;
+  /**
+   * Decide after the event loop's I/O phase: after a stall (GC, a busy CPU)
+   * an answer already in a socket buffer still wins over the timer.
+   */
+  afterIo?: boolean;
+  /** Called as the timer fires, before the decision. */
+  onFire?: () => void;
+}
+
 /**
  * The one deadline of the package: settles as `promise` does, or after `ms`
- * with `onTimeout()` (rejected with what it returns, or resolved with it when
- * `resolveOnTimeout`). The timer is cleared either way.
+ * with `onTimeout()` (rejected with what it returns, or resolved with it).
+ * The timer is cleared either way.
  */
 export function promiseDeadline<T, F = never>(
   promise: PromiseLike<T>,
   ms: number,
   onTimeout: () => unknown,
-  resolveOnTimeout = false,
-  /** Aborted: the wait is abandoned (the timer cleared, the result left pending). */
-  signal?: AbortSignal,
+  options: DeadlineOptions = {},
 ): Promise<T | F> {
   return new Promise<T | F>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    let settled = false;
+    const expire = () => {
+      if (settled) return;
+      settled = true;
       const outcome = onTimeout();
-      if (resolveOnTimeout) resolve(outcome as F);
+      if (options.resolve) resolve(outcome as F);
       else reject(outcome);
+    };
+    const timer = setTimeout(() => {
+      options.onFire?.();
+      if (options.afterIo) setImmediate(expire);
+      else expire();
     }, ms);
-    signal?.addEventListener('abort', () => clearTimeout(timer), { once: true });
+    options.signal?.addEventListener('abort', () => clearTimeout(timer), { once: true });
     promise.then(
       (value) => {
         clearTimeout(timer);
+        if (settled) return;
+        settled = true;
         resolve(value);
       },
       (error: unknown) => {
         clearTimeout(timer);
+        if (settled) return;
+        settled = true;
         reject(error);
       },
     );

@@ -187,7 +187,7 @@ export class Flight<T = unknown> {
       return;
     }
     let promise = Promise.resolve(result as PromiseLike<T>);
-    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError, false, controller.signal);
+    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError, { signal: controller.signal });
     this.promise = promise.then(
       (value) => {
         succeed(value, true);

@@ -1,3 +1,4 @@
+import { promiseDeadline } from './deadline';
 import { OutageTracker } from './outage';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 
@@ -147,19 +148,7 @@ export class GuardedStore implements StampedeStore {
   /** A hung store must not hang requests: past `timeout` the call counts as failed. */
   private bounded<R>(result: PromiseLike<R>, operation: string): Promise<R> {
     if (this.timeout <= 0) return Promise.resolve(result);
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${operation} took over ${this.timeout} ms`)), this.timeout);
-      result.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+    return promiseDeadline(result, this.timeout, () => new Error(`${operation} took over ${this.timeout} ms`));
   }
 
   private fail(error: unknown, operation: string): void {

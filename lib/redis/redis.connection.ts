@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { promiseDeadline } from '../core/deadline';
 import { CoreLogger } from '../core/guarded-store';
 import { OutageTracker, describeFailure } from '../core/outage';
 import { RedisClientLike } from './redis.options';
@@ -60,27 +61,14 @@ export class LuaScript {
 }
 
 /**
- * Resolves or rejects as `promise` does, or rejects after `ms`. When the
- * timer fires, the decision waits for the poll phase of the event loop: after
- * a stall (GC, a busy CPU) a reply already in the socket buffer still wins.
- * `overdue` is called as the timer fires, before that decision.
+ * Resolves or rejects as `promise` does, or rejects after `ms`, deciding
+ * after the I/O phase (a reply already in the socket buffer still wins after
+ * a stall). `overdue` is called as the timer fires, before that decision.
  */
 function bounded<T>(promise: Promise<T>, ms: number, overdue: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      overdue();
-      setImmediate(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`)));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
+  return promiseDeadline(promise, ms, () => new RedisUnavailableError(`no answer within ${ms} ms`), {
+    afterIo: true,
+    onFire: overdue,
   });
 }
 

@@ -1,3 +1,4 @@
+import { promiseDeadline } from '../core/deadline';
 import { RedisKeys } from './redis.keys';
 import { RedisClientLike } from './redis.options';
 
@@ -114,7 +115,7 @@ export class RedisSubscriber {
     this.listeners.clear();
     if (!this.client.isOpen) return;
     try {
-      await Promise.race([this.client.close(), new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]);
+      await promiseDeadline(this.client.close(), 1_000, () => undefined, { resolve: true });
     } finally {
       if (this.client.isOpen) this.client.destroy();
     }

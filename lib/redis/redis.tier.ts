@@ -1,3 +1,4 @@
+import { promiseDeadline } from '../core/deadline';
 import { CoreLogger } from '../core/guarded-store';
 import { RedisConnection } from './redis.connection';
 import { RedisKeys } from './redis.keys';
@@ -35,10 +36,9 @@ export interface RedisTierDeps {
   maxEntries: number;
 }
 
+/** `promise`, or `undefined` after `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return promiseDeadline<T, undefined>(promise, ms, () => undefined, { resolve: true });
 }
 
 /**
