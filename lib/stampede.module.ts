@@ -5,6 +5,7 @@ import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
 import { StampedeMetrics } from './stampede.metrics';
+import { StampedeEntryPointCheck } from './nest/entry-points.check';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableStampedeModule,
@@ -49,6 +50,7 @@ import { StampedeService } from './stampede.service';
     StampedeInterceptor,
     StampedeExplorer,
     StampedeMetrics,
+    StampedeEntryPointCheck,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor],
 })

@@ -1,0 +1,135 @@
+import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
+import { CanActivate, ExecutionContext, Injectable, UseGuards } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import {
+  Args,
+  Field,
+  GqlExecutionContext,
+  GraphQLModule,
+  Int,
+  Mutation,
+  ObjectType,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
+import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
+import { Coalesce, StampedeInterceptor, StampedeModule } from '../../lib';
+import { Platform, RunningApp, startApp } from '../apps/http-app';
+import { Origin } from '../apps/origin';
+
+@ObjectType()
+export class Article {
+  @Field(() => Int) id!: number;
+  @Field() title!: string;
+  /** Which run of the resolver produced it: equal for callers that shared one. */
+  @Field(() => Int) run!: number;
+}
+
+/** Sets `request.user` from `x-user`, as a Passport guard would from a session. */
+@Injectable()
+class UserGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const req = GqlExecutionContext.create(context).getContext<{
+      req: { headers: Record<string, string>; user?: unknown };
+    }>().req;
+    const user = req.headers['x-user'];
+    if (user !== undefined) req.user = { name: user };
+    return true;
+  }
+}
+
+@Resolver(() => Article)
+@UseGuards(UserGuard)
+export class ArticlesResolver {
+  constructor(private readonly origin: Origin) {}
+
+  @Query(() => Article)
+  async article(@Args('id', { type: () => Int }) id: number): Promise<Article> {
+    const run = await this.origin.run(`article:${id}`);
+    return { id, title: `title ${id}`, run };
+  }
+
+  @Query(() => Int)
+  async failing(@Args('id', { type: () => Int }) id: number): Promise<number> {
+    const run = await this.origin.run(`failing:${id}`);
+    throw new Error(`failed run ${run}`);
+  }
+
+  /** Keyed by the caller's Authorization (hashed): one run per user. */
+  @Query(() => String)
+  @Coalesce({ ttl: 0, keyHeaders: ['authorization'] })
+  async profile(): Promise<string> {
+    return `profile run ${await this.origin.run('profile')}`;
+  }
+
+  @Mutation(() => Int)
+  async publish(@Args('id', { type: () => Int }) id: number): Promise<number> {
+    return this.origin.run(`publish:${id}`);
+  }
+
+  /** A field resolver: intercepted with `fieldResolverEnhancers`, coalesced per parent with `@Coalesce`. */
+  @ResolveField(() => Int)
+  @Coalesce({ ttl: 0 })
+  async views(@Parent() article: Article): Promise<number> {
+    return this.origin.run(`views:${article.id}`);
+  }
+
+  /** A field resolver without `@Coalesce`: runs once per parent object, as without the library. */
+  @ResolveField(() => Int)
+  async likes(@Parent() article: Article): Promise<number> {
+    return this.origin.run(`likes:${article.id}`);
+  }
+}
+
+/** `Apollo` on Express, `Mercurius` on Fastify: the two drivers, one per platform. */
+export const DRIVERS: { name: string; platform: Platform }[] = [
+  { name: 'Apollo (Express)', platform: 'express' },
+  { name: 'Mercurius (Fastify)', platform: 'fastify' },
+];
+
+function graphqlModule(platform: Platform) {
+  return platform === 'express'
+    ? GraphQLModule.forRoot<ApolloDriverConfig>({
+        driver: ApolloDriver,
+        autoSchemaFile: true,
+        fieldResolverEnhancers: ['interceptors', 'guards'],
+      })
+    : GraphQLModule.forRoot<MercuriusDriverConfig>({
+        driver: MercuriusDriver,
+        // Mercurius's parsed-query cache loads quick-lru by a dynamic import, which Jest's CommonJS runtime refuses.
+        cache: false,
+        autoSchemaFile: true,
+        fieldResolverEnhancers: ['interceptors', 'guards'],
+      });
+}
+
+/** A real GraphQL app behind the global interceptor, listening on loopback. */
+export async function startGraphqlApp(platform: Platform, ttl = 0): Promise<RunningApp> {
+  return startApp(platform, {
+    imports: [StampedeModule.forRoot({ ttl }), graphqlModule(platform)],
+    providers: [Origin, ArticlesResolver, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+  });
+}
+
+/** The parsed reply of one GraphQL operation over HTTP. */
+export interface GraphqlReply {
+  data?: Record<string, unknown> | null;
+  errors?: { message: string }[];
+}
+
+/** POSTs one operation to `/graphql` and reads the reply. */
+export async function graphql(
+  url: string,
+  query: string,
+  headers: Record<string, string> = {},
+  variables?: Record<string, unknown>,
+): Promise<GraphqlReply> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await response.json()) as GraphqlReply;
+}
