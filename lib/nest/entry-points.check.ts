@@ -54,6 +54,8 @@ export class StampedeEntryPointCheck implements OnModuleInit, OnApplicationBoots
   private readonly logger = new Logger('Stampede');
   /** Decorated handlers, for the interceptor check once global interceptors are known. */
   private readonly decorated: { type: Class; name: string; method: object; field: boolean }[] = [];
+  // NestMicroservice.init() runs the lifecycle hooks twice: check (and warn) once.
+  private readonly ran = { init: false, bootstrap: false };
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -61,6 +63,8 @@ export class StampedeEntryPointCheck implements OnModuleInit, OnApplicationBoots
   ) {}
 
   onModuleInit(): void {
+    if (this.ran.init) return;
+    this.ran.init = true;
     for (const wrapper of this.discovery.getProviders()) {
       const type = wrapper.metatype as Class | undefined;
       if (typeof type === 'function' && isResolverClass(type)) this.checkResolver(type, wrapper);
@@ -72,6 +76,8 @@ export class StampedeEntryPointCheck implements OnModuleInit, OnApplicationBoots
   }
 
   onApplicationBootstrap(): void {
+    if (this.ran.bootstrap) return;
+    this.ran.bootstrap = true;
     const global = this.globalInterceptors();
     const fieldsIntercepted = this.fieldResolversIntercepted();
     for (const { type, name, method, field } of this.decorated) {
