@@ -27,10 +27,13 @@ describe.each(DRIVERS)('GraphQL resolvers on $name', ({ platform }) => {
   ) {
     const held = typeof names === 'string' ? [names] : names;
     for (const name of held) origin.hold(name);
-    const replies = sends.map((send) => send());
-    await until(ready, what);
-    for (const name of held) origin.open(name);
-    return Promise.all(replies);
+    const replies = Promise.all(sends.map((send) => send()));
+    try {
+      await until(ready, what);
+    } finally {
+      for (const name of held) origin.open(name);
+    }
+    return replies;
   }
   const times = (n: number, send: () => Promise<GraphqlReply>) => Array.from({ length: n }, () => send);
 

@@ -27,10 +27,13 @@ describe('Message handlers on a TCP microservice', () => {
   /** Sends `sends` while `names` are held, waits until `ready()`, then opens. */
   async function burst<T>(names: string[], sends: (() => Promise<T>)[], ready: () => boolean, what: string) {
     for (const name of names) origin.hold(name);
-    const replies = sends.map((go) => go());
-    await until(ready, what);
-    for (const name of names) origin.open(name);
-    return Promise.all(replies);
+    const replies = Promise.all(sends.map((go) => go()));
+    try {
+      await until(ready, what);
+    } finally {
+      for (const name of names) origin.open(name);
+    }
+    return replies;
   }
   const times = <T>(n: number, go: () => Promise<T>) => Array.from({ length: n }, () => go);
 
