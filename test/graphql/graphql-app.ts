@@ -1,11 +1,12 @@
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
-import { CanActivate, ExecutionContext, Injectable, UseGuards } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable, Scope, UseGuards } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import {
   Args,
   Field,
   GqlExecutionContext,
   GraphQLModule,
+  Info,
   Int,
   Mutation,
   ObjectType,
@@ -15,7 +16,7 @@ import {
   Resolver,
 } from '@nestjs/graphql';
 import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
-import { Coalesce, StampedeInterceptor, StampedeModule } from '../../lib';
+import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeModule } from '../../lib';
 import { Platform, RunningApp, startApp } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 
@@ -64,6 +65,18 @@ export class ArticlesResolver {
     return `profile run ${await this.origin.run('profile')}`;
   }
 
+  /** Takes `@Info()`: may answer per selection set, so runs alone. */
+  @Query(() => Int)
+  async selected(@Info() info: { fieldNodes: unknown[] }): Promise<number> {
+    return (await this.origin.run('selected')) + info.fieldNodes.length * 0;
+  }
+
+  @Query(() => Int)
+  @SkipCoalesce()
+  async skipped(): Promise<number> {
+    return this.origin.run('skipped');
+  }
+
   @Mutation(() => Int)
   async publish(@Args('id', { type: () => Int }) id: number): Promise<number> {
     return this.origin.run(`publish:${id}`);
@@ -80,6 +93,26 @@ export class ArticlesResolver {
   @ResolveField(() => Int)
   async likes(@Parent() article: Article): Promise<number> {
     return this.origin.run(`likes:${article.id}`);
+  }
+}
+
+/** Made per request: a resolver that depends on it is request-scoped. */
+@Injectable({ scope: Scope.REQUEST })
+class RequestStamp {
+  readonly at = Math.random();
+}
+
+/** Request-scoped (through its dependency): its results may depend on the request, so it runs alone. */
+@Resolver()
+export class ScopedResolver {
+  constructor(
+    private readonly origin: Origin,
+    private readonly stamp: RequestStamp,
+  ) {}
+
+  @Query(() => Int)
+  async scoped(): Promise<number> {
+    return (await this.origin.run('scoped')) + this.stamp.at * 0;
   }
 }
 
@@ -109,7 +142,13 @@ function graphqlModule(platform: Platform) {
 export async function startGraphqlApp(platform: Platform, ttl = 0): Promise<RunningApp> {
   return startApp(platform, {
     imports: [StampedeModule.forRoot({ ttl }), graphqlModule(platform)],
-    providers: [Origin, ArticlesResolver, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+    providers: [
+      Origin,
+      ArticlesResolver,
+      ScopedResolver,
+      RequestStamp,
+      { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor },
+    ],
   });
 }
 

@@ -101,6 +101,20 @@ describe.each(DRIVERS)('GraphQL resolvers on $name', ({ platform }) => {
     expect([...alice, ...bob].sort()).toEqual(['profile run 1', 'profile run 2']);
   });
 
+  it.each([
+    ['takes @Info()', 'selected'],
+    ['is request-scoped', 'scoped'],
+    ['has @SkipCoalesce()', 'skipped'],
+  ])('runs a resolver that %s alone for each query', async (_what, field) => {
+    const replies = await burst(
+      field,
+      times(10, () => query(`{ ${field} }`)),
+      () => origin.calls(field) === 10,
+      '10 runs',
+    );
+    expect(new Set(replies.map((r) => r.data![field])).size).toBe(10);
+  });
+
   it('never coalesces mutations: 10 identical concurrent mutations run 10 times', async () => {
     const replies = await burst(
       'publish:1',
