@@ -1,4 +1,4 @@
-import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
+import { Controller, ExecutionContext, INestMicroservice, ModuleMetadata, Scope } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import {
   ClientProxy,
@@ -50,9 +50,27 @@ export class PricesController {
     return `${context.getPattern()} ${sku} run ${await this.origin.run(`traced:${sku}`)}`;
   }
 
+  /** Reads the transport context, and says by its key what separates messages: coalesced by it. */
+  @MessagePattern('tagged')
+  @Coalesce({ key: (context: ExecutionContext) => String(context.switchToRpc().getContext<TcpContext>().getPattern()) })
+  async tagged(@Payload() sku: string, @Ctx() context: TcpContext): Promise<string> {
+    return `${context.getPattern()} ${sku} run ${await this.origin.run(`tagged:${sku}`)}`;
+  }
+
   @EventPattern('viewed')
   async viewed(@Payload() sku: string): Promise<void> {
     await this.origin.run(`viewed:${sku}`);
+  }
+}
+
+/** Request-scoped: its replies may depend on the message, so each runs alone. */
+@Controller({ scope: Scope.REQUEST })
+export class ScopedController {
+  constructor(private readonly origin: Origin) {}
+
+  @MessagePattern('scoped')
+  async scoped(@Payload() sku: string): Promise<string> {
+    return `scoped ${sku} run ${await this.origin.run(`scoped:${sku}`)}`;
   }
 }
 
@@ -89,7 +107,7 @@ export async function startMicroservice(metadata: ModuleMetadata): Promise<Runni
 export function pricesService(ttl = 0): Promise<RunningMicroservice> {
   return startMicroservice({
     imports: [StampedeModule.forRoot({ ttl })],
-    controllers: [PricesController],
+    controllers: [PricesController, ScopedController],
     providers: [Origin, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
   });
 }

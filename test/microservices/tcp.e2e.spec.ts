@@ -90,14 +90,27 @@ describe('Message handlers on a TCP microservice', () => {
     expect(origin.calls('viewed:e')).toBe(10);
   });
 
-  it('runs a handler that takes @Ctx() alone for each message', async () => {
+  it.each([
+    ['takes @Ctx()', 'traced'],
+    ['is request-scoped', 'scoped'],
+  ])('runs a handler that %s alone for each message', async (_what, pattern) => {
     const replies = await burst(
-      ['traced:f'],
-      times(10, () => send<string>('traced', 'f')),
-      () => origin.calls('traced:f') === 10,
+      [`${pattern}:f`],
+      times(10, () => send<string>(pattern, 'f')),
+      () => origin.calls(`${pattern}:f`) === 10,
       '10 own runs',
     );
     expect(new Set(replies).size).toBe(10);
+  });
+
+  it('coalesces a handler that takes @Ctx() by its key function', async () => {
+    const replies = await burst(
+      ['tagged:f'],
+      times(10, () => send<string>('tagged', 'f')),
+      () => stampede.stats().waiting === 10,
+      '10 callers on one flight',
+    );
+    expect(new Set(replies)).toEqual(new Set(['tagged f run 1']));
   });
 
   it('shares an error with the callers of that flight only; the next message runs again', async () => {
