@@ -1,9 +1,9 @@
 import { Controller, Logger, ModuleMetadata } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { Ctx, EventPattern, GrpcMethod, GrpcStreamMethod, MessagePattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeOptionsError } from '../../lib';
-import { handlerKind, patternsOf, takesContext } from '../../lib/nest/microservices/rpc-metadata';
+import { grpcKind, handlerKind, patternsOf, takesContext } from '../../lib/nest/microservices/rpc-metadata';
 
 @Controller()
 class EventsController {
@@ -16,6 +16,17 @@ class EventsController {
   price(@Payload() sku: string, @Ctx() _context: unknown): string {
     return sku;
   }
+}
+
+@Controller()
+class HeroesController {
+  @GrpcMethod('HeroesService', 'FindOne')
+  findOne(data: { id: number }): { id: number } {
+    return data;
+  }
+
+  @GrpcStreamMethod('HeroesService', 'FindMany')
+  findMany(): void {}
 }
 
 @Controller()
@@ -48,6 +59,15 @@ describe('Message handlers at bootstrap', () => {
     expect([handlerKind(proto.viewed), handlerKind(proto.price)]).toEqual(['event', 'message']);
     expect(patternsOf(proto.price)).toEqual([{ cmd: 'price' }]);
     expect([takesContext(EventsController, 'price'), takesContext(EventsController, 'viewed')]).toEqual([true, false]);
+  });
+
+  it('tells gRPC methods and streams apart (the one runs alone without a key function, the other always)', () => {
+    const proto = HeroesController.prototype;
+    expect([grpcKind(proto.findOne), grpcKind(proto.findMany), grpcKind(EventsController.prototype.price)]).toEqual([
+      'unary',
+      'stream',
+      undefined,
+    ]);
   });
 
   it('warns, naming the handler, about @Coalesce on an @EventPattern handler', async () => {

@@ -6,7 +6,7 @@ import { UnserializableArgumentError, argumentsKey } from '../../core/arguments-
 import { BypassReason } from '../../core/events';
 import type { StampedeEngine } from '../../stampede.engine';
 import { EntryPointSettingsCache, isPerRequest } from '../entry-point-settings';
-import { handlerKind, patternsOf, takesContext } from './rpc-metadata';
+import { grpcKind, handlerKind, patternsOf, takesContext } from './rpc-metadata';
 
 /** The methods transports' contexts name their concrete pattern with (TCP and RMQ, NATS, Redis and MQTT, Kafka). */
 const PATTERN_GETTERS = ['getPattern', 'getSubject', 'getChannel', 'getTopic'] as const;
@@ -30,9 +30,10 @@ function concretePattern(context: ExecutionContext, handler: object): unknown {
  * its reply is kept for `ttl`. Key: the transport pattern and a stable
  * serialization of the payload (and what a `key` function returns, given the
  * `ExecutionContext`). Never coalesced: `@EventPattern` handlers (each event
- * is meant to act), handlers taking `@Ctx()` (they may read per-message
- * headers) and request-scoped controllers, unless a `key` function says what
- * separates messages.
+ * is meant to act) and gRPC streams; handlers taking `@Ctx()` (they may read
+ * per-message headers), gRPC methods (handed the call's metadata) and
+ * request-scoped controllers, unless a `key` function says what separates
+ * messages.
  */
 export class RpcFlow {
   private readonly settings: EntryPointSettingsCache;
@@ -48,7 +49,8 @@ export class RpcFlow {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const type = context.getClass();
     const handler = context.getHandler();
-    if (handlerKind(handler) !== 'message') return next.handle();
+    // A gRPC stream is a conversation per caller, never shared.
+    if (handlerKind(handler) !== 'message' || grpcKind(handler) === 'stream') return next.handle();
     const settings = this.settings.of(type, handler);
     if (settings === null) return next.handle();
     const pattern = concretePattern(context, handler);
@@ -57,7 +59,9 @@ export class RpcFlow {
     if (settings.key) {
       custom = settings.key(context);
       if (custom === undefined) return this.alone(next, where, 'key-function');
-    } else if (isPerRequest(type) || this.takesContext(type, handler)) {
+    } else if (isPerRequest(type) || this.takesContext(type, handler) || grpcKind(handler) === 'unary') {
+      // They may read per-message headers (a gRPC method is always handed the call's metadata).
+
       return this.alone(next, where, 'credentials');
     }
     if (pattern === undefined) return this.alone(next, where, 'unserializable-arguments');

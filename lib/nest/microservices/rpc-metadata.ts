@@ -6,6 +6,10 @@
 export const PATTERN_METADATA = 'microservices:pattern';
 export const PATTERN_HANDLER_METADATA = 'microservices:handler_type';
 export const ROUTE_ARGS_METADATA = '__routeArguments__';
+export const TRANSPORT_METADATA = 'microservices:transport';
+/** `Transport.GRPC`, and `GrpcMethodStreamingType.NO_STREAMING`. */
+export const GRPC_TRANSPORT = 4;
+export const GRPC_NO_STREAMING = 'no_stream';
 /** `PatternHandler.MESSAGE` (request-response) and `PatternHandler.EVENT`. */
 export const MESSAGE_HANDLER = 1;
 export const EVENT_HANDLER = 2;
@@ -28,4 +32,11 @@ export function patternsOf(method: object): unknown[] {
 export function takesContext(type: { prototype: object }, methodName: string): boolean {
   const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, type, methodName) ?? {}) as Record<string, unknown>;
   return Object.keys(args).some((param) => Number(param.split(':')[0]) === CONTEXT_PARAMTYPE);
+}
+
+/** For a `@GrpcMethod` (`unary`) or `@GrpcStreamMethod` / `@GrpcStreamCall` (`stream`) handler; else `undefined`. */
+export function grpcKind(method: object): 'unary' | 'stream' | undefined {
+  if (Reflect.getMetadata(TRANSPORT_METADATA, method) !== GRPC_TRANSPORT) return undefined;
+  const [pattern] = patternsOf(method) as ({ streaming?: unknown } | undefined)[];
+  return pattern?.streaming === GRPC_NO_STREAMING ? 'unary' : 'stream';
 }
