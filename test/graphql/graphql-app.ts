@@ -16,7 +16,7 @@ import {
   Resolver,
 } from '@nestjs/graphql';
 import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
-import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeModule } from '../../lib';
+import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeModule, StampedeModuleOptions } from '../../lib';
 import { Platform, RunningApp, startApp } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 
@@ -139,9 +139,12 @@ function graphqlModule(platform: Platform) {
 }
 
 /** A real GraphQL app behind the global interceptor, listening on loopback. */
-export async function startGraphqlApp(platform: Platform, ttl = 0): Promise<RunningApp> {
+export async function startGraphqlApp(
+  platform: Platform,
+  options: StampedeModuleOptions = { ttl: 0 },
+): Promise<RunningApp> {
   return startApp(platform, {
-    imports: [StampedeModule.forRoot({ ttl }), graphqlModule(platform)],
+    imports: [StampedeModule.forRoot(options), graphqlModule(platform)],
     providers: [
       Origin,
       ArticlesResolver,
