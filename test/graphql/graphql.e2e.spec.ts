@@ -68,6 +68,8 @@ describe.each(DRIVERS)('GraphQL resolvers on $name', ({ platform }) => {
   it.each([
     ['Authorization', (user: string) => ({ authorization: `Bearer ${user}` })],
     ['Cookie', (user: string) => ({ cookie: `session=${user}` })],
+    ['Proxy-Authorization', (user: string) => ({ 'proxy-authorization': `Basic ${user}` })],
+    ['X-Api-Key', (user: string) => ({ 'x-api-key': user })],
     ['a request.user set by a guard', (user: string) => ({ 'x-user': user })],
   ])('runs each request with %s alone: different users never share', async (_what, credentials) => {
     const before = stampede.stats().bypasses;

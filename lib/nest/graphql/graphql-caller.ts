@@ -3,6 +3,21 @@ import { sha256 } from '../../core/hash';
 /** Request headers that always carry a caller's credentials. */
 const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie'];
 
+/**
+ * The usual API-key and session headers, per caller too unless keyed: the
+ * default of the HTTP `credentialHeaders` option, which replaces this list
+ * once the module option reaches the GraphQL path.
+ */
+export const DEFAULT_CREDENTIAL_HEADERS: readonly string[] = [
+  'x-api-key',
+  'api-key',
+  'x-auth-token',
+  'x-access-token',
+  'x-session-token',
+  'x-csrf-token',
+  'x-xsrf-token',
+];
+
 /** The request in a GraphQL context, as both drivers put it there (`context.req`). */
 export interface GraphqlRequestLike {
   headers?: Record<string, string | string[] | undefined>;
@@ -19,7 +34,7 @@ export interface CallerKeying {
 
 /**
  * The credential rule for GraphQL: a request carrying `Authorization`,
- * `Proxy-Authorization`, `Cookie` (or one of `extraHeaders`), or with a
+ * `Proxy-Authorization`, `Cookie` or one of `extraHeaders`, or with a
  * `user` set by a guard or middleware, is per caller: it is not answered with
  * another caller's result unless the resolver keys by that credential (a `key`
  * function, or the header in `keyHeaders`). A context without a request (a
@@ -28,7 +43,7 @@ export interface CallerKeying {
 export function isPerCaller(
   request: GraphqlRequestLike | undefined,
   keying: CallerKeying,
-  extraHeaders: readonly string[] = [],
+  extraHeaders: readonly string[] = DEFAULT_CREDENTIAL_HEADERS,
 ): boolean {
   if (keying.key !== undefined) return false;
   if (request === undefined || request === null || typeof request !== 'object') return true;
