@@ -38,17 +38,24 @@ describe.each(DRIVERS)('GraphQL resolvers on $name', ({ platform }) => {
   const times = (n: number, send: () => Promise<GraphqlReply>) => Array.from({ length: n }, () => send);
 
   it('runs a query resolver once for 50 concurrent identical queries, all answered with its result', async () => {
+    const events: string[] = [];
+    const stop = stampede.on((event) => events.push(event.type));
     const replies = await burst(
       'article:1',
       times(50, () => query('{ article(id: 1) { id title run } }')),
       () => stampede.stats().waiting === 50,
       '50 callers on one flight',
     );
+    stop();
     expect(origin.calls('article:1')).toBe(1);
     expect(new Set(replies.map((r) => JSON.stringify(r)))).toEqual(
       new Set([JSON.stringify({ data: { article: { id: 1, title: 'title 1', run: 1 } } })]),
     );
     expect(stampede.inFlight()).toBe(0);
+    // Events (and so metrics) as for routes: one miss, 49 joins.
+    expect([events.filter((t) => t === 'miss').length, events.filter((t) => t === 'coalesced').length]).toEqual([
+      1, 49,
+    ]);
   });
 
   it('never shares between different arguments, given inline or as variables', async () => {
