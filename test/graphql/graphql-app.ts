@@ -116,35 +116,42 @@ export class ScopedResolver {
   }
 }
 
-/** `Apollo` on Express, `Mercurius` on Fastify: the two drivers, one per platform. */
-export const DRIVERS: { name: string; platform: Platform }[] = [
-  { name: 'Apollo (Express)', platform: 'express' },
-  { name: 'Mercurius (Fastify)', platform: 'fastify' },
+/** A GraphQL driver on an HTTP platform. */
+export interface Driver {
+  name: string;
+  driver: 'apollo' | 'mercurius';
+  platform: Platform;
+}
+
+/** Apollo on both platforms, Mercurius (Fastify only). */
+export const DRIVERS: Driver[] = [
+  { name: 'Apollo (Express)', driver: 'apollo', platform: 'express' },
+  { name: 'Apollo (Fastify)', driver: 'apollo', platform: 'fastify' },
+  { name: 'Mercurius (Fastify)', driver: 'mercurius', platform: 'fastify' },
 ];
 
-function graphqlModule(platform: Platform) {
-  return platform === 'express'
-    ? GraphQLModule.forRoot<ApolloDriverConfig>({
-        driver: ApolloDriver,
-        autoSchemaFile: true,
-        fieldResolverEnhancers: ['interceptors', 'guards'],
-      })
+/** `GraphQLModule.forRoot` for `driver`, with `options` (schema, enhancers). */
+export function graphqlModule(driver: Driver['driver'], options: Omit<ApolloDriverConfig, 'driver'>) {
+  return driver === 'apollo'
+    ? GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, ...options })
     : GraphQLModule.forRoot<MercuriusDriverConfig>({
         driver: MercuriusDriver,
+        ...(options as Omit<MercuriusDriverConfig, 'driver'>),
         // Mercurius's parsed-query cache loads quick-lru by a dynamic import, which Jest's CommonJS runtime refuses.
         cache: false,
-        autoSchemaFile: true,
-        fieldResolverEnhancers: ['interceptors', 'guards'],
       });
 }
 
 /** A real GraphQL app behind the global interceptor, listening on loopback. */
 export async function startGraphqlApp(
-  platform: Platform,
+  { driver, platform }: Pick<Driver, 'driver' | 'platform'>,
   options: StampedeModuleOptions = { ttl: 0 },
 ): Promise<RunningApp> {
   return startApp(platform, {
-    imports: [StampedeModule.forRoot(options), graphqlModule(platform)],
+    imports: [
+      StampedeModule.forRoot(options),
+      graphqlModule(driver, { autoSchemaFile: true, fieldResolverEnhancers: ['interceptors', 'guards'] }),
+    ],
     providers: [
       Origin,
       ArticlesResolver,

@@ -19,8 +19,14 @@ describe('GraphQL resolvers on two instances sharing a Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedisServer();
-    apollo = await startGraphqlApp('express', { ttl: 60_000, redis: { url: redis.url } });
-    mercurius = await startGraphqlApp('fastify', { ttl: 60_000, redis: { url: redis.url } });
+    apollo = await startGraphqlApp(
+      { driver: 'apollo', platform: 'express' },
+      { ttl: 60_000, redis: { url: redis.url } },
+    );
+    mercurius = await startGraphqlApp(
+      { driver: 'mercurius', platform: 'fastify' },
+      { ttl: 60_000, redis: { url: redis.url } },
+    );
   });
   afterAll(async () => {
     await apollo?.close();

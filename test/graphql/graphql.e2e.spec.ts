@@ -3,13 +3,13 @@ import { RunningApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 import { DRIVERS, GraphqlReply, graphql, startGraphqlApp } from './graphql-app';
 
-describe.each(DRIVERS)('GraphQL resolvers on $name', ({ platform }) => {
+describe.each(DRIVERS)('GraphQL resolvers on $name', (driver) => {
   let running: RunningApp;
   let origin: Origin;
   let stampede: StampedeService;
 
   beforeAll(async () => {
-    running = await startGraphqlApp(platform);
+    running = await startGraphqlApp(driver);
     origin = running.app.get(Origin);
     stampede = running.app.get(StampedeService);
   });

@@ -1,11 +1,9 @@
-import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { Args, GraphQLModule, Mutation, Query, Resolver } from '@nestjs/graphql';
-import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
+import { Args, Mutation, Query, Resolver } from '@nestjs/graphql';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
 import { RunningApp, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
-import { DRIVERS, GraphqlReply, graphql } from './graphql-app';
+import { DRIVERS, GraphqlReply, graphql, graphqlModule } from './graphql-app';
 
 const typeDefs = /* GraphQL */ `
   type Quote {
@@ -44,19 +42,14 @@ class QuotesResolver {
   }
 }
 
-describe.each(DRIVERS)('A schema-first resolver on $name', ({ platform }) => {
+describe.each(DRIVERS)('A schema-first resolver on $name', ({ driver, platform }) => {
   let running: RunningApp;
   let origin: Origin;
   let stampede: StampedeService;
 
   beforeAll(async () => {
     running = await startApp(platform, {
-      imports: [
-        StampedeModule.forRoot({ ttl: 0 }),
-        platform === 'express'
-          ? GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, typeDefs })
-          : GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, typeDefs, cache: false }),
-      ],
+      imports: [StampedeModule.forRoot({ ttl: 0 }), graphqlModule(driver, { typeDefs })],
       providers: [Origin, QuotesResolver, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
     });
     origin = running.app.get(Origin);
