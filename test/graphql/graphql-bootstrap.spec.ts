@@ -76,6 +76,15 @@ class HttpOptionResolver {
 }
 
 @Resolver(() => Article)
+@Coalesce({ keyBody: true })
+class HttpOptionClassResolver {
+  @Query(() => Int)
+  one(): number {
+    return 1;
+  }
+}
+
+@Resolver(() => Article)
 class DecoratedResolver {
   @Query(() => Article)
   @Coalesce({ ttl: 1_000 })
@@ -151,6 +160,14 @@ describe('GraphQL resolvers at bootstrap', () => {
     const failure = init({ imports: [StampedeModule.forRoot(), graphqlModule()], providers: [HttpOptionResolver] });
     await expect(failure).rejects.toThrow(StampedeOptionsError);
     await expect(failure).rejects.toThrow(/"statusTtl".*HttpOptionResolver\.one/);
+  });
+
+  it('refuses an HTTP response option on a resolver class, naming the option and the class', async () => {
+    const failure = init({
+      imports: [StampedeModule.forRoot(), graphqlModule()],
+      providers: [HttpOptionClassResolver],
+    });
+    await expect(failure).rejects.toThrow(/"keyBody".*resolver HttpOptionClassResolver/);
   });
 
   it('warns, naming the resolver, when no StampedeInterceptor is in the chain of a @Coalesce resolver', async () => {
