@@ -11,6 +11,7 @@ const typeDefs = /* GraphQL */ `
     run: Int!
   }
   type Query {
+    index(name: String!): Int!
     quote(symbol: String!): Quote!
     chart(symbol: String!, days: Int!): [Int!]!
   }
@@ -42,6 +43,18 @@ class QuotesResolver {
   }
 }
 
+/** Settings for every resolver of the class: a ttl the module (0) does not have. */
+@Resolver()
+@Coalesce({ ttl: 60_000 })
+class IndexResolver {
+  constructor(private readonly origin: Origin) {}
+
+  @Query('index')
+  async index(@Args('name') name: string) {
+    return this.origin.run(`index:${name}`);
+  }
+}
+
 describe.each(DRIVERS)('A schema-first resolver on $name', ({ driver, platform }) => {
   let running: RunningApp;
   let origin: Origin;
@@ -50,7 +63,7 @@ describe.each(DRIVERS)('A schema-first resolver on $name', ({ driver, platform }
   beforeAll(async () => {
     running = await startApp(platform, {
       imports: [StampedeModule.forRoot({ ttl: 0 }), graphqlModule(driver, { typeDefs })],
-      providers: [Origin, QuotesResolver, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+      providers: [Origin, QuotesResolver, IndexResolver, { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
     });
     origin = running.app.get(Origin);
     stampede = running.app.get(StampedeService);
@@ -87,6 +100,13 @@ describe.each(DRIVERS)('A schema-first resolver on $name', ({ driver, platform }
     const again = await graphql(running.url, '{ chart(symbol: "ACME", days: 2) }');
     const longer = await graphql(running.url, '{ chart(symbol: "ACME", days: 3) }');
     expect([first.data, again.data, longer.data]).toEqual([{ chart: [1, 1] }, { chart: [1, 1] }, { chart: [2, 2, 2] }]);
+  });
+
+  it('takes @Coalesce settings from the resolver class', async () => {
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await graphql(running.url, '{ index(name: "DJI") }'));
+    expect(replies.map((r) => r.data)).toEqual([{ index: 1 }, { index: 1 }, { index: 1 }]);
+    expect(origin.calls('index:DJI')).toBe(1);
   });
 
   it('never coalesces mutations', async () => {
