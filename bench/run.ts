@@ -4,6 +4,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as fnCold from './scenarios/fn-cold';
 import * as freshness from './scenarios/freshness';
+import * as graphqlCold from './scenarios/graphql-cold';
 import * as fnHot from './scenarios/fn-hot';
 import * as httpCold from './scenarios/http-cold';
 import * as httpHot from './scenarios/http-hot';
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, (options: BenchOptions) => Promise<ScenarioRepor
   memory: memory.run,
   'redis-cold': redisCold.run,
   freshness: freshness.run,
+  'graphql-cold': graphqlCold.run,
 };
 
 /** The repository root: this file runs from dist-bench/bench/. */

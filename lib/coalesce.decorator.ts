@@ -10,7 +10,10 @@ type Class = { name: string; prototype: object };
  * Coalescing settings, in two places:
  *
  * - On a route or a controller, for `StampedeInterceptor`: route settings
- *   override the controller's, which override the module's.
+ *   override the controller's, which override the module's. The same on a
+ *   GraphQL resolver (a query or a field resolver; never a mutation or a
+ *   subscription) or its class, and on a `@MessagePattern` handler or its
+ *   controller.
  * - On a method of any `@Injectable()` provider: concurrent calls with equal
  *   arguments share one execution, and the result is kept for `ttl` ms in the
  *   module's store. The key is class name + method name + a stable

@@ -4,6 +4,7 @@ import { COALESCED_METHODS_METADATA, COALESCE_METADATA } from './stampede.consta
 import { CoalesceOptions } from './stampede.options';
 import { bindClass, bindInstance, unbind } from './stampede.method-runner';
 import { StampedeEngine } from './stampede.engine';
+import { isResolverClass } from './nest/graphql/graphql-metadata';
 import { StampedeOptionsError } from './stampede.options-error';
 import { httpOnlyOptions } from './stampede.validation';
 
@@ -26,7 +27,8 @@ export class StampedeExplorer implements OnModuleInit, OnApplicationShutdown {
     for (const wrapper of this.discovery.getProviders()) {
       const type = wrapper.metatype as object | undefined;
       const methods = type && (Reflect.getMetadata(COALESCED_METHODS_METADATA, type) as string[] | undefined);
-      if (!type || !methods) continue;
+      // Resolvers' @Coalesce acts through the interceptor's GraphQL path (checked by StampedeEntryPointCheck).
+      if (!type || !methods || isResolverClass(type)) continue;
       this.refuseHttpOptions(type as { name: string }, methods);
       if (!wrapper.isDependencyTreeStatic()) this.refuseRequestScoped(type as { name: string }, methods);
       if (!wrapper.isTransient && wrapper.isDependencyTreeStatic() && wrapper.instance) {

@@ -18,6 +18,7 @@ import { ageSeconds, requestForbidsStore, varyFingerprint } from './core/http-ca
 import { httpKey } from './core/http-key';
 import { StampedeTimeoutError } from './core/deadline';
 import { StoredEntry } from './core/store';
+import { interceptEntryPoint } from './nest/entry-points';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import {
@@ -79,7 +80,7 @@ export class StampedeInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
+    if (context.getType() !== 'http') return interceptEntryPoint(this.engine, this.reflector, context, next);
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED) return next.handle();
     const http = context.switchToHttp();

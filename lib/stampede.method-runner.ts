@@ -6,6 +6,7 @@ import { Coalescer, RunPolicy } from './core/coalescer';
 import { MemoryStore } from './core/memory-store';
 import { PolicyDefaults, PolicyOptions, resolvePolicy } from './core/policy';
 import { isPromiseLike } from './core/store';
+import { isResolverClass } from './nest/graphql/graphql-metadata';
 import { DEFAULTS } from './stampede.defaults';
 import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
 
@@ -124,8 +125,9 @@ export function coalescedMethod(
   };
 
   const wrapper = function (this: object, ...args: unknown[]): unknown {
-    // Routes are coalesced by the interceptor, per request; a handler call is not a service call.
-    isController ??= Reflect.getMetadata(CONTROLLER_PATH_METADATA, declaringClass) !== undefined;
+    // Routes and resolvers are coalesced by the interceptor, per request; a handler call is not a service call.
+    isController ??=
+      Reflect.getMetadata(CONTROLLER_PATH_METADATA, declaringClass) !== undefined || isResolverClass(declaringClass);
     if (isController || this === undefined || this === null) return original.apply(this, args);
 
     let key: string | undefined;

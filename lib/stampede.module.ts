@@ -6,6 +6,7 @@ import { StampedeExplorer } from './stampede.explorer';
 import { StampedeInterceptor } from './stampede.interceptor';
 import { StampedeHealthIndicator } from './stampede.health';
 import { StampedeMetrics } from './stampede.metrics';
+import { StampedeEntryPointCheck } from './nest/entry-points.check';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableStampedeModule,
@@ -51,6 +52,7 @@ import { StampedeService } from './stampede.service';
     StampedeExplorer,
     StampedeMetrics,
     StampedeHealthIndicator,
+    StampedeEntryPointCheck,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor, StampedeHealthIndicator],
 })
