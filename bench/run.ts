@@ -10,6 +10,7 @@ import * as httpCold from './scenarios/http-cold';
 import * as httpHot from './scenarios/http-hot';
 import * as memory from './scenarios/memory';
 import * as redisCold from './scenarios/redis-cold';
+import * as runMany from './scenarios/run-many';
 import { BenchOptions, Check, ScenarioReport, Target } from './shared/report';
 import { markdown } from './shared/stats';
 import { svgChart } from './shared/svg';
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, (options: BenchOptions) => Promise<ScenarioRepor
   'redis-cold': redisCold.run,
   freshness: freshness.run,
   'graphql-cold': graphqlCold.run,
+  'run-many': runMany.run,
 };
 
 /** The repository root: this file runs from dist-bench/bench/. */

@@ -9,6 +9,7 @@ export { StampedeMissingKeyError } from './core/batch';
 export { currentWork } from './core/work-context';
 export type { WorkContext } from './core/work-context';
 export type { BatchResult, FetchMissing } from './core/batch';
+export type { BatchLoader } from './core/batch-loader';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
 export { StampedeHealthIndicator } from './stampede.health';
 export type { StampedeHealth } from './stampede.health';

@@ -5,6 +5,7 @@ import { Coalescer, RunPolicy } from './core/coalescer';
 import { StampedeListener, StampedeStats } from './core/events';
 import { PolicyOptions, resolvePolicy } from './core/policy';
 import { FetchMissing } from './core/batch';
+import { BatchLoader } from './core/batch-loader';
 import { Work } from './core/single-flight';
 import { isPromiseLike } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
@@ -139,6 +140,25 @@ export class StampedeService {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * A DataLoader on `runMany`: keys asked through it in the same tick, by any
+   * caller (concurrent requests, every field resolver of a GraphQL query),
+   * go out as one batch; keys cached or in flight are not fetched at all.
+   * `load(key)` fails alone when its key fails. Options are validated here, once.
+   *
+   * @example
+   * ```ts
+   * private readonly authors = this.stampede.loader((keys: string[]) => this.db.authorsByKeys(keys), { ttl: 60_000 });
+   * @ResolveField() author(@Parent() book: Book) { return this.authors.load(`author:${book.authorId}`); }
+   * ```
+   */
+  loader<T>(fetchMissing: FetchMissing<T>, options?: RunOptions): BatchLoader<T> {
+    if (typeof fetchMissing !== 'function') {
+      throw new StampedeOptionsError('fetchMissing', fetchMissing, 'a function', 'StampedeService.loader');
+    }
+    return this.coalescer.loader(fetchMissing, this.policyFor<T>('', options, 'StampedeService.loader'));
   }
 
   /**

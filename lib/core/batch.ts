@@ -57,7 +57,12 @@ export class Batches {
   ) {}
 
   run<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
-    if (keys.some((key) => key.length > MAX_KEY_LENGTH)) return this.runBounded(keys, fetchMissing, policy);
+    return this.each(keys, fetchMissing, policy).then((values) => Promise.all(values));
+  }
+
+  /** `run`, one Promise per key (aligned with `keys`): a key that fails fails alone. */
+  each<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<Promise<T>[]> {
+    if (keys.some((key) => key.length > MAX_KEY_LENGTH)) return this.eachBounded(keys, fetchMissing, policy);
     const unique = [...new Set(keys)];
     // Keys in flight are read too: in one round trip it costs nothing, and their flight may end meanwhile.
     const read = policy.ttl > 0 || policy.freshnessFor ? this.core.store.getMany(unique) : unique.map(() => undefined);
@@ -69,13 +74,17 @@ export class Batches {
       for (const key of unique) slots.set(key, this.slotOf(key, byKey.get(key), fetchMissing, policy, stale));
       this.fetch(slots, fetchMissing, policy);
       if (stale.length > 0) this.refreshTogether(stale, fetchMissing, policy);
-      return Promise.all(keys.map((key) => (slots.get(key) as { value: MaybePromise<T> }).value));
+      return keys.map((key) => Promise.resolve((slots.get(key) as { value: MaybePromise<T> }).value));
     };
-    return isPromiseLike(read) ? Promise.resolve(read).then(settle) : settle(read);
+    return isPromiseLike(read) ? Promise.resolve(read).then(settle) : Promise.resolve(settle(read));
   }
 
   /** Long keys are bounded like everywhere; `fetchMissing` still sees (and answers for) the keys as given. */
-  private runBounded<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
+  private eachBounded<T>(
+    keys: readonly string[],
+    fetchMissing: FetchMissing<T>,
+    policy: RunPolicy<T>,
+  ): Promise<Promise<T>[]> {
     const given = new Map(keys.map((key) => [boundKey(key), key]));
     const fetch: FetchMissing<T> = async (asked, signal) => {
       const originals = asked.map((key) => given.get(key)!);
@@ -86,7 +95,7 @@ export class Batches {
         asked.filter((key) => byOriginal.has(given.get(key)!)).map((key) => [key, byOriginal.get(given.get(key)!)!]),
       );
     };
-    return this.run(keys.map(boundKey), fetch, policy);
+    return this.each(keys.map(boundKey), fetch, policy);
   }
 
   /** Where one key's value comes from, given what the store had for it. */

@@ -7,6 +7,7 @@ import { entryState, isEntry, refreshesEarly, usableOnError } from './freshness'
 import { CoreLogger, GuardedStore } from './guarded-store';
 import { MAX_KEY_LENGTH, boundKey } from './hash';
 import { Batches, FetchMissing } from './batch';
+import { BatchLoader, createBatchLoader } from './batch-loader';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
@@ -168,6 +169,11 @@ export class Coalescer {
    */
   runMany<T>(keys: readonly string[], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): Promise<T[]> {
     return this.batches.run(keys, fetchMissing, policy);
+  }
+
+  /** A DataLoader on `runMany`: keys asked in one tick, by any caller, go out as one batch. */
+  loader<T>(fetchMissing: FetchMissing<T>, policy: RunPolicy<T>): BatchLoader<T> {
+    return createBatchLoader((keys, fetch) => this.batches.each(keys, fetch, policy), fetchMissing);
   }
 
   /** `run` as an Observable: each subscription is one caller; an Observable work's values all reach it. */

@@ -16,6 +16,7 @@ export * from './freshness';
 export * from './http-cache-rules';
 export * from './answer';
 export * from './batch';
+export * from './batch-loader';
 export * from './work-context';
 export * from './deadline';
 export * from './policy';
