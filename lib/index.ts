@@ -6,7 +6,7 @@ export type { CacheManagerLike, KeyvLike, StoreInput } from './core/store-adapte
 export type { Work, WorkResult } from './core/single-flight';
 export { StampedeTimeoutError } from './core/single-flight';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
-export { StampedeInterceptor } from './stampede.interceptor';
+export { StampedeInterceptor } from './nest/http/stampede.interceptor';
 export { StampedeModule } from './stampede.module';
 export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
 export { StampedeOptionsError } from './stampede.options-error';

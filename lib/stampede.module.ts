@@ -3,7 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
-import { StampedeInterceptor } from './stampede.interceptor';
+import { StampedeInterceptor } from './nest/http/stampede.interceptor';
 import { StampedeMetrics } from './stampede.metrics';
 import {
   ASYNC_OPTIONS_TYPE,

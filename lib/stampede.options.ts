@@ -1,4 +1,4 @@
-import { StatusTtl } from './core/http-cache-rules';
+import { StatusTtl } from './http/cache-rules';
 import { StoreInput } from './core/store-adapter';
 import type { RedisOptions, ResolvedRedisOptions } from './redis/redis.options';
 

@@ -1,4 +1,4 @@
-import { HeaderEntry } from '../../lib/core/header-policy';
+import { HeaderEntry } from '../../lib/http/header-policy';
 import {
   ageSeconds,
   cacheControl,
@@ -9,7 +9,7 @@ import {
   ttlForStatus,
   varyFingerprint,
   varyNames,
-} from '../../lib/core/http-cache-rules';
+} from '../../lib/http/cache-rules';
 
 const cc = (value: string | readonly string[]): HeaderEntry[] => [['cache-control', value]];
 

@@ -1,7 +1,7 @@
-import { Freshness } from './freshness';
+import { Freshness } from '../core/freshness';
 import { HeaderEntry } from './header-policy';
-import { HeaderValues } from './http-key';
-import { sha256 } from './hash';
+import { HeaderValues } from './request-key';
+import { sha256 } from '../core/hash';
 
 /**
  * The rules of RFC 9111 a shared cache applies to a response it stores, for

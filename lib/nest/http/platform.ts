@@ -1,6 +1,6 @@
 import { StreamableFile } from '@nestjs/common';
-import { HeaderEntry, isReplayableHeader } from './core/header-policy';
-import { HeaderValues } from './core/http-key';
+import { HeaderEntry, isReplayableHeader } from '../../http/header-policy';
+import { HeaderValues } from '../../http/request-key';
 
 /**
  * The few places where Express and Fastify differ, in one file. Everything

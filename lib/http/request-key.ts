@@ -1,4 +1,4 @@
-import { boundKey, sha256 } from './hash';
+import { boundKey, sha256 } from '../core/hash';
 
 /** Request header values as Node and Fastify expose them. */
 export type HeaderValues = Record<string, string | string[] | undefined>;

@@ -1,5 +1,5 @@
 import { MAX_KEY_LENGTH, sha256 } from '../../lib/core/hash';
-import { httpKey, sortedQuery } from '../../lib/core/http-key';
+import { httpKey, sortedQuery } from '../../lib/http/request-key';
 
 describe('sortedQuery', () => {
   it('sorts parameters by name', () => {

@@ -1,7 +1,7 @@
-import { HeaderEntry, replayableHeaderChanges } from './core/header-policy';
-import { varyFingerprint, varyNames } from './core/http-cache-rules';
-import { HeaderValues } from './core/http-key';
-import { HttpResponseLike, isSent, isShareableBody } from './stampede.http-adapter';
+import { HeaderEntry, replayableHeaderChanges } from '../../http/header-policy';
+import { varyFingerprint, varyNames } from '../../http/cache-rules';
+import { HeaderValues } from '../../http/request-key';
+import { HttpResponseLike, isSent, isShareableBody } from './platform';
 
 /** What one response becomes for the other callers of its key, and in the store. */
 export interface ResponseSnapshot {

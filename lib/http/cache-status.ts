@@ -1,4 +1,4 @@
-import { Outcome } from './coalescer';
+import { Outcome } from '../core/coalescer';
 
 /** The cache's name in `Cache-Status` (RFC 9211). */
 export const CACHE_NAME = 'nestjs-stampede';

@@ -1,7 +1,7 @@
 import { Reflector } from '@nestjs/core';
-import { RunPolicy } from './core/coalescer';
-import { Freshness } from './core/freshness';
-import { freshnessFromCacheControl, responseForbidsStore, ttlForStatus } from './core/http-cache-rules';
+import { RunPolicy } from '../../core/coalescer';
+import { Freshness } from '../../core/freshness';
+import { freshnessFromCacheControl, responseForbidsStore, ttlForStatus } from '../../http/cache-rules';
 import {
   COALESCE_METADATA,
   NEXT_PARAMTYPE,
@@ -10,10 +10,10 @@ import {
   ROUTE_ARGS_METADATA,
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
-} from './stampede.constants';
-import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from './stampede.options';
-import { normalizeEarlyRefresh, normalizeKeyBody, normalizeKeyHeaders } from './stampede.validation';
-import { ResponseSnapshot, isResponseSnapshot } from './stampede.response-snapshot';
+} from '../../stampede.constants';
+import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from '../../stampede.options';
+import { normalizeEarlyRefresh, normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
+import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
 
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */
 export interface RouteSettings {

@@ -9,17 +9,17 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable, catchError, map, mergeMap, of, tap, throwError } from 'rxjs';
-import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
-import { cacheStatus } from './core/cache-status';
-import { Lookup, RunPolicy } from './core/coalescer';
-import { BypassReason } from './core/events';
-import { sha256 } from './core/hash';
-import { ageSeconds, requestForbidsStore, varyFingerprint } from './core/http-cache-rules';
-import { httpKey } from './core/http-key';
-import { StampedeTimeoutError } from './core/single-flight';
-import { StoredEntry } from './core/store';
-import { STAMPEDE_OPTIONS } from './stampede.constants';
-import { StampedeEngine } from './stampede.engine';
+import { UnserializableArgumentError, argumentsKey } from '../../core/arguments-key';
+import { cacheStatus } from '../../http/cache-status';
+import { Lookup, RunPolicy } from '../../core/coalescer';
+import { BypassReason } from '../../core/events';
+import { sha256 } from '../../core/hash';
+import { ageSeconds, requestForbidsStore, varyFingerprint } from '../../http/cache-rules';
+import { httpKey } from '../../http/request-key';
+import { StampedeTimeoutError } from '../../core/single-flight';
+import { StoredEntry } from '../../core/store';
+import { STAMPEDE_OPTIONS } from '../../stampede.constants';
+import { StampedeEngine } from '../../stampede.engine';
 import {
   HttpRequestLike,
   HttpResponseLike,
@@ -27,10 +27,10 @@ import {
   isSent,
   requestUrl,
   setHeader,
-} from './stampede.http-adapter';
-import { ResolvedStampedeOptions } from './stampede.options';
-import { ResponseSnapshot, captureErrorSnapshot, captureSnapshot, varyMismatch } from './stampede.response-snapshot';
-import { NOT_COALESCED, RouteSettings, resolveRouteSettings } from './stampede.route-settings';
+} from './platform';
+import { ResolvedStampedeOptions } from '../../stampede.options';
+import { ResponseSnapshot, captureErrorSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
+import { NOT_COALESCED, RouteSettings, resolveRouteSettings } from './route-settings';
 
 /** Methods whose body may join the key (`keyBody`). */
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
