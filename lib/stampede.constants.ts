@@ -28,3 +28,13 @@ export const DEFAULT_MAX_IN_FLIGHT = 10_000;
 export const DEFAULT_MAX_WAITERS = 10_000;
 export const DEFAULT_STORE_TIMEOUT = 1_000;
 export const DEFAULT_KEY_BODY_BYTES = 64 * 1024;
+/** Request headers that carry a caller's credentials, besides Authorization, Proxy-Authorization and Cookie. */
+export const DEFAULT_CREDENTIAL_HEADERS: readonly string[] = [
+  'x-api-key',
+  'api-key',
+  'x-auth-token',
+  'x-access-token',
+  'x-session-token',
+  'x-csrf-token',
+  'x-xsrf-token',
+];

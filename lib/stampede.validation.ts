@@ -1,6 +1,7 @@
 import { isStoreInput } from './core/store-adapter';
 import { validateRedisOptions } from './redis/redis.options';
 import {
+  DEFAULT_CREDENTIAL_HEADERS,
   DEFAULT_KEY_BODY_BYTES,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ENTRIES,
@@ -37,6 +38,8 @@ const COALESCE_KEYS = [
   'statusTtl',
   'respectCacheControl',
   'keyBody',
+  'credentialHeaders',
+  'keyUser',
 ] as const;
 const MODULE_KEYS = [
   ...COALESCE_KEYS,
@@ -83,9 +86,9 @@ function checkCount(name: string, value: unknown, min: number): void {
   }
 }
 
-function checkKeyHeaders(value: unknown): void {
+function checkHeaderNames(option: string, value: unknown): void {
   if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && TOKEN.test(name))) {
-    throw new StampedeOptionsError('keyHeaders', value, 'an array of header names');
+    throw new StampedeOptionsError(option, value, 'an array of header names');
   }
 }
 
@@ -101,7 +104,7 @@ export function validateCoalesceOptions(options: unknown): CoalesceOptions {
   checkKnown(options, COALESCE_KEYS, '@Coalesce');
   const { ttl, keyHeaders, key, timeout, waitTimeout, onWaitTimeout, maxBodyBytes } = options as CoalesceOptions;
   if (ttl !== undefined) checkTtl(ttl);
-  if (keyHeaders !== undefined) checkKeyHeaders(keyHeaders);
+  if (keyHeaders !== undefined) checkHeaderNames('keyHeaders', keyHeaders);
   if (key !== undefined) checkKey(key);
   if (timeout !== undefined) checkMilliseconds('timeout', timeout);
   if (waitTimeout !== undefined) checkMilliseconds('waitTimeout', waitTimeout);
@@ -152,6 +155,11 @@ export function validateCoalesceOptions(options: unknown): CoalesceOptions {
     !(typeof keyBody === 'object' && keyBody !== null && Number.isSafeInteger(keyBody.maxBytes) && keyBody.maxBytes > 0)
   ) {
     throw new StampedeOptionsError('keyBody', keyBody, 'true, false or { maxBytes: an integer > 0 }');
+  }
+  const { credentialHeaders, keyUser } = options as CoalesceOptions;
+  if (credentialHeaders !== undefined) checkHeaderNames('credentialHeaders', credentialHeaders);
+  if (keyUser !== undefined && typeof keyUser !== 'function') {
+    throw new StampedeOptionsError('keyUser', keyUser, 'a function of request.user');
   }
   return options as CoalesceOptions;
 }
@@ -243,6 +251,8 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     statusTtl: given.statusTtl,
     respectCacheControl: given.respectCacheControl ?? false,
     keyBody: normalizeKeyBody(given.keyBody),
+    credentialHeaders: normalizeKeyHeaders(given.credentialHeaders ?? DEFAULT_CREDENTIAL_HEADERS),
+    keyUser: given.keyUser,
     invalidateOnWrite: given.invalidateOnWrite ?? false,
     metrics:
       metrics === undefined || metrics === false

@@ -37,6 +37,8 @@ export type BypassReason =
   | 'key-function'
   | 'unserializable-arguments'
   | 'request-no-store'
+  | 'request-body'
+  | 'uncacheable'
   | 'vary-mismatch';
 
 /** Receives events; must not throw (a throw is caught and ignored). */

@@ -87,8 +87,10 @@ function seconds(value: string | undefined): number | undefined {
  * `stale-while-revalidate` and `stale-if-error` (RFC 5861). Undefined fields
  * keep the route's settings.
  */
-export function freshnessFromCacheControl(headers: readonly HeaderEntry[]): Partial<Freshness> | undefined {
-  const directives = cacheControl(headerValue(headers, 'cache-control'));
+export function freshnessFromCacheControl(
+  value: string | number | readonly string[] | undefined,
+): Partial<Freshness> | undefined {
+  const directives = cacheControl(value);
   if (directives.size === 0) return undefined;
   const freshness: Partial<Freshness> = {};
   const ttl = seconds(directives.get('s-maxage')) ?? seconds(directives.get('max-age'));

@@ -67,3 +67,9 @@ export function setResponseHeader(res: PassthroughResponse, name: string, value:
   if (res.raw !== undefined && res.header) res.header(name, value);
   else res.setHeader!(name, value);
 }
+
+/** The key of a request to `running` that has no key parts besides its target: `GET /x?a=1` -> `GET http://127.0.0.1:port/x?a=1`. */
+export function keyOf(running: RunningApp, request: string): string {
+  const space = request.indexOf(' ');
+  return `${request.slice(0, space)} ${running.url}${request.slice(space + 1)}`;
+}

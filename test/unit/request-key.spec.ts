@@ -1,147 +1,177 @@
 import { MAX_KEY_LENGTH, sha256 } from '../../lib/core/hash';
-import { httpKey, sortedQuery } from '../../lib/http/request-key';
+import {
+  RequestKeyParts,
+  announcesBody,
+  bodyKeyPart,
+  escapeKeyPart,
+  queryKeyPart,
+  requestKey,
+  variantKey,
+} from '../../lib/http/request-key';
 
-describe('sortedQuery', () => {
-  it('sorts parameters by name', () => {
-    expect(sortedQuery('b=2&a=1&c=3')).toBe('a=1&b=2&c=3');
+const key = (parts: Partial<RequestKeyParts> = {}) =>
+  requestKey({
+    method: 'GET',
+    scheme: 'http',
+    authority: 'api.example',
+    path: '/x',
+    query: {},
+    headers: {},
+    keyHeaders: [],
+    ...parts,
   });
 
-  it('keeps repeated names in the order they were sent', () => {
-    expect(sortedQuery('z=0&a=2&a=1')).toBe('a=2&a=1&z=0');
-    expect(sortedQuery('a=1&z=0&a=2')).toBe('a=1&a=2&z=0');
-    expect(sortedQuery('a=2&a=1')).not.toBe(sortedQuery('a=1&a=2'));
+describe('escapeKeyPart', () => {
+  it('leaves ordinary URL text as it is', () => {
+    expect(escapeKeyPart('/caf%C3%A9/a-b_c.d~e?x=1&y=2')).toBe('/caf%C3%A9/a-b_c.d~e?x=1&y=2');
   });
 
-  it('sorts by name only, not by value', () => {
-    expect(sortedQuery('a=z&a=b&a=m')).toBe('a=z&a=b&a=m');
+  it('escapes the separator, the hashed-key mark, the escape itself, whitespace and controls', () => {
+    expect(escapeKeyPart('a|b#c\\d e\nf\u007f')).toBe('a\\pb\\hc\\\\d\\x20e\\x0af\\x7f');
   });
 
-  it('sorts parameters without a value by their name', () => {
-    expect(sortedQuery('flag&a=1')).toBe('a=1&flag');
-  });
-
-  it('drops empty parameters', () => {
-    expect(sortedQuery('b=2&&a=1&')).toBe('a=1&b=2');
-    expect(sortedQuery('&a=1')).toBe('a=1');
-  });
-
-  it('keeps values as sent', () => {
-    expect(sortedQuery('q=a%20b&p=a+b')).toBe('p=a+b&q=a%20b');
-  });
-
-  it('answers an empty string for an empty query', () => {
-    expect(sortedQuery('')).toBe('');
+  it('never lets two different texts give one escaped text', () => {
+    const texts = ['|', '\\p', '\\|', '#', '\\h', '\\\\p', '\\x20', ' ', '\\', '\\\\'];
+    expect(new Set(texts.map(escapeKeyPart)).size).toBe(texts.length);
   });
 });
 
-describe('httpKey', () => {
-  it('is the method and the path for a plain request', () => {
-    expect(httpKey('GET', '/users/1', {}, [])).toBe('GET /users/1');
+describe('queryKeyPart', () => {
+  it('sorts names and encodes names and values', () => {
+    expect(queryKeyPart({ b: '2', a: 'x y' })).toBe('a=x%20y&b=2');
   });
 
-  it('puts the method in the key', () => {
-    expect(httpKey('GET', '/x', {}, [])).not.toBe(httpKey('HEAD', '/x', {}, []));
+  it('is the same for equal parsed queries whatever the order they came in', () => {
+    expect(queryKeyPart({ a: '1', b: '2' })).toBe(queryKeyPart({ b: '2', a: '1' }));
   });
 
-  it('gives the same key whatever the order of the query parameters', () => {
-    const key = httpKey('GET', '/search?b=2&a=1', {}, []);
-    expect(key).toBe('GET /search?a=1&b=2');
-    expect(httpKey('GET', '/search?a=1&b=2', {}, [])).toBe(key);
+  it('keeps the order of a repeated parameter, and tells a list of one from a string', () => {
+    expect(queryKeyPart({ a: ['1', '2'] })).toBe('a[]=1&a[]=2');
+    expect(queryKeyPart({ a: ['1', '2'] })).not.toBe(queryKeyPart({ a: ['2', '1'] }));
+    expect(queryKeyPart({ a: ['1'] })).not.toBe(queryKeyPart({ a: '1' }));
+    expect(queryKeyPart({ a: [] })).not.toBe(queryKeyPart({ a: '' }));
   });
 
-  it('keeps repeated parameters with different orders apart', () => {
-    expect(httpKey('GET', '/x?a=1&a=2', {}, [])).not.toBe(httpKey('GET', '/x?a=2&a=1', {}, []));
+  it('cannot be spelled by a name or value holding & = [ ] or %', () => {
+    expect(queryKeyPart({ a: '1&b=2' })).not.toBe(queryKeyPart({ a: '1', b: '2' }));
+    expect(queryKeyPart({ 'a[]': '1' })).not.toBe(queryKeyPart({ a: ['1'] }));
+    expect(queryKeyPart({ a: '%20' })).not.toBe(queryKeyPart({ a: ' ' }));
   });
 
-  it('drops the fragment', () => {
-    expect(httpKey('GET', '/page?b=1&a=2#section', {}, [])).toBe('GET /page?a=2&b=1');
-    expect(httpKey('GET', '/page#frag?x=1', {}, [])).toBe('GET /page');
+  it('serializes nested queries (an extended parser) stably, apart from any flat one', () => {
+    const nested = queryKeyPart({ a: { c: '2', b: '1' } });
+    expect(nested).toBe(queryKeyPart({ a: { b: '1', c: '2' } }));
+    expect(nested.startsWith('{')).toBe(true);
+    expect(queryKeyPart({ a: ['1', { b: '2' }] })).not.toBe(queryKeyPart({ a: [{ b: '2' }, '1'] }));
   });
 
-  it('keeps paths apart', () => {
-    expect(httpKey('GET', '/a', {}, [])).not.toBe(httpKey('GET', '/b', {}, []));
+  it('keeps a raw query as sent, apart from parsed ones', () => {
+    expect(queryKeyPart('b=2&a=1')).not.toBe(queryKeyPart('a=1&b=2'));
+    expect(queryKeyPart('a=1')).not.toBe(queryKeyPart({ a: '1' }));
   });
 
-  describe('key headers', () => {
+  it('is empty for an empty query', () => {
+    expect(queryKeyPart({})).toBe('');
+    expect(queryKeyPart(undefined)).toBe('');
+  });
+});
+
+describe('requestKey', () => {
+  it('is the method and the target URI for a plain request', () => {
+    expect(key()).toBe('GET http://api.example/x');
+    expect(key({ query: { b: '2', a: '1' } })).toBe('GET http://api.example/x?a=1&b=2');
+  });
+
+  it('keeps methods, schemes, hosts, ports and paths apart', () => {
+    const keys = [
+      key(),
+      key({ method: 'HEAD' }),
+      key({ scheme: 'https' }),
+      key({ authority: 'other.example' }),
+      key({ authority: 'api.example:8080' }),
+      key({ forwardedHost: 'tenant.example' }),
+      key({ path: '/y' }),
+      key({ path: '/x#frag' }),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('cannot be made equal by a path or host that spells a separator, a header part or a hashed key', () => {
+    const headerKey = key({ keyHeaders: ['x-tenant'], headers: { 'x-tenant': 'a' } });
+    const spelled = key({ path: `/x|h:x-tenant:${sha256('=a')}`, keyHeaders: ['x-tenant'] });
+    expect(spelled).not.toBe(headerKey);
+    expect(key({ path: `/x|k:me` })).not.toBe(key({ custom: 'me' }));
+    expect(key({ authority: 'a|b' })).not.toContain('|');
+    expect(key({ path: '/#' + 'x'.repeat(43) })).not.toContain('#');
+  });
+
+  it('adds each key header as its name and a hash of its value, never the value', () => {
     const secret = 'Bearer s3cr3t-token-value';
-
-    it('adds each listed header as its name and a hash of its value, never the value', () => {
-      const key = httpKey('GET', '/me', { authorization: secret }, ['authorization']);
-      expect(key).toBe(`GET /me|authorization:${sha256(secret)}`);
-      expect(key).not.toContain('s3cr3t');
-    });
-
-    it('keeps requests with different header values apart', () => {
-      expect(httpKey('GET', '/me', { authorization: 'a' }, ['authorization'])).not.toBe(
-        httpKey('GET', '/me', { authorization: 'b' }, ['authorization']),
-      );
-    });
-
-    it('keeps a missing header apart from an empty one', () => {
-      const missing = httpKey('GET', '/x', {}, ['accept-language']);
-      const empty = httpKey('GET', '/x', { 'accept-language': '' }, ['accept-language']);
-      expect(missing).toBe('GET /x|accept-language:-');
-      expect(empty).not.toBe(missing);
-    });
-
-    it('hashes every value of a repeated header, in order', () => {
-      const twice = httpKey('GET', '/x', { 'x-tenant': ['a', 'b'] }, ['x-tenant']);
-      expect(twice).not.toContain('|x-tenant:a');
-      expect(twice).not.toBe(httpKey('GET', '/x', { 'x-tenant': 'a' }, ['x-tenant']));
-      expect(twice).not.toBe(httpKey('GET', '/x', { 'x-tenant': ['b', 'a'] }, ['x-tenant']));
-    });
-
-    it('ignores headers that are not listed', () => {
-      expect(httpKey('GET', '/x', { cookie: 'a', accept: 'x' }, ['accept'])).toBe(
-        httpKey('GET', '/x', { cookie: 'b', accept: 'x' }, ['accept']),
-      );
-    });
-
-    it('adds the listed headers in the order given', () => {
-      const key = httpKey('GET', '/x', { a: '1', b: '2' }, ['a', 'b']);
-      expect(key).toBe(`GET /x|a:${sha256('1')}|b:${sha256('2')}`);
-    });
+    const withSecret = key({ headers: { authorization: secret }, keyHeaders: ['authorization'] });
+    expect(withSecret).toBe(`GET http://api.example/x|h:authorization:${sha256(`=${secret}`)}`);
+    expect(withSecret).not.toContain('s3cr3t');
   });
 
-  it('appends the custom part last', () => {
-    expect(httpKey('GET', '/x?b=1&a=1', { accept: 'json' }, ['accept'], 'tenant-7')).toBe(
-      `GET /x?a=1&b=1|accept:${sha256('json')}|=tenant-7`,
+  it('keeps a missing header, an empty one and a repeated one apart', () => {
+    const keys = [undefined, '', ['a', 'b'], ['b', 'a'], 'a\nb', 'a'].map((value) =>
+      key({ headers: { 'x-tenant': value }, keyHeaders: ['x-tenant'] }),
     );
-    expect(httpKey('GET', '/x', {}, [], '')).toBe('GET /x|=');
-    expect(httpKey('GET', '/x', {}, [], '')).not.toBe(httpKey('GET', '/x', {}, []));
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('ignores headers that are not listed', () => {
+    expect(key({ headers: { cookie: 'a' } })).toBe(key({ headers: { cookie: 'b' } }));
+  });
+
+  it('adds the user (hashed), the body part and the custom part, each in its own namespace', () => {
+    expect(key({ user: 'alice' })).toBe(`GET http://api.example/x|u:${sha256('alice')}`);
+    expect(key({ user: null })).toBe('GET http://api.example/x|u:-');
+    expect(key({ body: 'abc' })).toBe('GET http://api.example/x|b:abc');
+    expect(key({ custom: 'a|b' })).toBe('GET http://api.example/x|k:a\\pb');
+    expect(key({ custom: '' })).not.toBe(key());
   });
 
   describe('long keys', () => {
-    const longPath = (filler: string) => `/search?q=${filler.repeat(3000)}`;
+    const long = (filler: string) => ({ query: { q: filler.repeat(3000) } });
 
     it('bounds the key length', () => {
-      const key = httpKey('GET', longPath('a'), {}, []);
-      expect(key.length).toBeLessThanOrEqual(MAX_KEY_LENGTH);
-      expect(key.startsWith('GET /search?q=aaa')).toBe(true);
+      expect(key(long('a')).length).toBeLessThanOrEqual(MAX_KEY_LENGTH);
+      expect(key(long('a')).startsWith('GET http://api.example/x?q=aaa')).toBe(true);
     });
 
     it('keeps long keys that differ only after the kept prefix apart', () => {
-      const a = httpKey('GET', `${longPath('a')}x`, {}, []);
-      const b = httpKey('GET', `${longPath('a')}y`, {}, []);
-      expect(a).not.toBe(b);
-      expect(a.slice(0, 128)).toBe(b.slice(0, 128));
-    });
-
-    it('keeps long keys that differ only in a header value apart', () => {
-      const a = httpKey('GET', longPath('a'), { accept: 'a' }, ['accept']);
-      const b = httpKey('GET', longPath('a'), { accept: 'b' }, ['accept']);
-      expect(a).not.toBe(b);
+      expect(key({ query: { q: `${'a'.repeat(3000)}x` } })).not.toBe(key({ query: { q: `${'a'.repeat(3000)}y` } }));
     });
 
     it('gives a long request the same key each time', () => {
-      expect(httpKey('GET', longPath('z'), {}, [])).toBe(httpKey('GET', longPath('z'), {}, []));
+      expect(key(long('z'))).toBe(key(long('z')));
     });
   });
 });
 
-describe('sortedQuery with percent-encoded names', () => {
-  it('keeps the order of a name written encoded and plain, as the app sees one repeated parameter', () => {
-    expect(sortedQuery('a=1&%61=2')).not.toBe(sortedQuery('%61=2&a=1'));
-    expect(sortedQuery('b=1&%61=2')).toBe(sortedQuery('%61=2&b=1'));
+describe('variantKey', () => {
+  it('is a namespace of its own, which no request key can spell', () => {
+    const base = key();
+    expect(variantKey(base, 'fp')).toBe(`${base}|vary:fp`);
+    expect(key({ path: '/x|vary:fp' })).not.toBe(variantKey(base, 'fp'));
+    expect(key({ custom: '|vary:fp' })).not.toContain('|vary:');
+  });
+});
+
+describe('request bodies', () => {
+  it('announces a body by Content-Length or Transfer-Encoding', () => {
+    expect(announcesBody({})).toBe(false);
+    expect(announcesBody({ 'content-length': '0' })).toBe(false);
+    expect(announcesBody({ 'content-length': '12' })).toBe(true);
+    expect(announcesBody({ 'transfer-encoding': 'chunked' })).toBe(true);
+  });
+
+  it('keys a parsed body by a hash of its stable form, and refuses what it cannot hold', () => {
+    expect(bodyKeyPart({ a: 1, b: 2 }, 1_000)).toBe(bodyKeyPart({ b: 2, a: 1 }, 1_000));
+    expect(bodyKeyPart({ a: 1 }, 1_000)).not.toBe(bodyKeyPart({ a: '1' }, 1_000));
+    expect(bodyKeyPart({ data: 'x'.repeat(2_000) }, 1_000)).toBeUndefined();
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(bodyKeyPart(cycle, 1_000)).toBeUndefined();
   });
 });

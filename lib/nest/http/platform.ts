@@ -1,11 +1,7 @@
 import { StreamableFile } from '@nestjs/common';
+import type { AbstractHttpAdapter } from '@nestjs/core';
 import { HeaderEntry, isReplayableHeader } from '../../http/header-policy';
 import { HeaderValues } from '../../http/request-key';
-
-/**
- * The few places where Express and Fastify differ, in one file. Everything
- * else in the interceptor is the same for both.
- */
 
 /** An Express `Request` or a Fastify `FastifyRequest`, as far as keys need. */
 export interface HttpRequestLike {
@@ -13,47 +9,89 @@ export interface HttpRequestLike {
   url: string;
   originalUrl?: string;
   headers: HeaderValues;
+  /** The parsed query, as the handler's `@Query()` gets it. */
+  query?: unknown;
+  /** The parsed body, when a body parser read one. */
+  body?: unknown;
+  /** Set by a guard or middleware that authenticated the caller (Passport's convention). */
+  user?: unknown;
+  protocol?: string;
+  hostname?: string;
 }
 
 /** An Express `Response` or a Fastify `FastifyReply`, as far as replay needs. */
 export interface HttpResponseLike {
   statusCode: number;
   getHeaders(): Record<string, unknown>;
-  status(code: number): unknown;
+  status?(code: number): unknown;
   // Express
   setHeader?(name: string, value: unknown): unknown;
   headersSent?: boolean;
   // Fastify
   raw?: { headersSent?: boolean };
   header?(name: string, value: unknown): unknown;
+  code?(code: number): unknown;
   sent?: boolean;
 }
 
-/** The request target as received: path and query (Express may have rewritten `url`). */
-export function requestUrl(request: HttpRequestLike): string {
-  return request.originalUrl ?? request.url;
+/**
+ * The few things Express and Fastify do differently, through Nest's own
+ * `HttpAdapter` (from `HttpAdapterHost`) where it covers them, with the same
+ * rules by hand when there is none (an app built without a platform).
+ */
+export class Platform {
+  constructor(private readonly adapter: () => AbstractHttpAdapter | undefined) {}
+
+  /** The request target as received: path and query (Express may have rewritten `url`). */
+  requestUrl(request: HttpRequestLike): string {
+    const adapter = this.adapter();
+    if (adapter) return String(adapter.getRequestUrl(request));
+    return request.originalUrl ?? request.url;
+  }
+
+  /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */
+  requestHostname(request: HttpRequestLike): string | undefined {
+    const adapter = this.adapter();
+    const hostname: unknown = adapter ? adapter.getRequestHostname(request) : request.hostname;
+    return typeof hostname === 'string' ? hostname : undefined;
+  }
+
+  setHeader(response: HttpResponseLike, name: string, value: string | number | readonly string[]): void {
+    const adapter = this.adapter();
+    if (adapter) adapter.setHeader(response, name, value as string);
+    else if (isFastifyReply(response)) response.header!(name, value);
+    else response.setHeader!(name, value);
+  }
+
+  setStatus(response: HttpResponseLike, status: number): void {
+    const adapter = this.adapter();
+    if (adapter) adapter.status(response, status);
+    else if (isFastifyReply(response)) response.code!(status);
+    else response.status!(status);
+  }
+
+  /** True once the response has been sent (by the handler through `@Res()`, or its headers flushed). */
+  isSent(response: HttpResponseLike): boolean {
+    const adapter = this.adapter();
+    if (adapter) return adapter.isHeadersSent(response) === true;
+    return isFastifyReply(response) ? response.sent === true : response.headersSent === true;
+  }
+
+  /** Applies a stored status and headers to another caller's response. */
+  applySnapshot(response: HttpResponseLike, status: number, headers: readonly HeaderEntry[]): void {
+    this.setStatus(response, status);
+    // Filtered again on the way out: a store shared with other versions may hold anything.
+    for (const [name, value] of headers) if (isReplayableHeader(name)) this.setHeader(response, name, value);
+  }
 }
 
 function isFastifyReply(response: HttpResponseLike): boolean {
   return response.raw !== undefined && typeof response.header === 'function';
 }
 
-/** Sets one response header on either platform. */
-export function setHeader(response: HttpResponseLike, name: string, value: unknown): void {
-  if (isFastifyReply(response)) response.header!(name, value);
-  else response.setHeader!(name, value);
-}
-
-/** Applies a stored status and headers to another caller's response. */
-export function applySnapshot(response: HttpResponseLike, status: number, headers: readonly HeaderEntry[]): void {
-  response.status(status);
-  // Filtered again on the way out: a store shared with other versions may hold anything.
-  for (const [name, value] of headers) if (isReplayableHeader(name)) setHeader(response, name, value);
-}
-
-/** True once the handler (through `@Res()`) has sent the response itself. */
-export function isSent(response: HttpResponseLike): boolean {
-  return isFastifyReply(response) ? response.sent === true : response.headersSent === true;
+/** The scheme of the request as the platform reports it (trust proxy included). */
+export function requestScheme(request: HttpRequestLike): string {
+  return typeof request.protocol === 'string' ? request.protocol : 'http';
 }
 
 /** A body that is read once (a stream, a `StreamableFile`) cannot be shared or stored. */

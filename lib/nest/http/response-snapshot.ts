@@ -1,11 +1,15 @@
+import { responseForbidsStore, varyFingerprint, varyNames } from '../../http/cache-rules';
 import { HeaderEntry, replayableHeaderChanges } from '../../http/header-policy';
-import { varyFingerprint, varyNames } from '../../http/cache-rules';
 import { HeaderValues } from '../../http/request-key';
-import { HttpResponseLike, isSent, isShareableBody } from './platform';
+import { isShareableBody } from './platform';
 
 /** What one response becomes for the other callers of its key, and in the store. */
 export interface ResponseSnapshot {
-  /** False for a stream or a response the handler sent itself: others run their own handler. */
+  /**
+   * False when no other caller may be answered with it: a stream, a response
+   * the handler sent itself, `Cache-Control: private / no-store`, `Vary: *`,
+   * or a `Set-Cookie`. Others then run their own handler.
+   */
   shareable: boolean;
   status: number;
   /** The headers the handler set, minus those never replayed. */
@@ -13,52 +17,90 @@ export interface ResponseSnapshot {
   body: unknown;
   /** Size of the body as sent (JSON for objects), when it may be stored. */
   bytes: number;
-  /** `Vary`: the request headers it depends on, and the leader's values of them (hashed). */
+  /** `Vary` of the response as sent: the request headers it depends on, and the leader's values of them (hashed). */
   vary?: { names: string[]; fingerprint: string };
+  /** `Cache-Control` of the response as sent (for `respectCacheControl`), whoever set it. */
+  cacheControl?: string;
   /** An `HttpException` the handler threw (its status listed in `statusTtl`): replayed as one. */
   error?: true;
+  /** The body holds class instances: a serializer outside may depend on their class, which a serializing store loses. */
+  instances?: true;
 }
 
-const UNSHAREABLE: Omit<ResponseSnapshot, 'status'> = { shareable: false, headers: [], body: undefined, bytes: 0 };
+/** The response as it stands when the handler has finished, read by the platform. */
+export interface FinishedResponse {
+  status: number;
+  /** Every header it holds now, whoever set it (handler, `@Header()`, middleware, hooks). */
+  headers: Readonly<Record<string, unknown>>;
+  /** Its headers before the handler ran: only what changed since is replayed. */
+  before: Readonly<Record<string, unknown>>;
+  /** Sent by the handler itself (`@Res()`): nothing to share. */
+  sentByHandler: boolean;
+}
 
-/** Size of a body as it will be sent; not JSON-serializable counts as too big to store. */
-export function bodyBytes(body: unknown): number {
-  if (body === undefined || body === null) return 0;
-  if (typeof body === 'string') return Buffer.byteLength(body);
-  if (body instanceof Uint8Array) return body.byteLength;
+/** Size of a body as it will be sent, and whether it holds class instances; unserializable counts as too big. */
+export function measureBody(body: unknown): { bytes: number; instances: boolean } {
+  if (body === undefined || body === null) return { bytes: 0, instances: false };
+  if (typeof body === 'string') return { bytes: Buffer.byteLength(body), instances: false };
+  if (body instanceof Uint8Array) return { bytes: body.byteLength, instances: false };
+  let instances = false;
   try {
-    return Buffer.byteLength(JSON.stringify(body) ?? '');
+    const text = JSON.stringify(body, (_name, value: unknown) => {
+      if (!instances && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        const proto = Object.getPrototypeOf(value) as unknown;
+        instances = proto !== Object.prototype && proto !== null;
+      }
+      return value;
+    });
+    return { bytes: Buffer.byteLength(text ?? ''), instances };
   } catch {
-    return Number.POSITIVE_INFINITY;
+    return { bytes: Number.POSITIVE_INFINITY, instances };
   }
 }
 
+function asText(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
 /**
- * Takes the snapshot of the leader's response once its handler produced
- * `body`: the status, the headers that changed since `before` (so headers set
- * by middleware for every response are not replayed), and its `Vary`.
+ * Takes the snapshot of a finished response. What decides (may it be shared,
+ * on what does it vary, how fresh is it) is read from the whole response as
+ * sent; what is replayed to others is only what the handler changed.
  */
 export function captureSnapshot(
   body: unknown,
-  response: HttpResponseLike,
-  before: Readonly<Record<string, unknown>>,
+  response: FinishedResponse,
   requestHeaders: HeaderValues,
   measure: boolean,
-  answeredAlready: boolean,
+  error = false,
 ): ResponseSnapshot {
-  // A response sent before we answered it was sent by the handler itself.
-  const sentByHandler = !answeredAlready && isSent(response);
-  if (!isShareableBody(body) || sentByHandler) return { ...UNSHAREABLE, status: response.statusCode };
-  const headers = replayableHeaderChanges(before, response.getHeaders());
+  const unshareable = { shareable: false, status: response.status, headers: [], body: undefined, bytes: 0 };
+  if (response.sentByHandler || (!error && !isShareableBody(body))) return unshareable;
+  const sent = response.headers;
+  const control = asText(sent['cache-control']);
+  const vary = asText(sent['vary']);
+  const decisive: HeaderEntry[] = [];
+  if (control !== undefined) decisive.push(['cache-control', control]);
+  if (vary !== undefined) decisive.push(['vary', vary]);
+  // private, no-store, Vary: * (RFC 9111 §3, §4.1); a cookie is one caller's own (Varnish's built-in VCL).
+  if (sent['set-cookie'] !== undefined || responseForbidsStore(decisive)) return unshareable;
+  const names = varyNames(decisive);
   const snapshot: ResponseSnapshot = {
     shareable: true,
-    status: response.statusCode,
-    headers,
+    status: response.status,
+    headers: replayableHeaderChanges(response.before, sent),
     body,
-    bytes: measure ? bodyBytes(body) : 0,
+    bytes: 0,
   };
-  const names = varyNames(headers);
+  if (measure) {
+    const measured = measureBody(body);
+    snapshot.bytes = measured.bytes;
+    if (measured.instances) snapshot.instances = true;
+  }
+  if (control !== undefined) snapshot.cacheControl = control;
   if (names.length > 0) snapshot.vary = { names, fingerprint: varyFingerprint(names, requestHeaders) };
+  if (error) snapshot.error = true;
   return snapshot;
 }
 
@@ -67,24 +109,6 @@ export function varyMismatch(snapshot: ResponseSnapshot, requestHeaders: HeaderV
   return (
     snapshot.vary !== undefined && varyFingerprint(snapshot.vary.names, requestHeaders) !== snapshot.vary.fingerprint
   );
-}
-
-/** The snapshot of an `HttpException` thrown by the handler, kept when `statusTtl` lists its status. */
-export function captureErrorSnapshot(
-  status: number,
-  body: unknown,
-  response: HttpResponseLike,
-  before: Readonly<Record<string, unknown>>,
-  measure: boolean,
-): ResponseSnapshot {
-  return {
-    shareable: true,
-    status,
-    headers: replayableHeaderChanges(before, response.getHeaders()),
-    body,
-    bytes: measure ? bodyBytes(body) : 0,
-    error: true,
-  };
 }
 
 /** True when a value read from a store has the shape of a snapshot (else it is a miss, never served). */
@@ -107,6 +131,11 @@ export function isResponseSnapshot(value: unknown): value is ResponseSnapshot {
           (Array.isArray(header[1]) && header[1].every((v) => typeof v === 'string'))),
     ) &&
     typeof snapshot.bytes === 'number' &&
+    (snapshot.cacheControl === undefined || typeof snapshot.cacheControl === 'string') &&
+    (snapshot.vary === undefined ||
+      (Array.isArray(snapshot.vary.names) &&
+        snapshot.vary.names.every((name) => typeof name === 'string') &&
+        typeof snapshot.vary.fingerprint === 'string')) &&
     'body' in snapshot
   );
 }

@@ -1,7 +1,9 @@
 import { Reflector } from '@nestjs/core';
 import { RunPolicy } from '../../core/coalescer';
 import { Freshness } from '../../core/freshness';
-import { freshnessFromCacheControl, responseForbidsStore, ttlForStatus } from '../../http/cache-rules';
+import { Logger } from '@nestjs/common';
+import { MemoryStore } from '../../core/memory-store';
+import { freshnessFromCacheControl, ttlForStatus } from '../../http/cache-rules';
 import {
   COALESCE_METADATA,
   NEXT_PARAMTYPE,
@@ -15,9 +17,15 @@ import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from '../../sta
 import { normalizeEarlyRefresh, normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
 import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
 
+/**
+ * The core's policy for a route. `shareable`: a result no other caller may
+ * be answered with (the core lets its waiters run their own work).
+ */
+export type RoutePolicy = RunPolicy<ResponseSnapshot> & { shareable?: (snapshot: ResponseSnapshot) => boolean };
+
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */
 export interface RouteSettings {
-  policy: RunPolicy<ResponseSnapshot>;
+  policy: RoutePolicy;
   keyHeaders: readonly string[];
   key?: KeyFunction;
   tags?: CoalesceOptions['tags'];
@@ -26,9 +34,17 @@ export interface RouteSettings {
   measure: boolean;
   /** Whether a thrown `HttpException` of this status is stored (listed in `statusTtl`). */
   storesErrorStatus?: (status: number) => boolean;
-  /** Whether `Authorization` / `Cookie` requests may be coalesced (listed in keyHeaders, or a key function). */
-  trustsCredentials: { authorization: boolean; cookie: boolean };
+  /** Request headers that identify a caller: a request with one runs alone unless the route keys by it. */
+  credentialHeaders: readonly string[];
+  /** The route's user key (`keyUser`): a request with `request.user` is coalesced per user only with it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  keyUser?: (user: any) => string | undefined;
 }
+
+/** Always a caller's own, whatever `credentialHeaders` says (RFC 9111 §3.5, Varnish's built-in VCL). */
+const ALWAYS_CREDENTIALS = ['authorization', 'proxy-authorization', 'cookie'];
+
+const logger = new Logger('Stampede');
 
 /** A route the interceptor leaves alone. */
 export const NOT_COALESCED = null;
@@ -69,6 +85,23 @@ export function resolveRouteSettings(
   const staleTtl = pick('staleTtl') ?? options.staleTtl;
   const staleIfError = pick('staleIfError') ?? options.staleIfError;
   const earlyRefresh = pick('earlyRefresh');
+  // A serializing store (Keyv, cache-manager, Redis) loses a class instance's class, and with it
+  // what a serializer outside this interceptor would remove (@Exclude): such bodies are not stored.
+  const keepsInstances = !options.redis && (options.store === undefined || options.store instanceof MemoryStore);
+  let warned = false;
+  const storableBody = (snapshot: ResponseSnapshot): boolean => {
+    if (!snapshot.instances || keepsInstances) return true;
+    if (!warned) {
+      warned = true;
+      logger.warn(
+        `${controller.name}.${handler.name} returns class instances, which the store would keep without their class ` +
+          `(a serializer such as ClassSerializerInterceptor outside StampedeInterceptor would then not apply): ` +
+          `its responses are coalesced but not stored. Put the serializer inside ` +
+          `(@UseInterceptors(StampedeInterceptor, ClassSerializerInterceptor)) or return plain objects.`,
+      );
+    }
+    return false;
+  };
   const keyBody = pick('keyBody');
   // A background refresh runs the handler of a request already answered (stale):
   // one that sets headers through @Res({ passthrough: true }) would set them on a
@@ -81,7 +114,7 @@ export function resolveRouteSettings(
           const freshness: Partial<Freshness> = {};
           const forStatus = ttlForStatus(snapshot.status, ttl, statusTtl);
           if (forStatus !== undefined) freshness.ttl = forStatus;
-          if (respectCacheControl) Object.assign(freshness, freshnessFromCacheControl(snapshot.headers));
+          if (respectCacheControl) Object.assign(freshness, freshnessFromCacheControl(snapshot.cacheControl));
           return freshness;
         }
       : undefined;
@@ -93,7 +126,8 @@ export function resolveRouteSettings(
         snapshot.shareable &&
         ttlForStatus(snapshot.status, ttl, statusTtl) !== undefined &&
         snapshot.bytes <= maxBodyBytes &&
-        !responseForbidsStore(snapshot.headers),
+        storableBody(snapshot),
+      shareable: (snapshot) => snapshot.shareable,
       freshnessFor,
       // Stale-if-error for HTTP: thrown errors and 5xx responses.
       isFailure: (snapshot) => snapshot.status >= 500,
@@ -121,9 +155,12 @@ export function resolveRouteSettings(
             const listed = typeof statusTtl === 'function' ? statusTtl(status) : statusTtl[status];
             return listed !== undefined && listed > 0;
           },
-    trustsCredentials: {
-      authorization: key !== undefined || keyHeaders.includes('authorization'),
-      cookie: key !== undefined || keyHeaders.includes('cookie'),
-    },
+    credentialHeaders: [
+      ...new Set([
+        ...ALWAYS_CREDENTIALS,
+        ...normalizeKeyHeaders(pick('credentialHeaders') ?? options.credentialHeaders),
+      ]),
+    ],
+    keyUser: pick('keyUser') ?? options.keyUser,
   };
 }

@@ -1,45 +1,20 @@
-import {
-  CallHandler,
-  ExecutionContext,
-  GatewayTimeoutException,
-  HttpException,
-  Inject,
-  Injectable,
-  NestInterceptor,
-} from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
-import { Observable, catchError, map, mergeMap, of, tap, throwError } from 'rxjs';
-import { UnserializableArgumentError, argumentsKey } from '../../core/arguments-key';
-import { cacheStatus } from '../../http/cache-status';
-import { Lookup, RunPolicy } from '../../core/coalescer';
-import { BypassReason } from '../../core/events';
-import { sha256 } from '../../core/hash';
-import { ageSeconds, requestForbidsStore, varyFingerprint } from '../../http/cache-rules';
-import { httpKey } from '../../http/request-key';
-import { StampedeTimeoutError } from '../../core/single-flight';
-import { StoredEntry } from '../../core/store';
-import { STAMPEDE_OPTIONS } from '../../stampede.constants';
+import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, Optional } from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { Observable, tap } from 'rxjs';
+import { requestForbidsStore } from '../../http/cache-rules';
+import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
+import { DEFAULT_KEY_BODY_BYTES, STAMPEDE_OPTIONS } from '../../stampede.constants';
 import { StampedeEngine } from '../../stampede.engine';
-import {
-  HttpRequestLike,
-  HttpResponseLike,
-  applySnapshot,
-  isSent,
-  requestUrl,
-  setHeader,
-} from './platform';
 import { ResolvedStampedeOptions } from '../../stampede.options';
-import { ResponseSnapshot, captureErrorSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
-import { NOT_COALESCED, RouteSettings, resolveRouteSettings } from './route-settings';
+import { HttpRequestLike, HttpResponseLike, Platform, requestScheme } from './platform';
+import { FlowDeps, RequestFlow } from './request-flow';
+import { NOT_COALESCED, RoutePolicy, RouteSettings, resolveRouteSettings } from './route-settings';
+import { ResponseSnapshot } from './response-snapshot';
 
 /** Methods whose body may join the key (`keyBody`). */
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
 /** Methods that change what a path returns (RFC 9111 §4.4). */
 const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-function toHttpError(error: unknown): Observable<never> {
-  return throwError(() => (error instanceof StampedeTimeoutError ? new GatewayTimeoutException(error.message) : error));
-}
 
 function pathOf(url: string): string {
   const end = url.search(/[?#]/);
@@ -53,9 +28,15 @@ function pathOf(url: string): string {
  * headers the handler set, except cookies, CORS, rate-limit and hop-by-hop
  * headers. Works the same on Express and Fastify.
  *
- * Only `GET` and `HEAD` by default (`methods` option). Requests that carry
- * `Authorization` or `Cookie` pass through uncoalesced unless that header is
- * in `keyHeaders` or the route has a `key` function.
+ * Two requests share a response only when their handler would see the same
+ * inputs: the key holds the scheme, host, path, the query as parsed, the body
+ * when one was parsed, the `keyHeaders`; a request with credentials
+ * (`Authorization`, `Cookie`, `credentialHeaders`, a `request.user`) runs
+ * alone unless the route keys by them. A response that is `private`,
+ * `no-store`, `Vary: *`, sets a cookie or streams is never shared.
+ *
+ * Subclass it to change how requests are keyed (`keyFor`) or who counts as
+ * a caller of their own (`isPerCaller`).
  *
  * @example
  * ```ts
@@ -71,12 +52,24 @@ export class StampedeInterceptor implements NestInterceptor {
   // Per controller class, then per handler: a handler inherited by two
   // controllers may see different class-level settings.
   private readonly routes = new WeakMap<object, WeakMap<object, RouteSettings | null>>();
+  private readonly deps: FlowDeps;
+  protected readonly platform: Platform;
 
   constructor(
-    private readonly reflector: Reflector,
-    @Inject(STAMPEDE_OPTIONS) private readonly options: ResolvedStampedeOptions,
-    private readonly engine: StampedeEngine,
-  ) {}
+    protected readonly reflector: Reflector,
+    @Optional() @Inject(STAMPEDE_OPTIONS) protected readonly options: ResolvedStampedeOptions,
+    @Optional() protected readonly engine: StampedeEngine,
+    @Optional() adapterHost?: HttpAdapterHost,
+  ) {
+    if (!options || !engine) {
+      throw new Error(
+        'nestjs-stampede: StampedeInterceptor needs the StampedeModule: add StampedeModule.forRoot() ' +
+          '(or forRootAsync()) to the imports of your root module.',
+      );
+    }
+    this.platform = new Platform(() => adapterHost?.httpAdapter);
+    this.deps = { engine, options, platform: this.platform };
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
@@ -85,131 +78,118 @@ export class StampedeInterceptor implements NestInterceptor {
     const http = context.switchToHttp();
     const request = http.getRequest<HttpRequestLike>();
     const method = request.method;
-    const withBody = route.keyBody !== undefined && BODY_METHODS.has(method);
-    if (!this.options.methods.has(method) && !withBody) {
+    if (!this.options.methods.has(method) && !(route.keyBody !== undefined && BODY_METHODS.has(method))) {
       if (this.options.invalidateOnWrite && UNSAFE_METHODS.has(method)) return this.invalidatingWrite(context, next);
       return next.handle();
     }
     const response = http.getResponse<HttpResponseLike>();
-    const url = requestUrl(request);
-    const headers = request.headers;
+    const url = this.platform.requestUrl(request);
+    const flow = new RequestFlow(
+      this.deps,
+      next,
+      route,
+      this.policyFor(route, context, url),
+      request.headers,
+      response,
+    );
+    const where = `${method} ${url}`;
+    if (requestForbidsStore(request.headers)) return flow.alone(where, 'request-no-store');
+    // Never answer one caller with another's response: let it through, alone.
+    if (this.isPerCaller(context)) return flow.alone(where, 'credentials');
+    if (this.bodyPart(request, route) === null) return flow.alone(where, 'request-body');
+    const key = this.keyFor(context);
+    if (key === undefined) return flow.alone(where, 'key-function', false);
+    return flow.run(key);
+  }
 
-    if (requestForbidsStore(headers)) return this.bypass(next, response, `${method} ${url}`, 'request-no-store');
+  /**
+   * The key of a request: two requests with one key get one response, so it
+   * must hold every input the handler reads. Default: method, scheme, host,
+   * path, the parsed query, the parsed body, the route's `keyHeaders`, its
+   * `keyUser` and `key` function. `undefined`: the request goes through
+   * uncoalesced. Override to key by something else, calling `super.keyFor`.
+   */
+  protected keyFor(context: ExecutionContext): string | undefined {
+    const route = this.settingsOf(context);
+    if (route === NOT_COALESCED) return undefined;
+    const request = context.switchToHttp().getRequest<HttpRequestLike>();
     let custom: string | undefined;
     if (route.key) {
       custom = route.key(context);
-      if (custom === undefined) return this.bypass(next, response, `${method} ${url}`, 'key-function', false);
-    } else if (this.carriesUntrustedCredentials(request, route)) {
-      // Never answer one user with another's response: let it through, alone.
-      return this.bypass(next, response, `${method} ${url}`, 'credentials');
+      if (custom === undefined) return undefined;
     }
-    if (withBody) {
-      const bodyPart = this.bodyKey((request as { body?: unknown }).body, route.keyBody!.maxBytes);
-      if (bodyPart === undefined) return this.bypass(next, response, `${method} ${url}`, 'unserializable-arguments');
-      custom = custom === undefined ? bodyPart : `${custom}|${bodyPart}`;
+    let user: string | null | undefined;
+    if (route.keyUser) {
+      const id = hasUser(request) ? route.keyUser(request.user) : null;
+      if (id === undefined) return undefined;
+      user = id;
     }
-    const key = httpKey(method, url, headers, route.keyHeaders, custom);
-
-    const policy = this.policyFor(route, context, url);
-    // The hit path: a fresh in-process value is replayed at once, before any per-request closure.
-    const hit = this.engine.coalescer.peekFresh(key, policy);
-    if (hit !== undefined && !varyMismatch(hit.v, headers)) {
-      return this.replay(response, hit.v, { value: hit.v, outcome: 'hit', expiresAt: hit.e, storedAt: hit.t });
-    }
-
-    let ownBody: unknown;
-    let ownError: unknown;
-    // Set once this caller is answered from elsewhere (a stale value) while
-    // its handler may still run as the background refresh.
-    let answered = false;
-    const handle = (): Observable<ResponseSnapshot> => {
-      const before = { ...response.getHeaders() };
-      return next.handle().pipe(
-        map((body) => {
-          ownBody = body;
-          return captureSnapshot(body, response, before, headers, route.measure, answered);
-        }),
-        catchError((error: unknown) => {
-          // An HttpException whose status `statusTtl` lists (e.g. 404) is kept like a response.
-          if (!(error instanceof HttpException) || !route.storesErrorStatus?.(error.getStatus())) throw error;
-          ownError = error;
-          return of(captureErrorSnapshot(error.getStatus(), error.getResponse(), response, before, route.measure));
-        }),
-      );
-    };
-
-    const coalesce = (key: string, isVariant: boolean, peeked?: StoredEntry<ResponseSnapshot>): Observable<unknown> => {
-      // The response varies on a request header this caller sent differently: it is not
-      // this caller's. Its values of those headers make a key of their own, coalesced and
-      // stored apart (RFC 9111 §4.1); a variant that varies again runs alone.
-      const otherVariant = (snapshot: ResponseSnapshot): Observable<unknown> => {
-        if (isVariant || !snapshot.vary) {
-          this.engine.coalescer.report('bypass', key, { reason: 'vary-mismatch' });
-          return next.handle();
-        }
-        return coalesce(`${key}|vary:${varyFingerprint(snapshot.vary.names, headers)}`, true);
-      };
-      // The hit path: a fresh in-process value is replayed without the Observable machinery.
-      const fresh = peeked ?? this.engine.coalescer.peekFresh(key, policy);
-      if (fresh !== undefined) {
-        if (varyMismatch(fresh.v, headers)) return otherVariant(fresh.v);
-        return this.replay(response, fresh.v, {
-          value: fresh.v,
-          outcome: 'hit',
-          expiresAt: fresh.e,
-          storedAt: fresh.t,
-        });
-      }
-      return this.engine.coalescer.run$(key, handle, policy).pipe(
-        catchError(toHttpError),
-        mergeMap((lookup) => {
-          const snapshot = lookup.value;
-          if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
-            if (snapshot.shareable) {
-              this.markStatus(
-                response,
-                lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }),
-              );
-            }
-            return ownError === undefined ? of(ownBody) : throwError(() => ownError);
-          }
-          // A stream or a hand-sent response can't be replayed: run this caller's own handler.
-          if (!snapshot.shareable) return next.handle();
-          if (varyMismatch(snapshot, headers)) return otherVariant(snapshot);
-          answered = true;
-          return this.replay(response, snapshot, lookup);
-        }),
-      );
-    };
-    // A `hit` left here is another variant of a response that varies: this caller goes to its own.
-    return coalesce(key, false, hit);
+    const url = this.platform.requestUrl(request);
+    const queryAt = url.indexOf('?');
+    const headers = request.headers;
+    const authority = (headers[':authority'] ?? headers.host ?? '') as string;
+    const hostname = this.platform.requestHostname(request);
+    return requestKey({
+      method: request.method,
+      scheme: requestScheme(request),
+      authority,
+      forwardedHost: hostname !== undefined && hostname !== hostOf(authority) ? hostname : undefined,
+      path: queryAt === -1 ? url : url.slice(0, queryAt),
+      // The query as the app's parser gave it to the handler; the raw string only if there is none.
+      query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
+      headers,
+      keyHeaders: route.keyHeaders,
+      user,
+      body: this.bodyPart(request, route) ?? undefined,
+      custom,
+    });
   }
 
-  /** Answers this caller with another's response: its status, replayable headers and body (or error). */
-  private replay(response: HttpResponseLike, snapshot: ResponseSnapshot, lookup: Lookup<ResponseSnapshot>) {
-    applySnapshot(response, snapshot.status, snapshot.headers);
-    if (lookup.outcome === 'collapsed') {
-      this.markStatus(response, cacheStatus('collapsed'));
-    } else {
-      const now = Date.now();
-      if (!isSent(response)) setHeader(response, 'Age', String(ageSeconds(lookup.storedAt, now)));
-      this.markStatus(
-        response,
-        cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }),
-      );
+  /**
+   * True when the request identifies its caller in a way the key does not
+   * hold, so its response may be that caller's own: `Authorization`,
+   * `Proxy-Authorization`, `Cookie` or a `credentialHeaders` header that is
+   * not in `keyHeaders`, or a `request.user` on a route without `keyUser`.
+   * A route with a `key` function is trusted to separate callers.
+   */
+  protected isPerCaller(context: ExecutionContext): boolean {
+    const route = this.settingsOf(context);
+    if (route === NOT_COALESCED || route.key) return false;
+    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const user = hasUser(request);
+    if (user && !route.keyUser) return true;
+    // Keyed by the user the credentials authenticated: they are that user's.
+    if (user && route.keyUser) return false;
+    const headers = request.headers;
+    for (const name of route.credentialHeaders) {
+      if (headers[name] !== undefined && !route.keyHeaders.includes(name)) return true;
     }
-    if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
-    return of(snapshot.body);
+    return false;
+  }
+
+  /**
+   * The key part of the body the handler will see: `undefined` without one,
+   * `null` when there is one the key cannot hold (too big, unserializable, or
+   * announced but not parsed yet, so read later by someone): it runs alone.
+   */
+  private bodyPart(request: HttpRequestLike, route: RouteSettings): string | null | undefined {
+    if (request.body === undefined) return announcesBody(request.headers) ? null : undefined;
+    let part = bodyParts.get(request);
+    if (part === undefined) {
+      part = bodyKeyPart(request.body, route.keyBody?.maxBytes ?? DEFAULT_KEY_BODY_BYTES) ?? null;
+      bodyParts.set(request, part);
+    }
+    return part;
   }
 
   /** The route's policy, with this request's tags when they come from a function or from the path. */
-  private policyFor(route: RouteSettings, context: ExecutionContext, url: string): RunPolicy<ResponseSnapshot> {
+  private policyFor(route: RouteSettings, context: ExecutionContext, url: string): RoutePolicy {
     const tags = route.tags;
     const pathTag = this.options.invalidateOnWrite ? `path:${pathOf(url)}` : undefined;
     if (tags === undefined && pathTag === undefined) return route.policy;
     return {
       ...route.policy,
-      tags: (snapshot) => {
+      tags: (snapshot: ResponseSnapshot) => {
         const own = typeof tags === 'function' ? tags(snapshot.body, context) : (tags ?? []);
         return pathTag ? [...own, pathTag] : own;
       },
@@ -219,7 +199,7 @@ export class StampedeInterceptor implements NestInterceptor {
   /** A successful write drops what is stored for GET/HEAD on its path. */
   private invalidatingWrite(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const http = context.switchToHttp();
-    const url = requestUrl(http.getRequest<HttpRequestLike>());
+    const url = this.platform.requestUrl(http.getRequest<HttpRequestLike>());
     const response = http.getResponse<HttpResponseLike>();
     return next.handle().pipe(
       tap(() => {
@@ -230,42 +210,8 @@ export class StampedeInterceptor implements NestInterceptor {
     );
   }
 
-  /** The key part of a request body: a hash of its stable serialization, or undefined when too big or odd. */
-  private bodyKey(body: unknown, maxBytes: number): string | undefined {
-    try {
-      const text = argumentsKey([body]);
-      return Buffer.byteLength(text) > maxBytes ? undefined : `body:${sha256(text)}`;
-    } catch (error) {
-      if (error instanceof UnserializableArgumentError) return undefined;
-      throw error;
-    }
-  }
-
-  private bypass(
-    next: CallHandler,
-    response: HttpResponseLike,
-    key: string,
-    reason: BypassReason,
-    mark = true,
-  ): Observable<unknown> {
-    this.engine.coalescer.report('bypass', key, { reason });
-    if (mark) this.markStatus(response, cacheStatus('bypass'));
-    return next.handle();
-  }
-
-  private markStatus(response: HttpResponseLike, value: string): void {
-    if (this.options.cacheStatusHeader && !isSent(response)) setHeader(response, 'Cache-Status', value);
-  }
-
-  private carriesUntrustedCredentials(request: HttpRequestLike, route: RouteSettings): boolean {
-    const { authorization, cookie } = request.headers;
-    return (
-      (authorization !== undefined && !route.trustsCredentials.authorization) ||
-      (cookie !== undefined && !route.trustsCredentials.cookie)
-    );
-  }
-
-  private settingsOf(context: ExecutionContext): RouteSettings | null {
+  /** The route's settings, resolved once per controller and handler. */
+  protected settingsOf(context: ExecutionContext): RouteSettings | null {
     const controller = context.getClass();
     const handler = context.getHandler();
     let byHandler = this.routes.get(controller);
@@ -277,4 +223,17 @@ export class StampedeInterceptor implements NestInterceptor {
     }
     return settings;
   }
+}
+
+/** Key parts of parsed bodies, per request (the check and the key read it once). */
+const bodyParts = new WeakMap<object, string | null>();
+
+function hasUser(request: HttpRequestLike): boolean {
+  return request.user !== undefined && request.user !== null && request.user !== false;
+}
+
+/** The host of an authority, without its port. */
+function hostOf(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  return colon === -1 || authority.endsWith(']') ? authority : authority.slice(0, colon);
 }
