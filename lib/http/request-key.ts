@@ -39,11 +39,18 @@ export interface RequestKeyParts {
 // escape is reversible and no two parts can run into each other.
 // eslint-disable-next-line no-control-regex -- controls are what it escapes
 const SPECIAL = /[\\|#\u0000-\u0020\u007f]/g;
+// In a scheme or a host, also what ends them (`/`, and the parentheses of a forwarded host);
+// in a path, the `?` that ends it. Both come from headers (Host, X-Forwarded-*), which may hold anything.
+// eslint-disable-next-line no-control-regex -- controls are what it escapes
+const SPECIAL_IN_HOST = /[\\|#\u0000-\u0020\u007f/()?]/g;
+// eslint-disable-next-line no-control-regex -- controls are what it escapes
+const SPECIAL_IN_PATH = /[\\|#\u0000-\u0020\u007f?]/g;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '|': '\\p', '#': '\\h' };
+const escape = (c: string) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 
 /** A free-text key part, escaped so that it can never spell a separator or a hashed key. */
 export function escapeKeyPart(text: string): string {
-  return text.replace(SPECIAL, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(SPECIAL, escape);
 }
 
 function isStringList(value: unknown): value is string[] {
@@ -93,9 +100,13 @@ function headerPart(name: string, value: string | string[] | undefined): string 
  * Long keys are hashed (`boundKey`).
  */
 export function requestKey(parts: RequestKeyParts): string {
-  let key = `${parts.method} ${escapeKeyPart(parts.scheme)}://${escapeKeyPart(parts.authority)}`;
-  if (parts.forwardedHost !== undefined) key += `(${escapeKeyPart(parts.forwardedHost)})`;
-  key += escapeKeyPart(parts.path);
+  let key = `${escapeKeyPart(parts.method)} ${parts.scheme.replace(SPECIAL_IN_HOST, escape)}://`;
+  key += parts.authority.replace(SPECIAL_IN_HOST, escape);
+  if (parts.forwardedHost !== undefined) key += `(${parts.forwardedHost.replace(SPECIAL_IN_HOST, escape)})`;
+  // A target in another form than `/path` (absolute-form `http://...`, `*`) is marked, so
+  // that where the host ends stays clear: `\*` is no escape, so no part can spell it.
+  if (!parts.path.startsWith('/')) key += '\\*';
+  key += parts.path.replace(SPECIAL_IN_PATH, escape);
   const query = queryKeyPart(parts.query);
   if (query !== '') key += `?${query}`;
   for (const name of parts.keyHeaders) key += `|${headerPart(name, parts.headers[name])}`;

@@ -105,6 +105,18 @@ describe('requestKey', () => {
     expect(key({ path: '/#' + 'x'.repeat(43) })).not.toContain('#');
   });
 
+  it('keeps where the host ends clear, whatever a Host, X-Forwarded-* or an absolute-form target holds', () => {
+    // Host `victim.example/admin` + `/x` is not `victim.example` + `/admin/x`.
+    expect(key({ authority: 'victim.example/admin', path: '/x' })).not.toBe(
+      key({ authority: 'victim.example', path: '/admin/x' }),
+    );
+    expect(key({ authority: 'victim.examplehttp:', path: '//evil.example/x' })).not.toBe(
+      key({ authority: 'victim.example', path: 'http://evil.example/x' }),
+    );
+    expect(key({ scheme: 'https://a', authority: 'b' })).not.toBe(key({ scheme: 'https', authority: 'a/b' }));
+    expect(key({ authority: 'a(b)' })).not.toBe(key({ authority: 'a', forwardedHost: 'b' }));
+  });
+
   it('adds each key header as its name and a hash of its value, never the value', () => {
     const secret = 'Bearer s3cr3t-token-value';
     const withSecret = key({ headers: { authorization: secret }, keyHeaders: ['authorization'] });
