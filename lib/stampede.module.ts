@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
+import { StampedeRouteCheck } from './nest/http/route-check';
 import { StampedeInterceptor } from './nest/http/stampede.interceptor';
 import { StampedeMetrics } from './stampede.metrics';
 import {
@@ -49,6 +50,7 @@ import { StampedeService } from './stampede.service';
     StampedeInterceptor,
     StampedeExplorer,
     StampedeMetrics,
+    StampedeRouteCheck,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor],
 })

@@ -23,6 +23,21 @@ import { CoalesceOptions, ResolvedStampedeOptions, StampedeModuleOptions } from 
 // RFC 9110 token: what a header name may be made of.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// The methods Node's HTTP parser accepts that a cache can make sense of (RFC 9110 §9, the QUERY draft).
+const HTTP_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'SEARCH',
+  'QUERY',
+  'PROPFIND',
+  'REPORT',
+]);
+
 const COALESCE_KEYS = [
   'ttl',
   'keyHeaders',
@@ -221,9 +236,9 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   }
   if (
     methods !== undefined &&
-    (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string' && TOKEN.test(m)))
+    (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string' && HTTP_METHODS.has(m.toUpperCase())))
   ) {
-    throw new StampedeOptionsError('methods', methods, 'an array of HTTP method names');
+    throw new StampedeOptionsError('methods', methods, `an array of HTTP methods (${[...HTTP_METHODS].join(', ')})`);
   }
   if (cacheStatusHeader !== undefined && typeof cacheStatusHeader !== 'boolean') {
     throw new StampedeOptionsError('cacheStatusHeader', cacheStatusHeader, 'a boolean');
