@@ -47,10 +47,22 @@ const SPECIAL_IN_HOST = /[\\|#\u0000-\u0020\u007f/()?]/g;
 const SPECIAL_IN_PATH = /[\\|#\u0000-\u0020\u007f?]/g;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '|': '\\p', '#': '\\h' };
 const escape = (c: string) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+// The same sets without the global flag, to test (stateless) before replacing: most parts need nothing.
+const HAS_SPECIAL = new RegExp(SPECIAL.source);
+const HAS_SPECIAL_IN_HOST = new RegExp(SPECIAL_IN_HOST.source);
+const HAS_SPECIAL_IN_PATH = new RegExp(SPECIAL_IN_PATH.source);
 
 /** A free-text key part, escaped so that it can never spell a separator or a hashed key. */
 export function escapeKeyPart(text: string): string {
-  return text.replace(SPECIAL, escape);
+  return HAS_SPECIAL.test(text) ? text.replace(SPECIAL, escape) : text;
+}
+
+function escapeHost(text: string): string {
+  return HAS_SPECIAL_IN_HOST.test(text) ? text.replace(SPECIAL_IN_HOST, escape) : text;
+}
+
+function escapePath(text: string): string {
+  return HAS_SPECIAL_IN_PATH.test(text) ? text.replace(SPECIAL_IN_PATH, escape) : text;
 }
 
 function isStringList(value: unknown): value is string[] {
@@ -70,21 +82,33 @@ export function queryKeyPart(query: unknown): string {
   // A raw query, kept exactly as sent; `"` and `{` open the other forms (the flat one encodes both).
   if (typeof query === 'string') return query === '' ? '' : escapeKeyPart(`"${query}`);
   if (query === null || typeof query !== 'object') return '';
-  const names = Object.keys(query).sort();
+  const names = Object.keys(query);
   if (names.length === 0) return '';
+  if (names.length > 1) names.sort();
   const values = query as Record<string, unknown>;
-  if (!names.every((name) => typeof values[name] === 'string' || isStringList(values[name]))) {
-    return escapeKeyPart(`{${argumentsKey([query])}`);
+  let flat = '';
+  // encodeURIComponent throws on a lone surrogate: such a query takes the serialized form.
+  try {
+    for (const name of names) {
+      const value = values[name];
+      const encoded = encodeURIComponent(name);
+      if (typeof value === 'string') {
+        flat += `&${encoded}=${encodeURIComponent(value)}`;
+      } else if (isStringList(value)) {
+        if (value.length === 0) flat += `&${encoded}[]`;
+        for (const item of value) flat += `&${encoded}[]=${encodeURIComponent(item)}`;
+      } else {
+        return nestedQueryPart(query);
+      }
+    }
+  } catch {
+    return nestedQueryPart(query);
   }
-  const params: string[] = [];
-  for (const name of names) {
-    const value = values[name] as string | string[];
-    const encoded = encodeURIComponent(name);
-    if (typeof value === 'string') params.push(`${encoded}=${encodeURIComponent(value)}`);
-    else if (value.length === 0) params.push(`${encoded}[]`);
-    else for (const item of value) params.push(`${encoded}[]=${encodeURIComponent(item)}`);
-  }
-  return params.join('&');
+  return flat.slice(1);
+}
+
+function nestedQueryPart(query: object): string {
+  return escapeKeyPart(`{${argumentsKey([query])}`);
 }
 
 /** One header's part of a key: its name and a hash of its value, never the value. */
@@ -100,13 +124,12 @@ function headerPart(name: string, value: string | string[] | undefined): string 
  * Long keys are hashed (`boundKey`).
  */
 export function requestKey(parts: RequestKeyParts): string {
-  let key = `${escapeKeyPart(parts.method)} ${parts.scheme.replace(SPECIAL_IN_HOST, escape)}://`;
-  key += parts.authority.replace(SPECIAL_IN_HOST, escape);
-  if (parts.forwardedHost !== undefined) key += `(${parts.forwardedHost.replace(SPECIAL_IN_HOST, escape)})`;
+  let key = `${escapeKeyPart(parts.method)} ${escapeHost(parts.scheme)}://${escapeHost(parts.authority)}`;
+  if (parts.forwardedHost !== undefined) key += `(${escapeHost(parts.forwardedHost)})`;
   // A target in another form than `/path` (absolute-form `http://...`, `*`) is marked, so
   // that where the host ends stays clear: `\*` is no escape, so no part can spell it.
   if (!parts.path.startsWith('/')) key += '\\*';
-  key += parts.path.replace(SPECIAL_IN_PATH, escape);
+  key += escapePath(parts.path);
   const query = queryKeyPart(parts.query);
   if (query !== '') key += `?${query}`;
   for (const name of parts.keyHeaders) key += `|${headerPart(name, parts.headers[name])}`;

@@ -70,6 +70,12 @@ describe('queryKeyPart', () => {
     expect(queryKeyPart('a=1')).not.toBe(queryKeyPart({ a: '1' }));
   });
 
+  it('takes a query no URI encoding can hold (a lone surrogate) in the serialized form, apart from others', () => {
+    expect(queryKeyPart({ a: '\ud800' }).startsWith('{')).toBe(true);
+    expect(queryKeyPart({ a: '\ud800' })).not.toBe(queryKeyPart({ a: '\udc00' }));
+    expect(queryKeyPart({ a: '\ud800' })).not.toBe(queryKeyPart({ a: '\ufffd' }));
+  });
+
   it('is empty for an empty query', () => {
     expect(queryKeyPart({})).toBe('');
     expect(queryKeyPart(undefined)).toBe('');
