@@ -38,6 +38,13 @@ class KeysController {
     return seen(host, request, query);
   }
 
+  /** Builds an absolute link the way apps do behind a proxy: from what the platform says the request was. */
+  @Get('link')
+  async link(@Req() request: { protocol: string; hostname: string }) {
+    await this.origin.run('link');
+    return { link: `${request.protocol}://${request.hostname}/k/next` };
+  }
+
   @Get('account')
   async account(@Body() body: unknown) {
     await this.origin.run('account');
@@ -161,4 +168,29 @@ describe.each(PLATFORMS)('request keys on %s', (platform: Platform) => {
       });
     });
   }
+});
+
+describe('request keys behind a trusted proxy (Express trust proxy)', () => {
+  let running: RunningApp;
+
+  beforeAll(async () => {
+    running = await startApp(
+      'express',
+      { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [KeysController], providers: [Origin] },
+      (app) => (app as NestExpressApplication).set('trust proxy', true),
+    );
+  });
+  afterAll(() => running.close());
+
+  it('never answers with a page whose links an X-Forwarded-Host or X-Forwarded-Proto pointed elsewhere', async () => {
+    const poisoned = await rawRequest(running.url, '/k/link', {
+      headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+    });
+    expect(json(poisoned)).toEqual({ link: 'https://evil.example/k/next' });
+    const victim = await rawRequest(running.url, '/k/link');
+    expect(json(victim)).toEqual({ link: 'http://127.0.0.1/k/next' });
+    const proto = await rawRequest(running.url, '/k/link', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(json(proto)).toEqual({ link: 'https://127.0.0.1/k/next' });
+    expect(json(await rawRequest(running.url, '/k/link'))).toEqual(json(victim));
+  });
 });
