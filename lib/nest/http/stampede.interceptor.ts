@@ -92,13 +92,13 @@ export class StampedeInterceptor implements NestInterceptor {
       request.headers,
       response,
     );
-    const where = `${method} ${url}`;
-    if (requestForbidsStore(request.headers)) return flow.alone(where, 'request-no-store');
+    // A request let through is reported under its method and target (no key was built).
+    if (requestForbidsStore(request.headers)) return flow.alone(`${method} ${url}`, 'request-no-store');
     // Never answer one caller with another's response: let it through, alone.
-    if (this.isPerCaller(context)) return flow.alone(where, 'credentials');
-    if (this.bodyPart(request, route) === null) return flow.alone(where, 'request-body');
+    if (this.isPerCaller(context)) return flow.alone(`${method} ${url}`, 'credentials');
+    if (this.bodyPart(request, route) === null) return flow.alone(`${method} ${url}`, 'request-body');
     const key = this.keyFor(context);
-    if (key === undefined) return flow.alone(where, 'key-function', false);
+    if (key === undefined) return flow.alone(`${method} ${url}`, 'key-function', false);
     return flow.run(key);
   }
 
