@@ -94,10 +94,10 @@ export interface CoalesceOptions {
    */
   respectCacheControl?: boolean;
   /**
-   * HTTP: put the request body in the key, so `POST`/`PUT`/`PATCH` requests
-   * that only read (GraphQL queries, search) can be coalesced. The route's
-   * method is then coalesced even if not in `methods`. Bodies over `maxBytes`
-   * (default 64 KiB, as serialized) pass through uncoalesced.
+   * HTTP: coalesce `POST`/`PUT`/`PATCH` requests that only read (GraphQL
+   * queries, search), keyed by their body, even if not in `methods`. (A body
+   * a parser read is always in the key, on any method.) Bodies over
+   * `maxBytes` (default 64 KiB, as serialized) pass through uncoalesced.
    */
   keyBody?: boolean | { maxBytes: number };
   /**
