@@ -66,22 +66,46 @@ class GlobalController {
 const serializer: Provider = { provide: APP_INTERCEPTOR, useClass: ClassSerializerInterceptor };
 const stampedeGlobally: Provider = { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor };
 
-const SETUPS: { name: string; paths: string[]; controllers: unknown[]; providers: Provider[] }[] = [
+/** A class instance (an ORM entity, say) and no interceptor outside ours: what is stored is what is sent. */
+class Point {
+  constructor(
+    readonly x: number,
+    readonly y: number,
+  ) {}
+}
+
+@Controller('points')
+@UseInterceptors(StampedeInterceptor)
+class PointsController {
+  constructor(private readonly origin: Origin) {}
+
+  @Get('origin')
+  async origin0() {
+    await this.origin.run('point');
+    return new Point(0, 0);
+  }
+}
+
+/** Per setup: its paths, and for each whether the serializer runs outside ours. */
+const SETUPS: { name: string; paths: [string, boolean][]; controllers: unknown[]; providers: Provider[] }[] = [
   {
     name: '@UseInterceptors in both orders',
-    paths: ['/outside', '/inside'],
+    paths: [
+      ['/outside', true],
+      ['/inside', false],
+    ],
     controllers: [OutsideController, InsideController],
     providers: [],
   },
   {
     name: 'APP_INTERCEPTOR, serializer first',
-    paths: ['/global'],
+    paths: [['/global', true]],
     controllers: [GlobalController],
     providers: [serializer, stampedeGlobally],
   },
   {
     name: 'APP_INTERCEPTOR, serializer last',
-    paths: ['/global'],
+    paths: [['/global', false]],
     controllers: [GlobalController],
     providers: [stampedeGlobally, serializer],
   },
@@ -136,5 +160,22 @@ describe.each(PLATFORMS)('serializers on %s', (platform: Platform) => {
         },
       );
     });
+  });
+});
+
+describe.each(PLATFORMS)('class instances with nothing outside on %s', (platform: Platform) => {
+  it('are stored in a serializing store as they are sent, and answered from it', async () => {
+    const map = new Map<string, unknown>();
+    const running = await startApp(platform, {
+      imports: [StampedeModule.forRoot({ ttl: 60_000, store: new Keyv({ store: map }) })],
+      controllers: [PointsController],
+      providers: [Origin],
+    });
+    const first = await request(`${running.url}/points/origin`);
+    const second = await request(`${running.url}/points/origin`);
+    expect([first.text, second.text]).toEqual(['{"x":0,"y":0}', '{"x":0,"y":0}']);
+    expect(second.headers['cache-status']).toMatch(/; hit;/);
+    expect(running.app.get(Origin).calls('point')).toBe(1);
+    await running.close();
   });
 });

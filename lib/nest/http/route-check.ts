@@ -3,15 +3,10 @@ import { ApplicationConfig, DiscoveryService } from '@nestjs/core';
 import { COALESCE_METADATA, SKIP_COALESCE_METADATA } from '../../stampede.constants';
 import { StampedeInterceptor } from './stampede.interceptor';
 
-// Nest's own metadata keys (`@nestjs/common/constants`).
-const PATH_METADATA = 'path';
-const INTERCEPTORS_METADATA = '__interceptors__';
+import { interceptorChain, isStampede } from './interceptor-chain';
 
-function isStampede(interceptor: unknown): boolean {
-  if (typeof interceptor === 'function')
-    return interceptor === StampedeInterceptor || interceptor.prototype instanceof StampedeInterceptor;
-  return interceptor instanceof StampedeInterceptor;
-}
+// Nest's own metadata key (`@nestjs/common/constants`).
+const PATH_METADATA = 'path';
 
 /**
  * At bootstrap, warns once per route that has `@Coalesce()` (on itself or
@@ -28,16 +23,9 @@ export class StampedeRouteCheck implements OnApplicationBootstrap {
   ) {}
 
   onApplicationBootstrap(): void {
-    const global = [
-      ...this.config.getGlobalInterceptors(),
-      ...this.config.getGlobalRequestInterceptors().map((wrapper) => wrapper.metatype),
-    ];
-    if (global.some(isStampede)) return;
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as (new (...args: never[]) => object) | undefined;
-      if (typeof controller !== 'function') continue;
-      const onClass = (Reflect.getMetadata(INTERCEPTORS_METADATA, controller) as unknown[] | undefined) ?? [];
-      if (onClass.some(isStampede) || Reflect.getMetadata(SKIP_COALESCE_METADATA, controller)) continue;
+      if (typeof controller !== 'function' || Reflect.getMetadata(SKIP_COALESCE_METADATA, controller)) continue;
       const classCoalesced = Reflect.getMetadata(COALESCE_METADATA, controller) !== undefined;
       const prototype = controller.prototype as Record<string, unknown>;
       for (const name of Object.getOwnPropertyNames(prototype)) {
@@ -45,8 +33,9 @@ export class StampedeRouteCheck implements OnApplicationBootstrap {
         if (name === 'constructor' || typeof handler !== 'function') continue;
         if (Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
         if (!classCoalesced && Reflect.getMetadata(COALESCE_METADATA, handler) === undefined) continue;
-        const onRoute = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
-        if (onRoute.some(isStampede) || Reflect.getMetadata(SKIP_COALESCE_METADATA, handler)) continue;
+        if (Reflect.getMetadata(SKIP_COALESCE_METADATA, handler)) continue;
+        const chain = interceptorChain(this.config, controller, handler);
+        if (chain.some((interceptor) => isStampede(interceptor, StampedeInterceptor))) continue;
         this.logger.warn(
           `@Coalesce() on ${controller.name}.${name} has no effect: no StampedeInterceptor in its chain. ` +
             `Add @UseInterceptors(StampedeInterceptor) to the route or its controller, ` +

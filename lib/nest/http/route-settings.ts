@@ -67,6 +67,8 @@ export function resolveRouteSettings(
   controller: Function,
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
   handler: Function,
+  /** Whether an interceptor runs outside ours on this route (it may map what we store). */
+  mappedOutside: boolean,
 ): RouteSettings | null {
   if (reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
   if (reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
@@ -86,8 +88,10 @@ export function resolveRouteSettings(
   const staleIfError = pick('staleIfError') ?? options.staleIfError;
   const earlyRefresh = pick('earlyRefresh');
   // A serializing store (Keyv, cache-manager, Redis) loses a class instance's class, and with it
-  // what a serializer outside this interceptor would remove (@Exclude): such bodies are not stored.
-  const keepsInstances = !options.redis && (options.store === undefined || options.store instanceof MemoryStore);
+  // what a serializer outside this interceptor would remove (@Exclude): such bodies are not stored
+  // there. Without an interceptor outside, what is stored is what Nest sends (JSON) anyway.
+  const keepsInstances =
+    !mappedOutside || (!options.redis && (options.store === undefined || options.store instanceof MemoryStore));
   let warned = false;
   const storableBody = (snapshot: ResponseSnapshot): boolean => {
     if (!snapshot.instances || keepsInstances) return true;

@@ -1,11 +1,12 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, Optional } from '@nestjs/common';
-import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { ApplicationConfig, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { Observable, tap } from 'rxjs';
 import { requestForbidsStore } from '../../http/cache-rules';
 import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
 import { DEFAULT_KEY_BODY_BYTES, STAMPEDE_OPTIONS } from '../../stampede.constants';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
+import { hasInterceptorOutside, interceptorChain } from './interceptor-chain';
 import { HttpRequestLike, HttpResponseLike, Platform, requestScheme } from './platform';
 import { FlowDeps, RequestFlow } from './request-flow';
 import { NOT_COALESCED, RoutePolicy, RouteSettings, resolveRouteSettings } from './route-settings';
@@ -60,6 +61,7 @@ export class StampedeInterceptor implements NestInterceptor {
     @Optional() @Inject(STAMPEDE_OPTIONS) protected readonly options: ResolvedStampedeOptions,
     @Optional() protected readonly engine: StampedeEngine,
     @Optional() adapterHost?: HttpAdapterHost,
+    @Optional() private readonly config?: ApplicationConfig,
   ) {
     if (!options || !engine) {
       throw new Error(
@@ -218,7 +220,11 @@ export class StampedeInterceptor implements NestInterceptor {
     if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
     let settings = byHandler.get(handler);
     if (settings === undefined) {
-      settings = resolveRouteSettings(this.reflector, this.options, controller, handler);
+      const mappedOutside = hasInterceptorOutside(
+        interceptorChain(this.config, controller, handler),
+        StampedeInterceptor,
+      );
+      settings = resolveRouteSettings(this.reflector, this.options, controller, handler, mappedOutside);
       byHandler.set(handler, settings);
     }
     return settings;
