@@ -19,14 +19,14 @@ export interface RunningApp {
 export async function startApp(
   platform: Platform,
   metadata: ModuleMetadata,
-  configure?: (app: INestApplication) => void,
+  configure?: (app: INestApplication) => void | Promise<void>,
 ): Promise<RunningApp> {
   const moduleRef = await Test.createTestingModule(metadata).compile();
   const app =
     platform === 'fastify'
       ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
       : moduleRef.createNestApplication({ logger: false });
-  configure?.(app);
+  await configure?.(app);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };

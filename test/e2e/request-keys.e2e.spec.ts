@@ -177,7 +177,7 @@ describe('request keys behind a trusted proxy (Express trust proxy)', () => {
     running = await startApp(
       'express',
       { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [KeysController], providers: [Origin] },
-      (app) => (app as NestExpressApplication).set('trust proxy', true),
+      (app) => void (app as NestExpressApplication).set('trust proxy', true),
     );
   });
   afterAll(() => running.close());

@@ -13,6 +13,7 @@ const finished = (headers: Record<string, unknown>, before: Record<string, unkno
   headers,
   before,
   sentByHandler: false,
+  setsCookie: headers['set-cookie'] !== undefined,
 });
 
 class Account {
@@ -52,6 +53,8 @@ describe('captureSnapshot', () => {
     expect(captureSnapshot(Readable.from(['x']), finished({}), {}, true).shareable).toBe(false);
     expect(captureSnapshot(new StreamableFile(Buffer.from('x')), finished({}), {}, true).shareable).toBe(false);
     expect(captureSnapshot({}, { ...finished({}), sentByHandler: true }, {}, true).shareable).toBe(false);
+    // A cookie a plugin writes only when sending (@fastify/cookie) counts too.
+    expect(captureSnapshot({}, { ...finished({}), setsCookie: true }, {}, true).shareable).toBe(false);
   });
 
   it('applies the same rules to an error kept through statusTtl', () => {

@@ -77,6 +77,21 @@ export class Platform {
     return isFastifyReply(response) ? response.sent === true : response.headersSent === true;
   }
 
+  /**
+   * True when the response sets a cookie: a `Set-Cookie` header, or one that
+   * `@fastify/cookie`'s `reply.setCookie()` holds until its onSend hook writes it.
+   */
+  setsCookie(response: HttpResponseLike, headers: Readonly<Record<string, unknown>>): boolean {
+    if (headers['set-cookie'] !== undefined) return true;
+    if (!isFastifyReply(response)) return false;
+    for (const symbol of Object.getOwnPropertySymbols(response)) {
+      if (symbol.description !== FASTIFY_PENDING_COOKIES) continue;
+      const pending = (response as unknown as Record<symbol, unknown>)[symbol];
+      return pending instanceof Map && pending.size > 0;
+    }
+    return false;
+  }
+
   /** Applies a stored status and headers to another caller's response. */
   applySnapshot(response: HttpResponseLike, status: number, headers: readonly HeaderEntry[]): void {
     this.setStatus(response, status);
@@ -84,6 +99,9 @@ export class Platform {
     for (const [name, value] of headers) if (isReplayableHeader(name)) this.setHeader(response, name, value);
   }
 }
+
+/** The symbol `@fastify/cookie` keeps a reply's cookies under until its onSend hook. */
+const FASTIFY_PENDING_COOKIES = 'fastify.reply.setCookies';
 
 function isFastifyReply(response: HttpResponseLike): boolean {
   return response.raw !== undefined && typeof response.header === 'function';

@@ -94,12 +94,15 @@ export class RequestFlow {
   }
 
   private finished(before: Record<string, unknown>, status?: number): FinishedResponse {
+    const { platform } = this.deps;
+    const headers = this.response.getHeaders();
     return {
       status: status ?? this.response.statusCode,
-      headers: this.response.getHeaders(),
+      headers,
       before,
       // A response sent before we answered it was sent by the handler itself.
-      sentByHandler: !this.answered && this.deps.platform.isSent(this.response),
+      sentByHandler: !this.answered && platform.isSent(this.response),
+      setsCookie: platform.setsCookie(this.response, headers),
     };
   }
 

@@ -36,6 +36,8 @@ export interface FinishedResponse {
   before: Readonly<Record<string, unknown>>;
   /** Sent by the handler itself (`@Res()`): nothing to share. */
   sentByHandler: boolean;
+  /** It sets a cookie (a `Set-Cookie` header, or one a plugin writes when sending). */
+  setsCookie: boolean;
 }
 
 /** Size of a body as it will be sent, and whether it holds class instances; unserializable counts as too big. */
@@ -84,7 +86,7 @@ export function captureSnapshot(
   if (control !== undefined) decisive.push(['cache-control', control]);
   if (vary !== undefined) decisive.push(['vary', vary]);
   // private, no-store, Vary: * (RFC 9111 §3, §4.1); a cookie is one caller's own (Varnish's built-in VCL).
-  if (sent['set-cookie'] !== undefined || responseForbidsStore(decisive)) return unshareable;
+  if (response.setsCookie || responseForbidsStore(decisive)) return unshareable;
   const names = varyNames(decisive);
   const snapshot: ResponseSnapshot = {
     shareable: true,
