@@ -13,7 +13,7 @@ export type { BatchLoader } from './core/batch-loader';
 export type { BypassReason, StampedeEvent, StampedeEventType, StampedeListener, StampedeStats } from './core/events';
 export { StampedeHealthIndicator } from './stampede.health';
 export type { StampedeHealth } from './stampede.health';
-export { StampedeInterceptor } from './stampede.interceptor';
+export { StampedeInterceptor } from './nest/http/stampede.interceptor';
 export { StampedeModule } from './stampede.module';
 export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
 export { StampedeOptionsError } from './stampede.options-error';

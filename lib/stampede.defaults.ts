@@ -25,4 +25,14 @@ export const DEFAULTS = {
   respectCacheControl: false,
   invalidateOnWrite: false,
   keyBodyBytes: 64 * 1024,
+  /** Request headers that carry a caller's credentials, besides Authorization, Proxy-Authorization and Cookie. */
+  credentialHeaders: [
+    'x-api-key',
+    'api-key',
+    'x-auth-token',
+    'x-access-token',
+    'x-session-token',
+    'x-csrf-token',
+    'x-xsrf-token',
+  ] as readonly string[],
 };

@@ -3,8 +3,9 @@ import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
-import { StampedeInterceptor } from './stampede.interceptor';
 import { StampedeHealthIndicator } from './stampede.health';
+import { StampedeRouteCheck } from './nest/http/route-check';
+import { StampedeInterceptor } from './nest/http/stampede.interceptor';
 import { StampedeMetrics } from './stampede.metrics';
 import { StampedeEntryPointCheck } from './nest/entry-points.check';
 import {
@@ -53,6 +54,7 @@ import { StampedeService } from './stampede.service';
     StampedeMetrics,
     StampedeHealthIndicator,
     StampedeEntryPointCheck,
+    StampedeRouteCheck,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor, StampedeHealthIndicator],
 })

@@ -1,4 +1,4 @@
-import { StatusTtl } from './core/http-cache-rules';
+import { StatusTtl } from './http/cache-rules';
 import { StoreInput } from './core/store-adapter';
 import type { RedisOptions, ResolvedRedisOptions } from './redis/redis.options';
 
@@ -136,12 +136,29 @@ export interface CoalesceOptions extends MethodCoalesceOptions {
    */
   respectCacheControl?: boolean;
   /**
-   * HTTP: put the request body in the key, so `POST`/`PUT`/`PATCH` requests
-   * that only read (GraphQL queries, search) can be coalesced. The route's
-   * method is then coalesced even if not in `methods`. Bodies over `maxBytes`
-   * (default 64 KiB, as serialized) pass through uncoalesced.
+   * HTTP: coalesce `POST`/`PUT`/`PATCH` requests that only read (GraphQL
+   * queries, search), keyed by their body, even if not in `methods`. (A body
+   * a parser read is always in the key, on any method.) Bodies over
+   * `maxBytes` (default 64 KiB, as serialized) pass through uncoalesced.
    */
   keyBody?: boolean | { maxBytes: number };
+  /**
+   * HTTP: request headers that identify the caller, besides `Authorization`,
+   * `Proxy-Authorization` and `Cookie` (always). A request carrying one runs
+   * alone unless the route keys by it (`keyHeaders`, `key`, `keyUser`).
+   * Default: `x-api-key`, `api-key`, `x-auth-token`, `x-access-token`,
+   * `x-session-token`, `x-csrf-token`, `x-xsrf-token`.
+   */
+  credentialHeaders?: string[];
+  /**
+   * HTTP: key a route by the authenticated user (`request.user`, as Passport
+   * and most guards set it): the function's result (hashed) joins the key, so
+   * requests of one user are coalesced and stored together and never answered
+   * with another user's response. Without it, a request with a `request.user`
+   * runs alone. Returning `undefined` lets the request through uncoalesced.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  keyUser?: (user: any) => string | undefined;
 }
 
 /**
@@ -236,6 +253,9 @@ export interface ResolvedStampedeOptions {
   statusTtl?: StatusTtl;
   respectCacheControl: boolean;
   keyBody?: { maxBytes: number };
+  credentialHeaders: readonly string[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  keyUser?: (user: any) => string | undefined;
   invalidateOnWrite: boolean;
   metrics?: { prefix: string; registry?: unknown };
   openTelemetry?: { traces: boolean; metrics: boolean; tracer?: unknown; meter?: unknown };

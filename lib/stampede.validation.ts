@@ -22,8 +22,20 @@ type Check = (value: unknown, name: string, where: string) => void;
 
 // RFC 9110 token: what a header name may be made of.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Methods a route can be coalesced for: the safe ones, and those `keyBody` opens. */
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE', 'QUERY', 'SEARCH']);
+// The methods Node's HTTP parser accepts that a cache can make sense of (RFC 9110 §9, the QUERY draft).
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'SEARCH',
+  'QUERY',
+  'PROPFIND',
+  'REPORT',
+]);
 
 const fail = (name: string, value: unknown, expected: string, where: string): never => {
   throw new StampedeOptionsError(name, value, expected, where);
@@ -151,6 +163,8 @@ const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   cancelWhenAbandoned: { surfaces: ['run'], check: boolean },
   key: { surfaces: DECORATED, check: fn },
   keyHeaders: { surfaces: HTTP, check: headerNames },
+  credentialHeaders: { surfaces: HTTP, check: headerNames },
+  keyUser: { surfaces: HTTP, check: fn },
   maxBodyBytes: { surfaces: HTTP, check: count(0) },
   statusTtl: { surfaces: HTTP, check: statusTtl },
   respectCacheControl: { surfaces: HTTP, check: boolean },
@@ -234,6 +248,8 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
   return {
     ...withDefaults,
     keyHeaders: normalizeKeyHeaders(given.keyHeaders ?? []),
+    credentialHeaders: normalizeKeyHeaders(given.credentialHeaders ?? DEFAULTS.credentialHeaders),
+    keyUser: given.keyUser,
     key: given.key,
     store: given.store,
     tags: given.tags,

@@ -182,15 +182,18 @@ export class Coalescer {
     return new Observable<Answer<T>>((subscriber) => this.into(at, work, policy, subscriber));
   }
 
-  /** A fresh, valid value of `key` in a synchronous store, as a `hit` (reported); else `undefined`. */
-  peek<T>(key: string, policy: RunPolicy<T>): Answer<T> | undefined {
-    const hit = this.peekEntry(bounded(key), policy);
-    return hit === undefined ? undefined : answerFromEntry(hit, 'hit');
-  }
-
-  /** Kept for the interceptor's hit path until it reads answers: see `peek`. */
-  peekFresh<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
-    return this.peekEntry(bounded(key), policy);
+  /**
+   * A fresh, valid value of `key` in a synchronous store, as a `hit`
+   * (reported); `undefined` when there is none. A value `accept` turns down
+   * (say, another variant of a response) is handed back as `declined`, and
+   * not counted as a hit.
+   */
+  peek<T>(key: string, policy: RunPolicy<T>): Answer<T> | undefined;
+  peek<T>(key: string, policy: RunPolicy<T>, accept: (value: T) => boolean): Answer<T> | { declined: T } | undefined;
+  peek<T>(key: string, policy: RunPolicy<T>, accept?: (value: T) => boolean): Answer<T> | { declined: T } | undefined {
+    const hit = this.peekEntry(bounded(key), policy, accept);
+    if (hit === undefined || 'declined' in hit) return hit;
+    return answerFromEntry(hit, 'hit');
   }
 
   /** The fresh stored value for `key`, if any. */
@@ -304,7 +307,17 @@ export class Coalescer {
   }
 
   /** The hit path: no closures, no Promise; reports the hit. */
-  private peekEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined {
+  private peekEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined;
+  private peekEntry<T>(
+    key: string,
+    policy: RunPolicy<T>,
+    accept: ((value: T) => boolean) | undefined,
+  ): StoredEntry<T> | { declined: T } | undefined;
+  private peekEntry<T>(
+    key: string,
+    policy: RunPolicy<T>,
+    accept?: (value: T) => boolean,
+  ): StoredEntry<T> | { declined: T } | undefined {
     if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
     const cached = this.store.get(key) as StoredEntry | undefined;
     if (
@@ -315,6 +328,7 @@ export class Coalescer {
     ) {
       return undefined;
     }
+    if (accept !== undefined && !accept(cached.v as T)) return { declined: cached.v as T };
     this.events.report('hit', key);
     this.core.observer?.answered(key, 'hit');
     return cached as StoredEntry<T>;

@@ -38,7 +38,8 @@ export type BypassReason =
   | 'unserializable-arguments'
   | 'request-no-store'
   | 'vary-mismatch'
-  | 'uncacheable';
+  | 'uncacheable'
+  | 'request-body';
 
 /** Receives events; must not throw (a throw is caught and ignored). */
 export type StampedeListener = (event: StampedeEvent) => void;

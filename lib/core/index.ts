@@ -1,9 +1,6 @@
-export * from './cache-status';
 export * from './coalescer';
 export * from './guarded-store';
 export * from './hash';
-export * from './header-policy';
-export * from './http-key';
 export * from './memory-store';
 export * from './single-flight';
 export * from './flight';
@@ -13,7 +10,6 @@ export * from './arguments-key';
 export * from './coordinator';
 export * from './events';
 export * from './freshness';
-export * from './http-cache-rules';
 export * from './answer';
 export * from './batch';
 export * from './batch-loader';

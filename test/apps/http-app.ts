@@ -1,6 +1,7 @@
 import { INestApplication, ModuleMetadata } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import http from 'node:http';
 import { AddressInfo } from 'node:net';
 
 /** The two HTTP platforms every e2e suite runs on. */
@@ -14,13 +15,18 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-/** Builds a Nest app from `metadata` on `platform` and listens on 127.0.0.1 (free port). */
-export async function startApp(platform: Platform, metadata: ModuleMetadata): Promise<RunningApp> {
+/** Builds a Nest app from `metadata` on `platform` and listens on 127.0.0.1 (free port); `configure` runs before. */
+export async function startApp(
+  platform: Platform,
+  metadata: ModuleMetadata,
+  configure?: (app: INestApplication) => void | Promise<void>,
+): Promise<RunningApp> {
   const moduleRef = await Test.createTestingModule(metadata).compile();
   const app =
     platform === 'fastify'
       ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
       : moduleRef.createNestApplication({ logger: false });
+  await configure?.(app);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };
@@ -66,4 +72,52 @@ export interface PassthroughResponse {
 export function setResponseHeader(res: PassthroughResponse, name: string, value: string | string[]): void {
   if (res.raw !== undefined && res.header) res.header(name, value);
   else res.setHeader!(name, value);
+}
+
+/** The key of a request to `running` that has no key parts besides its target: `GET /x?a=1` -> `GET http://127.0.0.1:port/x?a=1`. */
+export function keyOf(running: RunningApp, request: string): string {
+  const space = request.indexOf(' ');
+  return `${request.slice(0, space)} ${running.url}${request.slice(space + 1)}`;
+}
+
+/**
+ * One request as sent on the wire: any `Host`, a raw target (`#`, odd escapes
+ * kept), a body on any method. `fetch` can do none of these.
+ */
+export function rawRequest(
+  url: string,
+  target: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const outgoing = http.request(
+      {
+        hostname,
+        port,
+        path: target,
+        method: init.method ?? 'GET',
+        // Node sends a GET body without framing unless told its length.
+        headers:
+          init.body === undefined
+            ? init.headers
+            : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) },
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(res.headers)) {
+            if (name !== 'set-cookie' && value !== undefined) headers[name] = String(value);
+          }
+          resolve({ status: res.statusCode ?? 0, headers, text, setCookie: res.headers['set-cookie'] ?? [] });
+        });
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(init.body);
+  });
 }

@@ -45,10 +45,16 @@ export class RoutesController {
     const n = await this.origin.run('replay');
     res.status(203);
     setResponseHeader(res, 'x-custom', `run-${n}`);
-    setResponseHeader(res, 'set-cookie', [`session=leader-${n}`]);
     setResponseHeader(res, 'access-control-allow-origin', 'https://leader.example');
     setResponseHeader(res, 'x-ratelimit-remaining', '41');
     setResponseHeader(res, 'ratelimit-policy', '100;w=60');
+    return { n };
+  }
+
+  @Get('cookie')
+  async cookie(@Res({ passthrough: true }) res: PassthroughResponse) {
+    const n = await this.origin.run('cookie');
+    setResponseHeader(res, 'set-cookie', [`session=run-${n}`]);
     return { n };
   }
 

@@ -7,7 +7,7 @@ import {
   StampedeStore,
   StoredEntry,
 } from '../../lib';
-import { PLATFORMS, Reply, RunningApp, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Reply, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 
 /** Milliseconds a store call may take before it counts as failed: what bounds a hung store. */
@@ -157,7 +157,7 @@ describe.each(PLATFORMS)('store faults on %s', (platform) => {
       // A burst while the handler is held: one execution, every caller answered with it.
       origin.hold('value');
       const burst = Array.from({ length: BURST }, () => request(url));
-      await until(() => stampede.waiters(KEY) === BURST, `${BURST} waiters on ${KEY}`);
+      await until(() => stampede.waiters(keyOf(running!, KEY)) === BURST, `${BURST} waiters on ${KEY}`);
       origin.open('value');
       for (const reply of await Promise.all(burst)) expectServed(reply, 1);
       expect(origin.calls('value')).toBe(1);

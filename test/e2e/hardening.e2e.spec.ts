@@ -8,7 +8,7 @@ import {
   StampedeService,
   StampedeTimeoutError,
 } from '../../lib';
-import { PLATFORMS, RunningApp, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 
 @Controller('h')
@@ -102,7 +102,7 @@ describe.each(PLATFORMS)('hardening on %s', (platform) => {
   it('answers 504 to a caller that waited `waitTimeout` with onWaitTimeout: fail', async () => {
     origin.hold('wait-fail');
     const leader = get('/h/wait-fail');
-    await until(() => stampede.waiters('GET /h/wait-fail') === 1, 'the leader');
+    await until(() => stampede.waiters(keyOf(running, 'GET /h/wait-fail')) === 1, 'the leader');
     const follower = await get('/h/wait-fail');
     expect(follower.status).toBe(504);
     origin.open('wait-fail');
@@ -116,7 +116,7 @@ describe.each(PLATFORMS)('hardening on %s', (platform) => {
     expect(small.headers['cache-status']).toMatch(/; hit;/);
     origin.hold('big');
     const replies = Array.from({ length: 3 }, () => get('/h/big?size=5000'));
-    await until(() => stampede.waiters('GET /h/big?size=5000') === 3, '3 waiters');
+    await until(() => stampede.waiters(keyOf(running, 'GET /h/big?size=5000')) === 3, '3 waiters');
     origin.open('big');
     const answered = await Promise.all(replies);
     expect(new Set(answered.map((r) => r.text)).size).toBe(1);
@@ -131,7 +131,7 @@ describe.each(PLATFORMS)('hardening on %s', (platform) => {
     const leaving = new AbortController();
     const gone = get('/h/any?q=1', { signal: leaving.signal }).catch((e: Error) => e.name);
     const staying = Array.from({ length: 3 }, () => get('/h/any?q=1'));
-    await until(() => stampede.waiters('GET /h/any?q=1') === 4, '4 waiters');
+    await until(() => stampede.waiters(keyOf(running, 'GET /h/any?q=1')) === 4, '4 waiters');
     leaving.abort();
     expect(await gone).toBe('AbortError');
     origin.open('any');
@@ -153,7 +153,7 @@ describe.each(PLATFORMS)('hardening on %s', (platform) => {
     const before = stampede.stats();
     origin.hold('any');
     const replies = Array.from({ length: 4 }, () => get('/h/any?q=stats'));
-    await until(() => stampede.waiters('GET /h/any?q=stats') === 4, '4 waiters');
+    await until(() => stampede.waiters(keyOf(running, 'GET /h/any?q=stats')) === 4, '4 waiters');
     expect(stampede.stats()).toMatchObject({ inFlight: 1, waiting: 4 });
     origin.open('any');
     await Promise.all(replies);

@@ -1,5 +1,5 @@
 import { StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Reply, RunningApp, fakeDateOnly, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Reply, RunningApp, fakeDateOnly, keyOf, request, startApp, until } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 import { ClassSettingsController, RoutesController } from '../apps/routes.controller';
 
@@ -32,7 +32,7 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
   async function burst(n: number, name: string, key: string, send: () => Promise<Reply>): Promise<Reply[]> {
     origin.hold(name);
     const replies = Array.from({ length: n }, send);
-    await until(() => stampede.waiters(key) === n, `${n} waiters on ${key}`);
+    await until(() => stampede.waiters(keyOf(running, key)) === n, `${n} waiters on ${key}`);
     origin.open(name);
     return Promise.all(replies);
   }
@@ -104,13 +104,12 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
     expect(origin.calls('tenant:b')).toBe(1);
   });
 
-  it('replays the status and the headers the handler set, but never cookies, CORS or rate-limit headers', async () => {
+  it('replays the status and the headers the handler set, but never CORS or rate-limit headers', async () => {
     const replies = await burst(5, 'replay', 'GET /r/replay', () => get('/r/replay'));
     const cached = await get('/r/replay');
     expect(origin.calls('replay')).toBe(1);
     const leader = replies.find((r) => r.headers['cache-status'] === 'nestjs-stampede; fwd=miss; stored')!;
     const others = [...replies.filter((r) => r !== leader), cached];
-    expect(leader.setCookie).toEqual(['session=leader-1']);
     expect(leader.headers['access-control-allow-origin']).toBe('https://leader.example');
     expect(leader.headers['x-ratelimit-remaining']).toBe('41');
     for (const reply of [leader, ...others]) {
@@ -120,12 +119,24 @@ describe.each(PLATFORMS)('StampedeInterceptor on %s', (platform) => {
       expect(reply.text).toBe('{"n":1}');
     }
     for (const reply of others) {
-      expect(reply.setCookie).toEqual([]);
       expect(reply.headers['access-control-allow-origin']).toBeUndefined();
       expect(reply.headers['x-ratelimit-remaining']).toBeUndefined();
       expect(reply.headers['ratelimit-policy']).toBeUndefined();
     }
     expect(cached.headers['cache-status']).toMatch(/; hit;/);
+  });
+
+  it('never shares a response that sets a cookie: each caller runs its own handler and gets its own cookie', async () => {
+    origin.hold('cookie');
+    const concurrent = Array.from({ length: 4 }, () => get('/r/cookie'));
+    await until(() => origin.calls('cookie') >= 1, 'the first handler');
+    origin.open('cookie');
+    const replies = [...(await Promise.all(concurrent)), await get('/r/cookie'), await get('/r/cookie')];
+    const runs = replies.map((reply) => (JSON.parse(reply.text) as { n: number }).n);
+    // Every caller got the body of its own run, with that run's cookie, never another's.
+    expect(new Set(runs).size).toBe(replies.length);
+    replies.forEach((reply, i) => expect(reply.setCookie).toEqual([`session=run-${runs[i]}`]));
+    expect(origin.calls('cookie')).toBe(replies.length);
   });
 
   it('shares an error with every waiter, does not store it, and runs again on the next request', async () => {

@@ -38,6 +38,10 @@ describe('StampedeModule options', () => {
     [{ storeTimeout: -1 }, /option "storeTimeout".*got -1/],
     [{ invalidateOnWrite: 1 }, /option "invalidateOnWrite".*got 1/],
     [{ metrics: 'on' }, /option "metrics"/],
+    [{ methods: ['GET', 'FETCH'] }, /option "methods".*FETCH/],
+    [{ credentialHeaders: 'x-api-key' }, /option "credentialHeaders".*got "x-api-key"/],
+    [{ credentialHeaders: ['x api key'] }, /option "credentialHeaders"/],
+    [{ keyUser: 'id' }, /option "keyUser".*got "id"/],
   ])('fails app creation for %j, naming the option and the value', async (options, message) => {
     await expect(compileWith(options)).rejects.toThrow(message);
   });

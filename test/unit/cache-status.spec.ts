@@ -1,4 +1,4 @@
-import { CACHE_NAME, cacheStatus } from '../../lib/core/cache-status';
+import { CACHE_NAME, cacheStatus } from '../../lib/http/cache-status';
 
 describe('cacheStatus', () => {
   it('names the cache', () => {

@@ -1,4 +1,4 @@
-import { isReplayableHeader, replayableHeaderChanges } from '../../lib/core/header-policy';
+import { isReplayableHeader, replayableHeaderChanges } from '../../lib/http/header-policy';
 
 describe('isReplayableHeader', () => {
   const cases = (name: string) => [name, name.toUpperCase(), name.replace(/(^|-)([a-z])/g, (m) => m.toUpperCase())];

@@ -3,21 +3,6 @@ import { sha256 } from '../../core/hash';
 /** Request headers that always carry a caller's credentials. */
 const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie'];
 
-/**
- * The usual API-key and session headers, per caller too unless keyed: the
- * default of the HTTP `credentialHeaders` option, which replaces this list
- * once the module option reaches the GraphQL path.
- */
-export const DEFAULT_CREDENTIAL_HEADERS: readonly string[] = [
-  'x-api-key',
-  'api-key',
-  'x-auth-token',
-  'x-access-token',
-  'x-session-token',
-  'x-csrf-token',
-  'x-xsrf-token',
-];
-
 /** The request in a GraphQL context, as both drivers put it there (`context.req`). */
 export interface GraphqlRequestLike {
   headers?: Record<string, string | string[] | undefined>;
@@ -43,7 +28,8 @@ export interface CallerKeying {
 export function isPerCaller(
   request: GraphqlRequestLike | undefined,
   keying: CallerKeying,
-  extraHeaders: readonly string[] = DEFAULT_CREDENTIAL_HEADERS,
+  /** The module's `credentialHeaders`. */
+  extraHeaders: readonly string[],
 ): boolean {
   if (keying.key !== undefined) return false;
   if (request === undefined || request === null || typeof request !== 'object') return true;

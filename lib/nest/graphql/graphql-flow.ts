@@ -77,7 +77,7 @@ export class GraphqlFlow {
     } else if (
       isPerRequest(type) ||
       this.readsInfo(type, handler) ||
-      isPerCaller(gqlContext?.req ?? undefined, settings)
+      isPerCaller(gqlContext?.req ?? undefined, settings, this.engine.defaults.credentialHeaders)
     ) {
       // Never answer one caller with another's result: let it through, alone.
       return this.alone(next, where, 'credentials');

@@ -76,7 +76,7 @@ class AdminController {
     return {
       pid: process.pid,
       executions: this.origin.executions.get(id) ?? 0,
-      waiters: this.stampede.waiters(`GET /item/${id}`),
+      waiters: this.stampede.waiters(`GET http://${PUBLIC_HOST}/item/${id}`),
       redisUp: redis !== undefined && !redis.connection.isDown && redis.connection.client.isReady,
       subscribed: redis?.subscriber.isSubscribed ?? false,
     };
@@ -111,6 +111,9 @@ class AdminController {
   }
 }
 
+/** The host every instance is reached by, as behind one load balancer (the host is part of the key). */
+const PUBLIC_HOST = 'api.example';
+
 async function main(): Promise<void> {
   const env = process.env;
   const app = await createRedisApp(
@@ -126,6 +129,10 @@ async function main(): Promise<void> {
     ['log', 'warn', 'error'],
   );
   app.enableShutdownHooks();
+  app.use((request: { headers: Record<string, string> }, _response: unknown, next: () => void) => {
+    request.headers.host = PUBLIC_HOST;
+    next();
+  });
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   process.send?.({ type: 'ready', port });

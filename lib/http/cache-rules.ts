@@ -1,7 +1,7 @@
-import { Freshness } from './freshness';
+import { Freshness } from '../core/freshness';
 import { HeaderEntry } from './header-policy';
-import { HeaderValues } from './http-key';
-import { sha256 } from './hash';
+import { HeaderValues } from './request-key';
+import { sha256 } from '../core/hash';
 
 /**
  * The rules of RFC 9111 a shared cache applies to a response it stores, for
@@ -87,8 +87,10 @@ function seconds(value: string | undefined): number | undefined {
  * `stale-while-revalidate` and `stale-if-error` (RFC 5861). Undefined fields
  * keep the route's settings.
  */
-export function freshnessFromCacheControl(headers: readonly HeaderEntry[]): Partial<Freshness> | undefined {
-  const directives = cacheControl(headerValue(headers, 'cache-control'));
+export function freshnessFromCacheControl(
+  value: string | number | readonly string[] | undefined,
+): Partial<Freshness> | undefined {
+  const directives = cacheControl(value);
   if (directives.size === 0) return undefined;
   const freshness: Partial<Freshness> = {};
   const ttl = seconds(directives.get('s-maxage')) ?? seconds(directives.get('max-age'));

@@ -1,7 +1,9 @@
 import { Reflector } from '@nestjs/core';
-import { RunPolicy } from './core/coalescer';
-import { Freshness } from './core/freshness';
-import { freshnessFromCacheControl, responseForbidsStore, ttlForStatus } from './core/http-cache-rules';
+import { RunPolicy, resolvePolicy } from '../../core/policy';
+import { Freshness } from '../../core/freshness';
+import { Logger } from '@nestjs/common';
+import { MemoryStore } from '../../core/memory-store';
+import { freshnessFromCacheControl, ttlForStatus } from '../../http/cache-rules';
 import {
   COALESCE_METADATA,
   NEXT_PARAMTYPE,
@@ -10,14 +12,20 @@ import {
   ROUTE_ARGS_METADATA,
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
-} from './stampede.constants';
-import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from './stampede.options';
-import { normalizeEarlyRefresh, normalizeKeyBody, normalizeKeyHeaders } from './stampede.validation';
-import { ResponseSnapshot, isResponseSnapshot } from './stampede.response-snapshot';
+} from '../../stampede.constants';
+import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from '../../stampede.options';
+import { normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
+import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
+
+/**
+ * The core's policy for a route. `shareable`: a result no other caller may
+ * be answered with (the core lets its waiters run their own work).
+ */
+export type RoutePolicy = RunPolicy<ResponseSnapshot>;
 
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */
 export interface RouteSettings {
-  policy: RunPolicy<ResponseSnapshot>;
+  policy: RoutePolicy;
   keyHeaders: readonly string[];
   key?: KeyFunction;
   tags?: CoalesceOptions['tags'];
@@ -26,9 +34,17 @@ export interface RouteSettings {
   measure: boolean;
   /** Whether a thrown `HttpException` of this status is stored (listed in `statusTtl`). */
   storesErrorStatus?: (status: number) => boolean;
-  /** Whether `Authorization` / `Cookie` requests may be coalesced (listed in keyHeaders, or a key function). */
-  trustsCredentials: { authorization: boolean; cookie: boolean };
+  /** Request headers that identify a caller: a request with one runs alone unless the route keys by it. */
+  credentialHeaders: readonly string[];
+  /** The route's user key (`keyUser`): a request with `request.user` is coalesced per user only with it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  keyUser?: (user: any) => string | undefined;
 }
+
+/** Always a caller's own, whatever `credentialHeaders` says (RFC 9111 §3.5, Varnish's built-in VCL). */
+const ALWAYS_CREDENTIALS = ['authorization', 'proxy-authorization', 'cookie'];
+
+const logger = new Logger('Stampede');
 
 /** A route the interceptor leaves alone. */
 export const NOT_COALESCED = null;
@@ -51,6 +67,8 @@ export function resolveRouteSettings(
   controller: Function,
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
   handler: Function,
+  /** Whether an interceptor runs outside ours on this route (it may map what we store). */
+  mappedOutside: boolean,
 ): RouteSettings | null {
   if (reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
   if (reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
@@ -66,9 +84,25 @@ export function resolveRouteSettings(
   const maxBodyBytes = pick('maxBodyBytes') ?? options.maxBodyBytes;
   const statusTtl = pick('statusTtl') ?? options.statusTtl;
   const respectCacheControl = pick('respectCacheControl') ?? options.respectCacheControl;
-  const staleTtl = pick('staleTtl') ?? options.staleTtl;
-  const staleIfError = pick('staleIfError') ?? options.staleIfError;
-  const earlyRefresh = pick('earlyRefresh');
+  // A serializing store (Keyv, cache-manager, Redis) loses a class instance's class, and with it
+  // what a serializer outside this interceptor would remove (@Exclude): such bodies are not stored
+  // there. Without an interceptor outside, what is stored is what Nest sends (JSON) anyway.
+  const keepsInstances =
+    !mappedOutside || (!options.redis && (options.store === undefined || options.store instanceof MemoryStore));
+  let warned = false;
+  const storableBody = (snapshot: ResponseSnapshot): boolean => {
+    if (!snapshot.instances || keepsInstances) return true;
+    if (!warned) {
+      warned = true;
+      logger.warn(
+        `${controller.name}.${handler.name} returns class instances, which the store would keep without their class ` +
+          `(a serializer such as ClassSerializerInterceptor outside StampedeInterceptor would then not apply): ` +
+          `its responses are coalesced but not stored. Put the serializer inside ` +
+          `(@UseInterceptors(StampedeInterceptor, ClassSerializerInterceptor)) or return plain objects.`,
+      );
+    }
+    return false;
+  };
   const keyBody = pick('keyBody');
   // A background refresh runs the handler of a request already answered (stale):
   // one that sets headers through @Res({ passthrough: true }) would set them on a
@@ -81,34 +115,33 @@ export function resolveRouteSettings(
           const freshness: Partial<Freshness> = {};
           const forStatus = ttlForStatus(snapshot.status, ttl, statusTtl);
           if (forStatus !== undefined) freshness.ttl = forStatus;
-          if (respectCacheControl) Object.assign(freshness, freshnessFromCacheControl(snapshot.headers));
+          if (respectCacheControl) Object.assign(freshness, freshnessFromCacheControl(snapshot.cacheControl));
           return freshness;
         }
       : undefined;
 
+  // The core's options merge like everywhere (route, controller, module); the HTTP answers are added here.
+  const core = resolvePolicy<ResponseSnapshot>(options, [fromHandler, fromClass], {
+    cacheable: (snapshot) =>
+      snapshot.shareable &&
+      ttlForStatus(snapshot.status, ttl, statusTtl) !== undefined &&
+      snapshot.bytes <= maxBodyBytes &&
+      storableBody(snapshot),
+    shareable: (snapshot) => snapshot.shareable,
+    freshnessFor,
+    // Stale-if-error for HTTP: thrown errors and 5xx responses.
+    isFailure: (snapshot) => snapshot.status >= 500,
+    isValid: isResponseSnapshot,
+  });
+  if (!refreshesInBackground) {
+    // Each of these answers a request first and runs its handler after.
+    core.staleTtl = 0;
+    core.earlyRefresh = undefined;
+    core.softTimeout = 0;
+  }
+
   return {
-    policy: {
-      ttl,
-      cacheable: (snapshot) =>
-        snapshot.shareable &&
-        ttlForStatus(snapshot.status, ttl, statusTtl) !== undefined &&
-        snapshot.bytes <= maxBodyBytes &&
-        !responseForbidsStore(snapshot.headers),
-      freshnessFor,
-      // Stale-if-error for HTTP: thrown errors and 5xx responses.
-      isFailure: (snapshot) => snapshot.status >= 500,
-      timeout: pick('timeout') ?? options.timeout,
-      waitTimeout: pick('waitTimeout') ?? options.waitTimeout,
-      onWaitTimeout: pick('onWaitTimeout') ?? options.onWaitTimeout,
-      staleTtl: refreshesInBackground ? staleTtl : 0,
-      staleIfError,
-      earlyRefresh: !refreshesInBackground
-        ? undefined
-        : earlyRefresh !== undefined
-          ? normalizeEarlyRefresh(earlyRefresh)
-          : options.earlyRefresh,
-      isValid: isResponseSnapshot,
-    },
+    policy: core,
     keyHeaders,
     key,
     tags: pick('tags') ?? options.tags,
@@ -121,9 +154,12 @@ export function resolveRouteSettings(
             const listed = typeof statusTtl === 'function' ? statusTtl(status) : statusTtl[status];
             return listed !== undefined && listed > 0;
           },
-    trustsCredentials: {
-      authorization: key !== undefined || keyHeaders.includes('authorization'),
-      cookie: key !== undefined || keyHeaders.includes('cookie'),
-    },
+    credentialHeaders: [
+      ...new Set([
+        ...ALWAYS_CREDENTIALS,
+        ...normalizeKeyHeaders(pick('credentialHeaders') ?? options.credentialHeaders),
+      ]),
+    ],
+    keyUser: pick('keyUser') ?? options.keyUser,
   };
 }

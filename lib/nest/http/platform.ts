@@ -1,0 +1,124 @@
+import { StreamableFile } from '@nestjs/common';
+import type { AbstractHttpAdapter } from '@nestjs/core';
+import { HeaderEntry, isReplayableHeader } from '../../http/header-policy';
+import { HeaderValues } from '../../http/request-key';
+
+/** An Express `Request` or a Fastify `FastifyRequest`, as far as keys need. */
+export interface HttpRequestLike {
+  method: string;
+  url: string;
+  originalUrl?: string;
+  headers: HeaderValues;
+  /** The parsed query, as the handler's `@Query()` gets it. */
+  query?: unknown;
+  /** The parsed body, when a body parser read one. */
+  body?: unknown;
+  /** Set by a guard or middleware that authenticated the caller (Passport's convention). */
+  user?: unknown;
+  protocol?: string;
+  hostname?: string;
+}
+
+/** An Express `Response` or a Fastify `FastifyReply`, as far as replay needs. */
+export interface HttpResponseLike {
+  statusCode: number;
+  getHeaders(): Record<string, unknown>;
+  status?(code: number): unknown;
+  // Express
+  setHeader?(name: string, value: unknown): unknown;
+  headersSent?: boolean;
+  // Fastify
+  raw?: { headersSent?: boolean };
+  header?(name: string, value: unknown): unknown;
+  code?(code: number): unknown;
+  sent?: boolean;
+}
+
+/**
+ * The few things Express and Fastify do differently, through Nest's own
+ * `HttpAdapter` (from `HttpAdapterHost`) where it covers them, with the same
+ * rules by hand when there is none (an app built without a platform).
+ */
+export class Platform {
+  constructor(private readonly adapter: () => AbstractHttpAdapter | undefined) {}
+
+  /** The request target as received: path and query (Express may have rewritten `url`). */
+  requestUrl(request: HttpRequestLike): string {
+    const adapter = this.adapter();
+    if (adapter) return String(adapter.getRequestUrl(request));
+    return request.originalUrl ?? request.url;
+  }
+
+  /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */
+  requestHostname(request: HttpRequestLike): string | undefined {
+    const adapter = this.adapter();
+    const hostname: unknown = adapter ? adapter.getRequestHostname(request) : request.hostname;
+    return typeof hostname === 'string' ? hostname : undefined;
+  }
+
+  setHeader(response: HttpResponseLike, name: string, value: string | number | readonly string[]): void {
+    const adapter = this.adapter();
+    if (adapter) adapter.setHeader(response, name, value as string);
+    else if (isFastifyReply(response)) response.header!(name, value);
+    else response.setHeader!(name, value);
+  }
+
+  setStatus(response: HttpResponseLike, status: number): void {
+    const adapter = this.adapter();
+    if (adapter) adapter.status(response, status);
+    else if (isFastifyReply(response)) response.code!(status);
+    else response.status!(status);
+  }
+
+  /** True once the response has been sent (by the handler through `@Res()`, or its headers flushed). */
+  isSent(response: HttpResponseLike): boolean {
+    const adapter = this.adapter();
+    if (adapter) return adapter.isHeadersSent(response) === true;
+    return isFastifyReply(response) ? response.sent === true : response.headersSent === true;
+  }
+
+  /**
+   * True when the response sets a cookie: a `Set-Cookie` header, or one that
+   * `@fastify/cookie`'s `reply.setCookie()` holds until its onSend hook writes it.
+   */
+  setsCookie(response: HttpResponseLike, headers: Readonly<Record<string, unknown>>): boolean {
+    if (headers['set-cookie'] !== undefined) return true;
+    if (!isFastifyReply(response)) return false;
+    for (const symbol of Object.getOwnPropertySymbols(response)) {
+      if (symbol.description !== FASTIFY_PENDING_COOKIES) continue;
+      const pending = (response as unknown as Record<symbol, unknown>)[symbol];
+      return pending instanceof Map && pending.size > 0;
+    }
+    return false;
+  }
+
+  /** Applies a stored status and headers to another caller's response. */
+  applySnapshot(response: HttpResponseLike, status: number, headers: readonly HeaderEntry[]): void {
+    this.setStatus(response, status);
+    // Filtered again on the way out: a store shared with other versions may hold anything.
+    for (const [name, value] of headers) if (isReplayableHeader(name)) this.setHeader(response, name, value);
+  }
+}
+
+/** The symbol `@fastify/cookie` keeps a reply's cookies under until its onSend hook. */
+const FASTIFY_PENDING_COOKIES = 'fastify.reply.setCookies';
+
+function isFastifyReply(response: HttpResponseLike): boolean {
+  return response.raw !== undefined && typeof response.header === 'function';
+}
+
+/** The scheme of the request as the platform reports it (trust proxy included). */
+export function requestScheme(request: HttpRequestLike): string {
+  return typeof request.protocol === 'string' ? request.protocol : 'http';
+}
+
+/** A body that is read once (a stream, a `StreamableFile`) cannot be shared or stored. */
+export function isShareableBody(body: unknown): boolean {
+  if (body instanceof StreamableFile) return false;
+  return !(
+    body !== null &&
+    typeof body === 'object' &&
+    typeof (body as { pipe?: unknown }).pipe === 'function' &&
+    typeof (body as { on?: unknown }).on === 'function'
+  );
+}

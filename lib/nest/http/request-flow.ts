@@ -1,0 +1,169 @@
+import { CallHandler, GatewayTimeoutException, HttpException } from '@nestjs/common';
+import { Observable, catchError, map, mergeMap, of, throwError } from 'rxjs';
+import { Answer } from '../../core/answer';
+import { BypassReason } from '../../core/events';
+import { StampedeTimeoutError } from '../../core/deadline';
+import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
+import { cacheStatus } from '../../http/cache-status';
+import { HeaderValues, variantKey } from '../../http/request-key';
+import { StampedeEngine } from '../../stampede.engine';
+import { ResolvedStampedeOptions } from '../../stampede.options';
+import { HttpResponseLike, Platform } from './platform';
+import { FinishedResponse, ResponseSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
+import { RoutePolicy, RouteSettings } from './route-settings';
+
+/** What every request's flow shares: the interceptor's parts. */
+export interface FlowDeps {
+  engine: StampedeEngine;
+  options: ResolvedStampedeOptions;
+  platform: Platform;
+}
+
+/**
+ * One coalesced request, step by step: `hit` (a fresh in-process value,
+ * replayed at once), `leadOrFollow` (run the handler for everyone, or wait
+ * for the one that does), `settle` (what this caller makes of the answer),
+ * `replay` (another caller's response as this one's), `variant` (the
+ * response varies on a header this caller sent differently: its own key).
+ */
+export class RequestFlow {
+  /** What this caller's own handler produced, when it ran (leader, or alone). */
+  private ownBody: unknown;
+  private ownError: unknown;
+  private ranOwn = false;
+  // Set once this caller is answered from elsewhere (a stale value) while its
+  // handler may still run as the background refresh: its response is then ours, not the handler's.
+  private answered = false;
+
+  constructor(
+    private readonly deps: FlowDeps,
+    private readonly next: CallHandler,
+    private readonly route: RouteSettings,
+    private readonly policy: RoutePolicy,
+    private readonly requestHeaders: HeaderValues,
+    private readonly response: HttpResponseLike,
+  ) {}
+
+  /** Answers this request for `key`. */
+  run(key: string): Observable<unknown> {
+    return this.hit(key, false);
+  }
+
+  /** Lets the request through alone, uncoalesced, saying why. */
+  alone(key: string, reason: BypassReason, mark = true): Observable<unknown> {
+    this.deps.engine.coalescer.report('bypass', key, { reason });
+    if (mark) this.mark(cacheStatus('bypass'));
+    return this.next.handle();
+  }
+
+  /** The hit path: a fresh in-process value is replayed without the Observable machinery. */
+  private hit(key: string, isVariant: boolean): Observable<unknown> {
+    // A value that varies on a header this caller sent differently is not its hit (and not counted as one).
+    const fresh = this.deps.engine.coalescer.peek(
+      key,
+      this.policy,
+      (snapshot) => !varyMismatch(snapshot, this.requestHeaders),
+    );
+    if (fresh === undefined) return this.leadOrFollow(key, isVariant);
+    if ('declined' in fresh) return this.variant(key, fresh.declined, isVariant);
+    return this.replay(fresh.value, fresh);
+  }
+
+  private leadOrFollow(key: string, isVariant: boolean): Observable<unknown> {
+    return this.deps.engine.coalescer
+      .run$(key, () => this.handle(), this.policy)
+      .pipe(
+        catchError((error: unknown) => this.failed(error)),
+        mergeMap((lookup) => this.settle(key, isVariant, lookup)),
+      );
+  }
+
+  /** This caller's own handler, as the work of a flight: its response as a snapshot. */
+  private handle(): Observable<ResponseSnapshot> {
+    this.ranOwn = true;
+    const before = { ...this.response.getHeaders() };
+    const { route, requestHeaders } = this;
+    return this.next.handle().pipe(
+      map((body) => {
+        this.ownBody = body;
+        return captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
+      }),
+      catchError((error: unknown) => {
+        // An HttpException whose status `statusTtl` lists (e.g. 404) is kept like a response.
+        if (!(error instanceof HttpException) || !route.storesErrorStatus?.(error.getStatus())) throw error;
+        this.ownError = error;
+        const finished = this.finished(before, error.getStatus());
+        return of(captureSnapshot(error.getResponse(), finished, requestHeaders, route.measure, true));
+      }),
+    );
+  }
+
+  private finished(before: Record<string, unknown>, status?: number): FinishedResponse {
+    const { platform } = this.deps;
+    const headers = this.response.getHeaders();
+    return {
+      status: status ?? this.response.statusCode,
+      headers,
+      before,
+      // A response sent before we answered it was sent by the handler itself.
+      sentByHandler: !this.answered && platform.isSent(this.response),
+      setsCookie: platform.setsCookie(this.response, headers),
+    };
+  }
+
+  /** What this caller makes of the answer of its key. */
+  private settle(key: string, isVariant: boolean, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
+    const snapshot = lookup.value;
+    if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
+      this.mark(lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }));
+      return this.ownError === undefined ? of(this.ownBody) : throwError(() => this.ownError);
+    }
+    // Not for others (private, a cookie, a stream, sent by hand): this caller runs its own handler.
+    if (!snapshot.shareable) return this.alone(key, 'uncacheable');
+    if (varyMismatch(snapshot, this.requestHeaders)) return this.variant(key, snapshot, isVariant);
+    this.answered = true;
+    return this.replay(snapshot, lookup);
+  }
+
+  /**
+   * The response varies on a request header this caller sent differently: it
+   * is not this caller's. Its values of those headers make a key of their own,
+   * coalesced and stored apart (RFC 9111 §4.1); a variant that varies again runs alone.
+   */
+  private variant(key: string, snapshot: ResponseSnapshot, isVariant: boolean): Observable<unknown> {
+    if (isVariant || !snapshot.vary) return this.alone(key, 'vary-mismatch');
+    return this.hit(variantKey(key, varyFingerprint(snapshot.vary.names, this.requestHeaders)), true);
+  }
+
+  /** Answers this caller with another's response: its status, replayable headers and body (or error). */
+  private replay(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
+    const { platform } = this.deps;
+    platform.applySnapshot(this.response, snapshot.status, snapshot.headers);
+    if (lookup.outcome === 'collapsed') {
+      this.mark(cacheStatus('collapsed'));
+    } else {
+      const now = Date.now();
+      if (!platform.isSent(this.response)) {
+        platform.setHeader(this.response, 'Age', String(ageSeconds(lookup.storedAt, now)));
+      }
+      this.mark(cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }));
+    }
+    if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
+    return of(snapshot.body);
+  }
+
+  /** A thrown error or a timeout: every caller of the flight gets it, with a `Cache-Status` saying how. */
+  private failed(error: unknown): Observable<never> {
+    this.mark(this.ranOwn ? cacheStatus('miss') : cacheStatus('collapsed'));
+    return throwError(() =>
+      error instanceof StampedeTimeoutError ? new GatewayTimeoutException(error.message) : error,
+    );
+  }
+
+  private mark(value: string): void {
+    const { options, platform } = this.deps;
+    if (options.cacheStatusHeader && !platform.isSent(this.response)) {
+      platform.setHeader(this.response, 'Cache-Status', value);
+    }
+  }
+}
