@@ -223,14 +223,15 @@ export class StampedeService {
    * Drops the stored value of `key` (or of every key starting with `prefix`,
    * where the store can list its keys: the default in-process store can). A
    * flight in progress for a dropped key still answers its own waiters, but
-   * its result is not stored. HTTP keys look like `GET /articles/42?lang=en`.
+   * its result is not stored. HTTP keys look like
+   * `GET https://api.example.com/articles/42?lang=en` (method, scheme, host, path, query as parsed).
    * Resolves to the number of keys dropped (for a single key: 0 or 1, where
    * the store tells); rejects when the store fails, as the value may remain.
    *
    * @example
    * ```ts
    * await stampede.invalidate('user:42');
-   * await stampede.invalidate({ prefix: 'GET /articles/' });
+   * await stampede.invalidate({ prefix: 'GET https://api.example.com/articles/' });
    * ```
    */
   async invalidate(target: string | { prefix: string }): Promise<number> {
@@ -282,7 +283,7 @@ export class StampedeService {
    *
    * @example
    * ```ts
-   * stampede.waiters('GET /articles/42'); // 37
+   * stampede.waiters('GET https://api.example.com/articles/42'); // 37
    * ```
    */
   waiters(key: string): number {

@@ -13,6 +13,10 @@ import { StampedeEngine } from '../../../lib/stampede.engine';
 import { createRedisApp } from './redis-app';
 
 /** Executions per id, and gates that hold them. */
+
+/** The host every instance is reached by, as behind one load balancer (the host is part of the key). */
+const PUBLIC_HOST = 'api.example';
+
 @Injectable()
 class Origin {
   readonly executions = new Map<string, number>();
@@ -84,12 +88,12 @@ class AdminController {
 
   @Post('invalidate/:id')
   async invalidate(@Param('id') id: string) {
-    return { deleted: await this.stampede.invalidate(`GET /item/${id}`) };
+    return { deleted: await this.stampede.invalidate(`GET http://${PUBLIC_HOST}/item/${id}`) };
   }
 
   @Post('invalidate-prefix/:prefix')
   async invalidatePrefix(@Param('prefix') prefix: string) {
-    return { deleted: await this.stampede.invalidate({ prefix: `GET /item/${prefix}` }) };
+    return { deleted: await this.stampede.invalidate({ prefix: `GET http://${PUBLIC_HOST}/item/${prefix}` }) };
   }
 
   @Post('invalidate-tag/:id')
@@ -110,9 +114,6 @@ class AdminController {
     return {};
   }
 }
-
-/** The host every instance is reached by, as behind one load balancer (the host is part of the key). */
-const PUBLIC_HOST = 'api.example';
 
 async function main(): Promise<void> {
   const env = process.env;
