@@ -3,6 +3,7 @@ import type { FnSystem, Origin } from '../shared/fn-systems';
 import { BenchOptions, ScenarioReport, Target, atLeast } from '../shared/report';
 import { median, num, pairedRatio, ratio } from '../shared/stats';
 import { rotated } from '../shared/systems';
+import { Deferred, deferred } from '../../test/helpers/deferred';
 
 /**
  * fn-hot: operations per second of (1) a cached hit and (2) joining a call
@@ -36,17 +37,6 @@ const FULL = 9_999;
 // Written by the floors so the JIT cannot drop their reads as dead code.
 let _sink: unknown;
 
-interface Deferred {
-  promise: Promise<unknown>;
-  resolve: (value: unknown) => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: (value: unknown) => void;
-  const promise = new Promise<unknown>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 type Task = [name: string, fn: () => unknown];
 
 function hitTasks(systems: FnSystem[], others: number): Task[] {
@@ -79,7 +69,7 @@ function hitTasks(systems: FnSystem[], others: number): Task[] {
 }
 
 /** Each iteration: one leader and BATCH − 1 joiners on a fresh key, then the work resolves. */
-function joinTasks(systems: FnSystem[], origin: { hold: Deferred }): Task[] {
+function joinTasks(systems: FnSystem[], origin: { hold: Deferred<unknown> }): Task[] {
   const inflight = new Map<string, Promise<unknown>>();
   const floor = (key: string) => {
     let p = inflight.get(key);
@@ -91,7 +81,7 @@ function joinTasks(systems: FnSystem[], origin: { hold: Deferred }): Task[] {
   };
   let n = 0;
   const join = (get: (key: string) => Promise<unknown>) => async () => {
-    origin.hold = deferred();
+    origin.hold = deferred<unknown>();
     const key = `join:${n++}`;
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < BATCH; i++) calls.push(get(key));
@@ -105,7 +95,7 @@ function joinTasks(systems: FnSystem[], origin: { hold: Deferred }): Task[] {
 async function measure({ rounds, timeMs }: Params): Promise<Record<Phase, Runs>> {
   const { Bench } = await import('tinybench');
   const { createFnSystems } = await import('../shared/fn-systems');
-  const state: { mode: 'hit' | 'join'; hold: Deferred } = { mode: 'hit', hold: deferred() };
+  const state: { mode: 'hit' | 'join'; hold: Deferred<unknown> } = { mode: 'hit', hold: deferred<unknown>() };
   const origin: Origin = (key) => (state.mode === 'hit' ? Promise.resolve({ key, cached: true }) : state.hold.promise);
   const { systems, close } = await createFnSystems(origin);
   try {

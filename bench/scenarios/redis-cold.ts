@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FleetConfig, KeyCalls } from '../servers/fleet-app';
 import { COLD_MS } from '../servers/http-systems';
 import { Child, startChild } from '../shared/child';
-import { RedisServer, startRedisServer } from '../../test/redis/support/redis-server';
+import { RedisServer, startRedisServer } from '../../test/helpers/redis-server';
 import { BenchOptions, Check, ScenarioReport, Target, atMost } from '../shared/report';
 import { Table, median, num, pairedRatio, percentile, ratio } from '../shared/stats';
 import { portOf, rotated, settle } from '../shared/systems';

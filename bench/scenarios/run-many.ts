@@ -5,7 +5,7 @@ import { createCache } from 'cache-manager';
 import { StampedeModule, StampedeService } from '../../lib';
 import { BenchOptions, Check, ScenarioReport, Target } from '../shared/report';
 import { num } from '../shared/stats';
-import { mulberry32 } from '../../test/support/seeded-random';
+import { mulberry32 } from '../../test/helpers/random';
 
 /**
  * run-many: concurrent requests each load a random set of keys (the N+1

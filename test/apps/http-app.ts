@@ -48,18 +48,6 @@ export async function request(url: string, init: RequestInit = {}): Promise<Repl
   return { status: response.status, headers, text, setCookie: response.headers.getSetCookie() };
 }
 
-/** Resolves when `condition()` holds, checking after each turn of the event loop; fails after `ms`. */
-export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  // performance.now, not Date.now: tests may fake the date.
-  const deadline = performance.now() + ms;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-export { fakeDateOnly } from '../support/fake-date';
-
 /** An Express `Response` or a Fastify `FastifyReply`, as a handler with `@Res({ passthrough: true })` sees it. */
 export interface PassthroughResponse {
   status(code: number): unknown;

@@ -11,7 +11,8 @@ import {
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeModuleOptions, StampedeService } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Platform, Reply, RunningApp, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 /**

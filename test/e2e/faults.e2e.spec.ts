@@ -7,7 +7,8 @@ import {
   StampedeStore,
   StoredEntry,
 } from '../../lib';
-import { PLATFORMS, Reply, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Reply, RunningApp, keyOf, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 /** Milliseconds a store call may take before it counts as failed: what bounds a hung store. */

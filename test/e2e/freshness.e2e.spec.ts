@@ -16,13 +16,13 @@ import {
   PLATFORMS,
   PassthroughResponse,
   RunningApp,
-  fakeDateOnly,
   keyOf,
   request,
   setResponseHeader,
   startApp,
-  until,
 } from '../apps/http-app';
+import { fakeDateOnly } from '../helpers/clock';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 let failing = false;

@@ -8,7 +8,8 @@ import {
   StampedeService,
   StampedeTimeoutError,
 } from '../../lib';
-import { PLATFORMS, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, RunningApp, keyOf, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 @Controller('h')

@@ -1,5 +1,7 @@
 import { StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Reply, RunningApp, fakeDateOnly, keyOf, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Reply, RunningApp, keyOf, request, startApp } from '../apps/http-app';
+import { fakeDateOnly } from '../helpers/clock';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 import { ClassSettingsController, RoutesController } from '../apps/routes.controller';
 

@@ -11,7 +11,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 
 let release!: () => void;
 let gate = Promise.resolve();

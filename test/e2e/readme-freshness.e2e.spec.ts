@@ -3,7 +3,7 @@ import { Test, TestingModule } from '@nestjs/testing';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StampedeModule, StampedeService, WorkContext } from '../../lib';
-import { fakeDateOnly } from '../support/fake-date';
+import { fakeDateOnly } from '../helpers/clock';
 
 /**
  * The code of README's runMany and work-context recipes, as it stands there

@@ -1,7 +1,8 @@
 import { Body, Controller, Get, Headers, Query, Req, UseInterceptors } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SkipCoalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, rawRequest, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Platform, Reply, RunningApp, rawRequest, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 /**

@@ -15,7 +15,8 @@ import {
 } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Platform, Reply, RunningApp, keyOf, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 /**

@@ -134,7 +134,7 @@ describe('StampedeService.runMany store reads', () => {
 
 describe('StampedeService.runMany freshness', () => {
   it('answers stale keys at once and refreshes them in one background call; falls back on error', async () => {
-    const { fakeDateOnly } = await import('../support/fake-date');
+    const { fakeDateOnly } = await import('../helpers/clock');
     fakeDateOnly();
     const app = await Test.createTestingModule({ imports: [StampedeModule.forRoot()] }).compile();
     await app.init();

@@ -21,15 +21,15 @@ import {
   Platform,
   Reply,
   RunningApp,
-  fakeDateOnly,
   keyOf,
   request,
   setResponseHeader,
   startApp,
-  until,
 } from '../apps/http-app';
+import { fakeDateOnly } from '../helpers/clock';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
-import { mulberry32 } from '../support/seeded-random';
+import { mulberry32 } from '../helpers/random';
 
 /**
  * Response headers that belong to one client: never replayed to another (values per run `n`).

@@ -3,7 +3,8 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Exclude } from 'class-transformer';
 import { Keyv } from 'keyv';
 import { StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, Platform, Reply, RunningApp, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 /**

@@ -1,6 +1,6 @@
 import { Test, TestingModule } from '@nestjs/testing';
 import { StampedeEvent, StampedeModule, StampedeService } from '../../lib';
-import { fakeDateOnly } from '../support/fake-date';
+import { fakeDateOnly } from '../helpers/clock';
 
 /** A work that waits for `release()`, counting its calls. */
 function gated<T>() {

@@ -3,7 +3,8 @@ import { Controller, Get, Headers, Logger, UseInterceptors } from '@nestjs/commo
 import type { Cache } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { Coalesce, StampedeInterceptor, StampedeMemoryStore, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, RunningApp, keyOf, request, startApp, until } from '../apps/http-app';
+import { PLATFORMS, RunningApp, keyOf, request, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
 @Controller('s')

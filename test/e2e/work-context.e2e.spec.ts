@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 import { Coalesce, StampedeMemoryStore, StampedeModule, StampedeService, WorkContext, currentWork } from '../../lib';
-import { fakeDateOnly } from '../support/fake-date';
+import { fakeDateOnly } from '../helpers/clock';
 
 @Injectable()
 class Rates {

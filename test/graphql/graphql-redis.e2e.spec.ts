@@ -1,7 +1,8 @@
 import { StampedeService } from '../../lib';
-import { RunningApp, until } from '../apps/http-app';
+import { RunningApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
-import { RedisServer, startRedisServer } from '../redis/support/redis-server';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 import { GraphqlReply, graphql, startGraphqlApp } from './graphql-app';
 
 /**

@@ -1,5 +1,6 @@
 import { StampedeService } from '../../lib';
-import { RunningApp, until } from '../apps/http-app';
+import { RunningApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 import { DRIVERS, GraphqlReply, graphql, startGraphqlApp } from './graphql-app';
 

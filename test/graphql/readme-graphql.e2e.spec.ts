@@ -19,7 +19,8 @@ import {
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { RunningApp, startApp, until } from '../apps/http-app';
+import { RunningApp, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { GraphqlReply, graphql } from './graphql-app';
 
 /**

@@ -1,7 +1,8 @@
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Args, Mutation, Query, Resolver } from '@nestjs/graphql';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { RunningApp, startApp, until } from '../apps/http-app';
+import { RunningApp, startApp } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 import { DRIVERS, GraphqlReply, graphql, graphqlModule } from './graphql-app';
 

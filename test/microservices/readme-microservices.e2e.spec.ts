@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { Coalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { until } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { RunningMicroservice, startMicroservice } from './tcp-app';
 
 /**

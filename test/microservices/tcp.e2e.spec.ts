@@ -1,6 +1,6 @@
 import { firstValueFrom } from 'rxjs';
 import { StampedeService } from '../../lib';
-import { until } from '../apps/http-app';
+import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 import { RunningMicroservice, pricesService } from './tcp-app';
 

@@ -8,7 +8,7 @@ import { Coalescer, Lookup, RunPolicy } from '../../lib/core/coalescer';
 import { MemoryStore } from '../../lib/core/memory-store';
 import { MaybePromise, StampedeStore, StoredEntry } from '../../lib/core/store';
 import { toStampedeStore } from '../../lib/core/store-adapter';
-import { RecordingLogger } from '../unit/support';
+import { RecordingLogger } from '../helpers/logger';
 
 declare global {
   /** Set by real-process.environment.cjs: listens on the real process; returns a function that stops. */

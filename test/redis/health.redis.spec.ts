@@ -3,8 +3,8 @@ import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminu
 import { AddressInfo } from 'node:net';
 import { StampedeHealthIndicator, StampedeModule } from '../../lib';
 import { createRedisApp } from './apps/redis-app';
-import { until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 // README:health
 @Controller('health')

@@ -5,7 +5,7 @@ import { createClient } from 'redis';
 import { StampedeInterceptor, StampedeModule } from '../../lib';
 import { PLATFORMS, Reply, RunningApp, rawRequest, startApp } from '../apps/http-app';
 import { Origin } from '../apps/origin';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 /**
  * The HTTP safety rules with the `redis` option: two instances on one Redis,

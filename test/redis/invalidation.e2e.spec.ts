@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Instance, startInstance } from './support/instances';
-import { json, send, until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { json, send } from './support/http';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 interface State {
   executions: number;

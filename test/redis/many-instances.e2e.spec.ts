@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Instance, startInstance } from './support/instances';
-import { Reply, json, send, until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { Reply, json, send } from './support/http';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 /** What an instance says about one id (see `apps/instance.ts`). */
 interface State {

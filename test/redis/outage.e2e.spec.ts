@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Instance, startInstance } from './support/instances';
-import { json, send, until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
-import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
+import { json, send } from './support/http';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
+import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 
 interface State {
   executions: number;

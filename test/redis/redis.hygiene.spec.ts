@@ -3,9 +3,9 @@ import { Observable, from, lastValueFrom } from 'rxjs';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
 import { encodeEntry } from '../../lib/redis/redis.codec';
 import { RedisTier } from '../../lib/redis/redis.tier';
-import { until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
-import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
+import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 import { Tiers } from './support/tiers';
 
 type Raw = ReturnType<typeof createClient>;

@@ -4,9 +4,10 @@ import { Coalescer } from '../../lib/core/coalescer';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
 import { RedisLease } from '../../lib/redis/redis.lease';
 import { RedisTier } from '../../lib/redis/redis.tier';
-import { until } from './support/http';
-import { RedisServer, freePort, startRedisServer } from './support/redis-server';
-import { RecordingLogger, Tiers } from './support/tiers';
+import { until } from '../helpers/deferred';
+import { RedisServer, freePort, startRedisServer } from '../helpers/redis-server';
+import { RecordingLogger } from '../helpers/logger';
+import { Tiers } from './support/tiers';
 
 type Raw = ReturnType<typeof createClient>;
 

@@ -7,8 +7,8 @@ import { StampedeOptionsError, StampedeService } from '../../lib';
 import { RedisClientLike, validateRedisOptions } from '../../lib/redis/redis.options';
 import { StampedeEngine } from '../../lib/stampede.engine';
 import { createRedisApp } from './apps/redis-app';
-import { until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 const ROOT = join(__dirname, '..', '..');
 

@@ -4,10 +4,11 @@ import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { isPromiseLike } from '../../lib/core/store';
 import { RedisTier } from '../../lib/redis/redis.tier';
-import { until } from './support/http';
-import { RedisServer, startRedisServer } from './support/redis-server';
-import { TcpProxy, startTcpProxy } from './support/tcp-proxy';
-import { RecordingLogger, Tiers } from './support/tiers';
+import { until } from '../helpers/deferred';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
+import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
+import { RecordingLogger } from '../helpers/logger';
+import { Tiers } from './support/tiers';
 
 type Raw = ReturnType<typeof createClient>;
 

@@ -2,9 +2,10 @@ import { createClient } from 'redis';
 import { StoredEntry, isPromiseLike } from '../../lib/core/store';
 import { decodeEntry, encodeEntry } from '../../lib/redis/redis.codec';
 import { RedisTier } from '../../lib/redis/redis.tier';
-import { until } from './support/http';
-import { RedisServer, freePort, startRedisServer } from './support/redis-server';
-import { RecordingLogger, Tiers } from './support/tiers';
+import { until } from '../helpers/deferred';
+import { RedisServer, freePort, startRedisServer } from '../helpers/redis-server';
+import { RecordingLogger } from '../helpers/logger';
+import { Tiers } from './support/tiers';
 
 type Raw = ReturnType<typeof createClient>;
 

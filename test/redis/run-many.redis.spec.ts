@@ -2,7 +2,7 @@ import { INestApplication } from '@nestjs/common';
 import { createClient } from 'redis';
 import { StampedeService } from '../../lib';
 import { createRedisApp } from './apps/redis-app';
-import { RedisServer, startRedisServer } from './support/redis-server';
+import { RedisServer, startRedisServer } from '../helpers/redis-server';
 
 /** Calls of each command the server has run, from INFO commandstats. */
 async function commandCalls(url: string): Promise<Record<string, number>> {

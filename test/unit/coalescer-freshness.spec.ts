@@ -3,8 +3,10 @@ import { Coalescer, Lookup, RunPolicy } from '../../lib/core/coalescer';
 import { FlightCoordinator } from '../../lib/core/coordinator';
 import { StampedeEvent, StampedeStats } from '../../lib/core/events';
 import { MemoryStore } from '../../lib/core/memory-store';
-import { Deferred, RecordingLogger, deferred, flush, record } from './support';
-import { mulberry32 } from '../support/seeded-random';
+import { Deferred, deferred, flush } from '../helpers/deferred';
+import { RecordingLogger } from '../helpers/logger';
+import { record } from '../helpers/record';
+import { mulberry32 } from '../helpers/random';
 
 const T0 = 1_700_000_000_000;
 const TTL = 10_000;

@@ -3,31 +3,13 @@ import { Coalescer } from '../../lib/core/coalescer';
 import { MemoryStore } from '../../lib/core/memory-store';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
 
-import { StampedeStore, StoredEntry } from '../../lib/core/store';
-import { deferred, flush } from './support';
+import { StampedeStore } from '../../lib/core/store';
+import { deferred, flush } from '../helpers/deferred';
+import { SlowWriteStore } from '../helpers/stores';
 
 const logger = { warn: () => undefined, log: () => undefined };
 
 /** An async store whose writes finish when the test says so. */
-class SlowWriteStore implements StampedeStore {
-  readonly entries = new Map<string, StoredEntry>();
-  readonly writes: (() => void)[] = [];
-  get(key: string) {
-    return Promise.resolve(this.entries.get(key));
-  }
-  set(key: string, entry: StoredEntry) {
-    return new Promise<void>((resolve) =>
-      this.writes.push(() => {
-        this.entries.set(key, entry);
-        resolve();
-      }),
-    );
-  }
-  delete(key: string) {
-    return Promise.resolve(this.entries.delete(key));
-  }
-}
-
 describe('Coalescer hardening', () => {
   afterEach(() => jest.useRealTimers());
 
@@ -45,16 +27,16 @@ describe('Coalescer hardening', () => {
   });
 
   it('lands an invalidation after a store write still in progress, so the old value does not come back', async () => {
-    const store = new SlowWriteStore();
+    const store = new SlowWriteStore(undefined, { asyncReads: true });
     const coalescer = new Coalescer({ store, logger });
     const answer = lastValueFrom(coalescer.run$('k', () => 'old', { ttl: 10_000 }));
     await flush();
     expect(store.writes).toHaveLength(1);
     const invalidated = coalescer.invalidate('k');
-    store.writes.shift()!();
+    store.writes.shift()!.resolve();
     await invalidated;
     expect((await answer).value).toBe('old');
-    expect(store.entries.has('k')).toBe(false);
+    expect(store.inner.get('k')).toBeUndefined();
   });
 
   it('with strict, rejects an invalidation the store failed, instead of answering false', async () => {

@@ -4,7 +4,10 @@ import { Coalescer, Lookup, RunPolicy } from '../../lib/core/coalescer';
 import { MemoryStore } from '../../lib/core/memory-store';
 import { MaybePromise, StampedeStore, StoredEntry } from '../../lib/core/store';
 import { toStampedeStore } from '../../lib/core/store-adapter';
-import { Deferred, FlakyAdapter, RecordingLogger, deferred, flush, record } from './support';
+import { deferred, flush } from '../helpers/deferred';
+import { FlakyAdapter, SlowWriteStore } from '../helpers/stores';
+import { RecordingLogger } from '../helpers/logger';
+import { record } from '../helpers/record';
 
 const T0 = 1_700_000_000_000;
 const TTL = 10_000;
@@ -45,26 +48,6 @@ class FaultyStore implements StampedeStore {
 }
 
 /** A MemoryStore whose writes complete only when the test says so. */
-class SlowWriteStore implements StampedeStore {
-  readonly inner: MemoryStore;
-  readonly writes: Deferred<void>[] = [];
-  constructor(now: () => number) {
-    this.inner = new MemoryStore(100, now);
-  }
-  get(key: string) {
-    return this.inner.get(key);
-  }
-  async set(key: string, entry: StoredEntry) {
-    const write = deferred<void>();
-    this.writes.push(write);
-    await write.promise;
-    this.inner.set(key, entry);
-  }
-  delete(key: string) {
-    return this.inner.delete(key);
-  }
-}
-
 /** Work that counts its runs and settles when the test resolves `gate`. */
 function gatedWork<T>() {
   const gate = deferred<T>();

@@ -1,7 +1,7 @@
 import { entryState, makeEntry, refreshesEarly, usableOnError } from '../../lib/core/freshness';
 import { TagClock } from '../../lib/core/tags';
 import { StoredEntry } from '../../lib/core/store';
-import { mulberry32 } from '../support/seeded-random';
+import { mulberry32 } from '../helpers/random';
 
 const T0 = 1_700_000_000_000;
 

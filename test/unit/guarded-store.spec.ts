@@ -1,7 +1,7 @@
 import { GuardedStore } from '../../lib/core/guarded-store';
 import { MemoryStore } from '../../lib/core/memory-store';
 import { MaybePromise, StampedeStore, StoredEntry } from '../../lib/core/store';
-import { RecordingLogger } from './support';
+import { RecordingLogger } from '../helpers/logger';
 
 const T0 = 1_700_000_000_000;
 const entry: StoredEntry = { v: 'value', e: T0 + 1000 };

@@ -1,7 +1,8 @@
 import { Observable, Subject, firstValueFrom, isObservable, lastValueFrom, of, toArray } from 'rxjs';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
 import { FlightHooks, FlightWork as Work, SingleFlight, flight$, toObservable } from '../../lib/core/single-flight';
-import { deferred, flush, record } from './support';
+import { deferred, flush } from '../helpers/deferred';
+import { record } from '../helpers/record';
 
 /** What a caller of a single flight does: join the flight in progress or start one. */
 function call<T>(flights: SingleFlight, key: string, work: Work<T>, hooks?: FlightHooks<T>): Observable<T> {

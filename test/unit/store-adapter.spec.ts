@@ -4,8 +4,8 @@ import { MemoryStore } from '../../lib/core/memory-store';
 import { StampedeStore, StoredEntry } from '../../lib/core/store';
 import { StoreInput, isStoreInput, toStampedeStore } from '../../lib/core/store-adapter';
 import { STAMPEDE_STORE } from '../../lib/core/store';
-import { fakeDateOnly } from '../support/fake-date';
-import { FlakyAdapter } from './support';
+import { fakeDateOnly } from '../helpers/clock';
+import { FlakyAdapter } from '../helpers/stores';
 
 const T0 = 1_700_000_000_000;
 const TTL = 1000;

@@ -17,16 +17,3 @@ export async function json<T>(url: string, method = 'GET'): Promise<T> {
   if (reply.status >= 300) throw new Error(`${method} ${url}: ${reply.status} ${reply.text}`);
   return JSON.parse(reply.text) as T;
 }
-
-/**
- * Resolves when `condition()` holds, checking again as soon as the previous
- * check answered (a check is a request to another process: it paces itself);
- * fails after `ms` with `what`.
- */
-export async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}

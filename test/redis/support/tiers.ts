@@ -1,20 +1,7 @@
 import { CoreLogger } from '../../../lib/core/guarded-store';
+import { RecordingLogger } from '../../helpers/logger';
 import { RedisOptions, validateRedisOptions } from '../../../lib/redis/redis.options';
 import { RedisTier } from '../../../lib/redis/redis.tier';
-
-/** A logger that keeps its lines, to count them. */
-export class RecordingLogger implements CoreLogger {
-  readonly lines: string[] = [];
-  warn(message: string): void {
-    this.lines.push(`warn: ${message}`);
-  }
-  log(message: string): void {
-    this.lines.push(`log: ${message}`);
-  }
-  count(pattern: RegExp): number {
-    return this.lines.filter((line) => pattern.test(line)).length;
-  }
-}
 
 /**
  * Tiers made in the test process, each with its own connections: as many
