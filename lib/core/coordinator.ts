@@ -9,6 +9,12 @@ export interface CoordinatedWrite<T> {
   storable(value: T): boolean;
   /** The entry to store for `value`. */
   entry(value: T): StoredEntry;
+  /**
+   * Told when the answer is a value that was already stored (found on the
+   * first look, not waited for from another holder): the caller's answer is
+   * then a `hit`, not a collapsed request.
+   */
+  found?(entry: StoredEntry<T>): void;
 }
 
 /**

@@ -34,6 +34,8 @@ export class Flight<T = unknown> {
   trace?: import('./observer').FlightTrace;
   /** What its work said about its result (freshness, not modified, skip the store). */
   context?: FlightContext<T>;
+  /** The stored entry a coordinator answered with (found, not computed): its callers' answer is a `hit`. */
+  found?: StoredEntry<T>;
   /** The store write of its result, once started: whether a store accepted it. */
   write?: boolean | PromiseLike<boolean>;
   /** Promise mode: the work's value. Observable mode: made on first `joinPromise`. */

@@ -1,4 +1,4 @@
-import { AnswerSink, Teardown } from './answer';
+import { AnswerSink, Teardown, answerFromEntry } from './answer';
 import { CoreContext } from './context';
 import { Observable } from 'rxjs';
 import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
@@ -47,6 +47,7 @@ export class Leading {
             ttl: policy.ttl,
             storable: (value) => core.decisionFor(flight, policy, value).store !== undefined,
             entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
+            found: (entry) => (flight.found = entry),
           });
         }
       : (signal) => ((startedAt = core.now()), bound(signal));
@@ -142,7 +143,9 @@ export class Leading {
     let answering: PromiseLike<unknown> | undefined;
     const answer = (value: T) => {
       if (core.fellBack(flight, policy, { value }, sink)) return;
-      if (!ranHere) return sink.next({ value, outcome: 'collapsed' });
+      // Answered by the coordinator: a value already stored (a hit), or another instance's run (collapsed).
+      if (!ranHere)
+        return sink.next(flight.found ? answerFromEntry(flight.found, 'hit') : { value, outcome: 'collapsed' });
       const write = flight.write;
       if (isPromiseLike(write)) {
         answering = write.then((stored) => sink.next({ value, outcome: 'miss', stored }));

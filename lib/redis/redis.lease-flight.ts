@@ -67,6 +67,8 @@ export class LeaseFlight<T> {
   private checkAgain = false;
   private pollTimer?: ReturnType<typeof setTimeout>;
   private deadline?: ReturnType<typeof setTimeout>;
+  /** Whether another holder was waited for (then the answer is a collapsed request, not a hit). */
+  private waited = false;
   private unlisten?: () => void;
   private work$?: Subscription;
 
@@ -146,13 +148,18 @@ export class LeaseFlight<T> {
     }
     if (kind === 'v') {
       const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]), sentAt);
-      if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) return this.answer(entry.v as T);
+      if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) {
+        // Already there on the first look: a hit from the shared store, not a wait on another holder.
+        if (!this.waited) this.write.found?.(entry as StoredEntry<T>);
+        return this.answer(entry.v as T);
+      }
       // Unreadable, stale (what a refresh replaces) or of an invalidated tag: go for the lease, the holder's write replaces it.
       return this.check(false);
     }
     if (kind === 'l') return this.hold();
     if (kind !== 'w') return this.runOwn();
     this.state = 'waiting';
+    this.waited = true;
     if (this.checkAgain) {
       this.checkAgain = false;
       return this.check();

@@ -84,6 +84,26 @@ describe('RedisLease on a real Redis', () => {
     expect(await raw.pTTL('stampede:v:k')).toBeGreaterThan(0);
   });
 
+  it('tells a value found stored on the first look (a hit) from one waited for from another holder (collapsed)', async () => {
+    const found: string[] = [];
+    const watching = (name: string): CoordinatedWrite<string> => ({
+      ...write<string>(),
+      found: (entry) => found.push(`${name}:${entry.v as string}`),
+    });
+    const holderWork = new GatedWork(() => 'computed');
+    const holder = lead(a.lease, 'k', holderWork, watching('a'));
+    await until(() => holderWork.runs === 1, 'a holding the lease');
+    const waiter = lead(b.lease, 'k', new GatedWork(() => 'not run'), watching('b'));
+    await until(() => b.subscriber.listenedKeys === 1, 'b waiting on the holder');
+    holderWork.open();
+    await expect(Promise.all([holder.answer, waiter.answer])).resolves.toEqual(['computed', 'computed']);
+    expect(found).toEqual([]);
+
+    const late = lead(c.lease, 'k', new GatedWork(() => 'not run'), watching('c'));
+    await expect(late.answer).resolves.toBe('computed');
+    expect(found).toEqual(['c:computed']);
+  });
+
   it('refuses the write of a holder whose lease expired: it cannot overwrite the newer value (fencing)', async () => {
     const slow = await tiers.make(server.url, { leaseTtl: 200 });
     const late = new GatedWork(() => 'old');
