@@ -18,5 +18,5 @@ export { StampedeModule } from './stampede.module';
 export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
 export { StampedeOptionsError } from './stampede.options-error';
 export { StampedeService } from './stampede.service';
-export type { RunOptions } from './stampede.service';
+export type { RunOptions } from './stampede.run-options';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';

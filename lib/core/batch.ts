@@ -1,5 +1,5 @@
 import { CoreContext } from './context';
-import { entryState, isEntry, usableOnError } from './freshness';
+import { entryState, usableOnError } from './freshness';
 import { MAX_KEY_LENGTH, boundKey } from './hash';
 import { Leading } from './leading';
 import { RunPolicy } from './policy';
@@ -110,10 +110,7 @@ export class Batches {
     // In flight (perhaps since the store answered): join it, with every rule of a single join.
     if (core.flights.find(key)) return { value: this.single(key, alone(key, fetchMissing), policy) };
     const now = core.now();
-    const entry =
-      isEntry(cached) && core.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
-        ? (cached as StoredEntry<T>)
-        : undefined;
+    const entry = core.usable(cached, policy);
     const state = entry ? entryState(entry, now) : 'dead';
     if (entry && state === 'fresh') {
       core.events.report('hit', key);

@@ -1,14 +1,15 @@
 import { Observable } from 'rxjs';
-import { Answer, AnswerSink, Teardown, answerFromEntry, valueOf } from './answer';
+import { Answer, answerFromEntry, valueOf } from './answer';
 import { CoreContext } from './context';
 import { FlightCoordinator } from './coordinator';
 import { EventLog, StampedeEventType, StampedeEvent, StampedeListener, StampedeStats } from './events';
-import { entryState, isEntry, refreshesEarly, usableOnError } from './freshness';
+import { isEntry } from './freshness';
 import { CoreLogger, GuardedStore } from './guarded-store';
 import { MAX_KEY_LENGTH, boundKey } from './hash';
 import { Batches, FetchMissing } from './batch';
 import { BatchLoader, createBatchLoader } from './batch-loader';
 import { Leading } from './leading';
+import { CallerPaths } from './paths';
 import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
 import { SingleFlight, Work } from './single-flight';
@@ -71,6 +72,7 @@ export class Coalescer {
   private readonly waiting: Waiting;
   private readonly refresh: BackgroundRefresh;
   private readonly batches: Batches;
+  private readonly paths: CallerPaths;
   private readonly now: () => number;
 
   constructor(deps: CoalescerDeps) {
@@ -95,6 +97,7 @@ export class Coalescer {
     this.leading = new Leading(this.core, this.writes);
     this.waiting = new Waiting(this.core, this.leading);
     this.refresh = new BackgroundRefresh(this.core, this.leading);
+    this.paths = new CallerPaths(this.core, this.waiting, this.leading, this.refresh);
     this.batches = new Batches(this.core, this.leading, this.refresh, (key, work, policy) =>
       this.value(key, work, policy),
     );
@@ -132,12 +135,12 @@ export class Coalescer {
    */
   run<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<Answer<T>> {
     key = bounded(key);
-    const hit = this.peekEntry(key, policy);
+    const hit = this.paths.hitEntry(key, policy);
     if (hit !== undefined) return answerFromEntry(hit, 'hit');
     // Settled synchronously (a synchronous work, a synchronous store): answered without a Promise.
     const early: { done?: boolean; failed?: boolean; error?: unknown; last?: Answer<T> } = {};
     let settle: { resolve(answer: Answer<T>): void; reject(error: unknown): void } | undefined;
-    this.into(key, work, policy, {
+    this.paths.into(key, work, policy, {
       next: (answer) => (early.last = answer),
       error: (error) => (settle ? settle.reject(error) : ((early.failed = true), (early.error = error))),
       complete: () => (settle ? settle.resolve(early.last!) : (early.done = true)),
@@ -156,7 +159,7 @@ export class Coalescer {
     // A flight of `key` answers what the store would (the store holds at most its pending write).
     const flight = this.flights.find<T>(key);
     if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
-    const hit = this.peekEntry(key, policy);
+    const hit = this.paths.hitEntry(key, policy);
     if (hit !== undefined) return hit.v;
     const answer = this.run(key, work, policy);
     return isPromiseLike(answer) ? answer.then(valueOf) : answer.value;
@@ -179,7 +182,7 @@ export class Coalescer {
   /** `run` as an Observable: each subscription is one caller; an Observable work's values all reach it. */
   run$<T>(key: string, work: Work<T>, policy: RunPolicy<T>): Observable<Answer<T>> {
     const at = bounded(key);
-    return new Observable<Answer<T>>((subscriber) => this.into(at, work, policy, subscriber));
+    return new Observable<Answer<T>>((subscriber) => this.paths.into(at, work, policy, subscriber));
   }
 
   /**
@@ -191,7 +194,7 @@ export class Coalescer {
   peek<T>(key: string, policy: RunPolicy<T>): Answer<T> | undefined;
   peek<T>(key: string, policy: RunPolicy<T>, accept: (value: T) => boolean): Answer<T> | { declined: T } | undefined;
   peek<T>(key: string, policy: RunPolicy<T>, accept?: (value: T) => boolean): Answer<T> | { declined: T } | undefined {
-    const hit = this.peekEntry(bounded(key), policy, accept);
+    const hit = this.paths.hitEntry(bounded(key), policy, accept);
     if (hit === undefined || 'declined' in hit) return hit;
     return answerFromEntry(hit, 'hit');
   }
@@ -243,101 +246,5 @@ export class Coalescer {
       );
     }
     return deletePrefix(prefix);
-  }
-
-  /** Chooses the path of one caller: join, answer from the store, or lead. */
-  private into<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>): Teardown {
-    // A background refresh is not waited on by callers the store can still answer (stale).
-    const flight = this.flights.find<T>(key);
-    if (flight !== undefined && flight.kind === 'lead') return this.waiting.join(flight, work, policy, sink);
-    if (policy.ttl <= 0 && !policy.freshnessFor) return this.leading.lead(key, work, policy, sink);
-    const cached = this.store.get(key);
-    if (!isPromiseLike(cached)) return this.fromStore(key, cached, work, policy, sink);
-    let closed = false;
-    let inner: Teardown;
-    cached.then((entry) => {
-      if (!closed) inner = this.fromStore(key, entry, work, policy, sink);
-    });
-    return () => {
-      closed = true;
-      inner?.();
-    };
-  }
-
-  /** Answers from what the store had for `key`: fresh, stale, or not at all (join or lead). */
-  private fromStore<T>(
-    key: string,
-    cached: StoredEntry | undefined,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    sink: AnswerSink<T>,
-  ): Teardown {
-    const now = this.now();
-    const entry = this.valid(cached, policy);
-    const state = entry ? entryState(entry, now) : 'dead';
-    if (entry && state === 'fresh') {
-      if (policy.earlyRefresh && refreshesEarly(entry, now, policy.earlyRefresh.beta, this.core.random)) {
-        this.refresh.start(key, work, policy, 'early', entry);
-      }
-      this.events.report('hit', key);
-      this.core.observer?.answered(key, 'hit');
-      sink.next(answerFromEntry(entry, 'hit'));
-      sink.complete();
-      return undefined;
-    }
-    if (entry && state === 'stale') {
-      this.refresh.start(key, work, policy, 'stale', entry);
-      this.events.report('stale', key, { staleReason: 'revalidate' });
-      this.core.observer?.answered(key, 'stale');
-      sink.next(answerFromEntry(entry, 'stale', 'revalidate'));
-      sink.complete();
-      return undefined;
-    }
-    // Join a flight in progress (a background refresh, or one that started while the store answered).
-    const flight = this.flights.find<T>(key);
-    if (flight !== undefined) return this.waiting.join(flight, work, policy, sink);
-    if (entry && state === 'fallback-only' && this.core.failedRecently.has(key, now)) {
-      // The last call failed moments ago: the old value stands in again rather than a retry per caller.
-      this.events.report('stale', key, { staleReason: 'error' });
-      sink.next(answerFromEntry(entry, 'stale', 'error'));
-      sink.complete();
-      return undefined;
-    }
-    return this.leading.lead(key, work, policy, sink, usableOnError(entry, now) ? entry : undefined);
-  }
-
-  /** The hit path: no closures, no Promise; reports the hit. */
-  private peekEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined;
-  private peekEntry<T>(
-    key: string,
-    policy: RunPolicy<T>,
-    accept: ((value: T) => boolean) | undefined,
-  ): StoredEntry<T> | { declined: T } | undefined;
-  private peekEntry<T>(
-    key: string,
-    policy: RunPolicy<T>,
-    accept?: (value: T) => boolean,
-  ): StoredEntry<T> | { declined: T } | undefined {
-    if (!this.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor)) return undefined;
-    const cached = this.store.get(key) as StoredEntry | undefined;
-    if (
-      cached === undefined ||
-      !isEntry(cached) ||
-      cached.e <= this.now() ||
-      this.valid(cached, policy) === undefined
-    ) {
-      return undefined;
-    }
-    if (accept !== undefined && !accept(cached.v as T)) return { declined: cached.v as T };
-    this.events.report('hit', key);
-    this.core.observer?.answered(key, 'hit');
-    return cached as StoredEntry<T>;
-  }
-
-  /** `cached` if it is an entry, no tag of it was invalidated, and the policy accepts its value. */
-  private valid<T>(cached: StoredEntry | undefined, policy: RunPolicy<T>): StoredEntry<T> | undefined {
-    return isEntry(cached) && this.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
-      ? (cached as StoredEntry<T>)
-      : undefined;
   }
 }

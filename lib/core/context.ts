@@ -1,6 +1,7 @@
 import { FlightCoordinator } from './coordinator';
 import { EventLog } from './events';
-import { usableOnError } from './freshness';
+import { isEntry, usableOnError } from './freshness';
+import { StoredEntry } from './store';
 import { GuardedStore } from './guarded-store';
 import { AnswerSink } from './answer';
 import { Decision, RunPolicy, decide, failSafeThrottle } from './policy';
@@ -34,6 +35,13 @@ export class CoreContext {
     /** Traces and timings (OpenTelemetry), when enabled. */
     readonly observer?: FlightObserver,
   ) {}
+
+  /** `cached` if it is an entry, no tag of it was invalidated, and the policy accepts its value. */
+  usable<T>(cached: StoredEntry | undefined, policy: RunPolicy<T>): StoredEntry<T> | undefined {
+    return isEntry(cached) && this.tags.isValid(cached) && (policy.isValid === undefined || policy.isValid(cached.v))
+      ? (cached as StoredEntry<T>)
+      : undefined;
+  }
 
   /** The decision about `value`, made once per flight result and policy. */
   decisionFor<T>(flight: Flight<T>, policy: RunPolicy<T>, value: T): Decision {

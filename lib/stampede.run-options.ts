@@ -1,0 +1,31 @@
+import { MethodCoalesceOptions } from './stampede.options';
+
+/** Per-call options of `StampedeService.run()` and `run$()`. Unset ones take the module's. */
+export interface RunOptions extends Omit<MethodCoalesceOptions, 'key' | 'tags'> {
+  /**
+   * When every waiter has gone before a Promise work settled: abort its
+   * signal and forget the flight (`true`), or let it run on, joinable, and
+   * store its result (`false`, default). An Observable work is always
+   * cancelled (unsubscribed) when every subscriber has gone.
+   */
+  cancelWhenAbandoned?: boolean;
+  /** Tags stored with the result, for `invalidateTags`: a list or a function of the result. */
+  tags?: string[] | ((result: unknown) => string[]);
+}
+
+/** Distinct sets of plain option values remembered at most (a program has a handful). */
+export const MAX_POLICIES = 1_000;
+
+/** `name=value;` for each option when every value is a primitive; `undefined` when one is not (tags, objects). */
+export function signatureOf(options: RunOptions): string | undefined {
+  let signature = '';
+  for (const name in options) {
+    const value = (options as Record<string, unknown>)[name];
+    const type = typeof value;
+    if (value !== null && type !== 'number' && type !== 'boolean' && type !== 'string' && type !== 'undefined') {
+      return undefined;
+    }
+    signature += `${name}=${type === 'string' ? JSON.stringify(value) : String(value)};`;
+  }
+  return signature;
+}
