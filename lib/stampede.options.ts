@@ -30,13 +30,6 @@ export interface MethodCoalesceOptions {
    */
   jitter?: number;
   /**
-   * Milliseconds a key whose result could not be shared (HTTP: `private`,
-   * `no-store`, `Vary: *`, `Set-Cookie`, a stream) lets callers through at
-   * once, uncoalesced, instead of queueing behind a leader whose answer they
-   * cannot use (Varnish's hit-for-miss). Default 60 000.
-   */
-  uncacheableTtl?: number;
-  /**
    * Adds a part to the key; for HTTP it is called with the `ExecutionContext`.
    * Returning `undefined` lets the request through uncoalesced. A route with a
    * `key` function is trusted to separate callers: requests with
@@ -112,6 +105,13 @@ export interface MethodCoalesceOptions {
  * ```
  */
 export interface CoalesceOptions extends MethodCoalesceOptions {
+  /**
+   * HTTP: milliseconds a route key whose response could not be shared (`private`,
+   * `no-store`, `Vary: *`, `Set-Cookie`, a stream) lets callers through at
+   * once, uncoalesced, instead of queueing behind a leader whose answer they
+   * cannot use (Varnish's hit-for-miss). Default 60 000.
+   */
+  uncacheableTtl?: number;
   /**
    * Request headers whose values split the key (case-insensitive names; the
    * values are SHA-256 hashed, never stored in clear). Listing `authorization`

@@ -86,7 +86,7 @@ export function tracingObserver(
         links: leader ? [{ context: leader.spanContext() }] : [],
       });
       let ended = false;
-      return (outcome: Outcome | 'error') => {
+      return (outcome: Outcome | 'error' | 'cancelled') => {
         if (ended) return;
         ended = true;
         durations.wait?.record(now() - started, { [ATTR.outcome]: outcome });

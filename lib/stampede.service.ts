@@ -107,7 +107,11 @@ export class StampedeService {
       if (typeof fetchMissing !== 'function') {
         throw new StampedeOptionsError('fetchMissing', fetchMissing, 'a function', 'StampedeService.runMany');
       }
-      return this.coalescer.runMany(keys, fetchMissing, this.policyFor<T>('', options, 'StampedeService.runMany'));
+      return this.coalescer.runMany(
+        keys,
+        fetchMissing,
+        this.policyFor<T>('', options, 'StampedeService.runMany', 'batch'),
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -129,7 +133,7 @@ export class StampedeService {
     if (typeof fetchMissing !== 'function') {
       throw new StampedeOptionsError('fetchMissing', fetchMissing, 'a function', 'StampedeService.loader');
     }
-    return this.coalescer.loader(fetchMissing, this.policyFor<T>('', options, 'StampedeService.loader'));
+    return this.coalescer.loader(fetchMissing, this.policyFor<T>('', options, 'StampedeService.loader', 'batch'));
   }
 
   /**
@@ -138,15 +142,21 @@ export class StampedeService {
    * values (`{ ttl: 30_000 }`, a fresh literal each call) share one per set of
    * values, validated once.
    */
-  private policyFor<T>(key: unknown, options: RunOptions | undefined, where = WHERE): RunPolicy<T> {
+  private policyFor<T>(
+    key: unknown,
+    options: RunOptions | undefined,
+    where = WHERE,
+    surface: 'run' | 'batch' = 'run',
+  ): RunPolicy<T> {
     if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
-    const signature = signatureOf(options);
+    const plain = signatureOf(options);
+    const signature = plain === undefined ? undefined : `${surface}|${plain}`;
     if (signature !== undefined) {
       const known = this.policies.get(signature);
       if (known !== undefined) return known as RunPolicy<T>;
     }
-    validateOptions(options, 'run', where);
+    validateOptions(options, surface, where);
     const policy = this.buildPolicy(options);
     if (signature !== undefined) {
       if (this.policies.size >= MAX_POLICIES) this.policies.clear();

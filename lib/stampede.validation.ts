@@ -16,7 +16,7 @@ export { normalizeEarlyRefresh };
  */
 
 /** Where options are given. */
-export type Surface = 'module' | 'route' | 'method' | 'run';
+export type Surface = 'module' | 'route' | 'method' | 'run' | 'batch';
 
 type Check = (value: unknown, name: string, where: string) => void;
 
@@ -141,7 +141,9 @@ const store: Check = (value, name, where) => {
 };
 const anything: Check = () => undefined;
 
-const EVERYWHERE: readonly Surface[] = ['module', 'route', 'method', 'run'];
+const EVERYWHERE: readonly Surface[] = ['module', 'route', 'method', 'run', 'batch'];
+/** What a single call honours, and not a batch (`runMany`, `loader`). */
+const SINGLE: readonly Surface[] = ['module', 'route', 'method', 'run'];
 const DECORATED: readonly Surface[] = ['module', 'route', 'method'];
 const HTTP: readonly Surface[] = ['module', 'route'];
 const MODULE: readonly Surface[] = ['module'];
@@ -151,15 +153,15 @@ const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   ttl: { surfaces: EVERYWHERE, check: milliseconds },
   jitter: { surfaces: EVERYWHERE, check: jitter },
   timeout: { surfaces: EVERYWHERE, check: milliseconds },
-  waitTimeout: { surfaces: EVERYWHERE, check: milliseconds },
-  onWaitTimeout: { surfaces: EVERYWHERE, check: oneOf('run', 'fail') },
+  waitTimeout: { surfaces: SINGLE, check: milliseconds },
+  onWaitTimeout: { surfaces: SINGLE, check: oneOf('run', 'fail') },
   staleTtl: { surfaces: EVERYWHERE, check: milliseconds },
   staleIfError: { surfaces: EVERYWHERE, check: milliseconds },
-  softTimeout: { surfaces: EVERYWHERE, check: milliseconds },
+  softTimeout: { surfaces: SINGLE, check: milliseconds },
   failSafeThrottle: { surfaces: EVERYWHERE, check: milliseconds },
-  earlyRefresh: { surfaces: EVERYWHERE, check: earlyRefresh },
+  earlyRefresh: { surfaces: SINGLE, check: earlyRefresh },
   tags: { surfaces: EVERYWHERE, check: tags },
-  uncacheableTtl: { surfaces: EVERYWHERE, check: milliseconds },
+  uncacheableTtl: { surfaces: HTTP, check: milliseconds },
   cancelWhenAbandoned: { surfaces: ['run'], check: boolean },
   key: { surfaces: DECORATED, check: fn },
   keyHeaders: { surfaces: HTTP, check: headerNames },

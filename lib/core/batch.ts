@@ -2,7 +2,7 @@ import { CoreContext } from './context';
 import { entryState, usableOnError } from './freshness';
 import { MAX_KEY_LENGTH, boundKey } from './hash';
 import { Leading } from './leading';
-import { RunPolicy } from './policy';
+import { RunPolicy, failSafeThrottle } from './policy';
 import { BackgroundRefresh } from './refresh';
 import { Flight } from './flight';
 import { Work } from './single-flight';
@@ -121,6 +121,11 @@ export class Batches {
       stale.push([key, entry]);
       return { value: entry.v };
     }
+    if (entry && state === 'fallback-only' && core.failedRecently.has(key, now)) {
+      // The last call failed moments ago: the old value stands in again rather than a retry.
+      core.events.report('stale', key, { staleReason: 'error' });
+      return { value: entry.v };
+    }
     return { fetch: true, fallback: usableOnError(entry, now) ? entry : undefined };
   }
 
@@ -136,21 +141,35 @@ export class Batches {
 
   /** Refreshes stale keys with one background call (keys that started a flight meanwhile are left to it). */
   private refreshTogether<T>(stale: [string, StoredEntry<T>][], fetchMissing: FetchMissing<T>, policy: RunPolicy<T>) {
-    const keys = stale.filter(([key]) => !this.core.flights.find(key)).map(([key]) => key);
+    const core = this.core;
+    const now = core.now();
+    // As a single refresh: not while one runs, not while a failed one backs off, not past maxInFlight.
+    const room = core.limits.maxInFlight > 0 ? Math.max(0, core.limits.maxInFlight - core.flights.size) : Infinity;
+    const keys = stale
+      .filter(([key]) => !core.flights.find(key) && !core.failedRecently.has(key, now))
+      .map(([key]) => key)
+      .slice(0, room);
     if (keys.length === 0) return;
     const fed = this.feed(keys, fetchMissing, policy, 'refresh', new Map(stale));
     for (const [key] of stale) {
       const flight = fed.flights.get(key);
       if (!flight) continue;
       this.core.events.report('refresh', key, { trigger: 'stale' });
-      flight.settledPromise().catch((error: unknown) => this.core.events.report('error', key, { error }));
+      flight.settledPromise().catch((error: unknown) => {
+        core.events.report('error', key, { error });
+        core.failedRecently.mark(key, failSafeThrottle(policy as RunPolicy<unknown>), core.now());
+      });
     }
     fed.start();
   }
 
   /**
-   * One flight per key, each waiting on its share of one `fetchMissing`
-   * call; `start` makes the call once every flight is in place.
+   * One flight per key, each waiting on its share of a `fetchMissing` call.
+   * Only keys whose work the flight actually runs are fetched: in process
+   * that is every key, in one call made by `start`; across instances the
+   * lease may answer a key from the store or from another instance instead,
+   * and the keys it does hand to this instance are fetched together, one
+   * call per turn of the event loop.
    */
   private feed<T>(
     keys: string[],
@@ -161,37 +180,64 @@ export class Batches {
   ) {
     const shares = new Map<string, { resolve(value: T): void; reject(error: unknown): void }>();
     const flights = new Map<string, Flight<T>>();
-    const controller = new AbortController();
+    const due: string[] = [];
+    let started = false;
+    let scheduled = false;
+    const dispatch = () => {
+      scheduled = false;
+      const asked = due.splice(0);
+      if (asked.length > 0) this.call(asked, shares, fetchMissing, policy);
+    };
     for (const key of keys) {
       if (kind === 'lead') this.core.events.report('miss', key);
       const share = new Promise<T>((resolve, reject) => shares.set(key, { resolve, reject }));
-      flights.set(
-        key,
-        this.leading.startFlight(key, () => share, policy, kind, old.get(key)),
-      );
+      // A share nobody runs (the lease answered otherwise) is never awaited: its rejection is no crash.
+      share.catch(() => undefined);
+      const work = () => {
+        due.push(key);
+        if (started && !scheduled) {
+          scheduled = true;
+          setImmediate(dispatch);
+        }
+        return share;
+      };
+      flights.set(key, this.leading.startFlight(key, work, policy, kind, old.get(key)));
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const start = () => {
-      // Past the flights' timeout nobody waits for the answer: the call may stop.
-      if (policy.timeout) timer = setTimeout(() => controller.abort(new Error('timed out')), policy.timeout);
-      let answer: PromiseLike<BatchResult<T>> | BatchResult<T>;
-      try {
-        answer = fetchMissing([...keys], controller.signal);
-      } catch (error) {
-        answer = Promise.reject(error);
-      }
-      Promise.resolve(answer).then(
-        (result) => {
-          clearTimeout(timer);
-          keys.forEach((key, i) => deliver(shares.get(key)!, pick(result, key, i)));
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          shares.forEach((share) => share.reject(error));
-        },
-      );
+      started = true;
+      dispatch();
     };
     return { flights, start };
+  }
+
+  /** One `fetchMissing` call for `keys`, delivering each key's share. */
+  private call<T>(
+    keys: string[],
+    shares: Map<string, { resolve(value: T): void; reject(error: unknown): void }>,
+    fetchMissing: FetchMissing<T>,
+    policy: RunPolicy<T>,
+  ): void {
+    const controller = new AbortController();
+    // Past the flights' timeout nobody waits for the answer: the call may stop.
+    const timer = policy.timeout
+      ? setTimeout(() => controller.abort(new Error('timed out')), policy.timeout)
+      : undefined;
+    let answer: PromiseLike<BatchResult<T>> | BatchResult<T>;
+    try {
+      answer = fetchMissing([...keys], controller.signal);
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    Promise.resolve(answer).then(
+      (result) => {
+        clearTimeout(timer);
+        keys.forEach((key, i) => deliver(shares.get(key)!, pick(result, key, i)));
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        for (const key of keys) shares.get(key)!.reject(error);
+      },
+    );
   }
 
   /** The value one caller of the batch gets for a fetched key: the flight's, or its stale fallback. */

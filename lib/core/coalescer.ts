@@ -245,6 +245,9 @@ export class Coalescer {
         'nestjs-stampede: this store cannot list its keys, so invalidate({ prefix }) is unavailable; invalidate keys one by one',
       );
     }
+    // Writes still in progress would land after the delete and bring their values back.
+    const pending = this.writes.pendingWithPrefix(prefix);
+    if (pending.length > 0) await Promise.allSettled(pending);
     return deletePrefix(prefix);
   }
 }

@@ -15,6 +15,8 @@ export interface CoordinatedWrite<T> {
    * then a `hit`, not a collapsed request.
    */
   found?(entry: StoredEntry<T>): void;
+  /** Told, before the result completes, whether the store accepted it (the fenced write). */
+  stored?(accepted: boolean): void;
 }
 
 /**

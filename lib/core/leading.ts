@@ -4,7 +4,7 @@ import { Observable } from 'rxjs';
 import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
 import { BypassReason } from './events';
 import { usableOnError } from './freshness';
-import { RunPolicy } from './policy';
+import { Decision, RunPolicy } from './policy';
 import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
 import { FlightContext } from './work-context';
@@ -45,9 +45,10 @@ export class Leading {
           startedAt = core.now();
           return coordinator.lead(key, () => toObservable(bound(signal)), {
             ttl: policy.ttl,
-            storable: (value) => core.decisionFor(flight, policy, value).store !== undefined,
+            storable: (value) => this.stores(core.decisionFor(flight, policy, value), flight),
             entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
             found: (entry) => (flight.found = entry),
+            stored: (accepted) => (flight.write = accepted),
           });
         }
       : (signal) => ((startedAt = core.now()), bound(signal));
@@ -63,16 +64,10 @@ export class Leading {
         },
         onFailure: (error, flight) => flight.trace?.end({ ok: false, error, waiters: flight.waiters, stored: false }),
         onSuccess: (last, emitted, current, flight) => {
-          const write = this.written(
-            key,
-            last as T,
-            emitted,
-            current,
-            flight,
-            policy,
-            startedAt,
-            coordinator !== undefined,
-          );
+          // A coordinated flight's write was made (and reported) by the coordinator.
+          const write =
+            this.written(key, last as T, emitted, current, flight, policy, startedAt, coordinator !== undefined) ??
+            flight.write;
           if (flight.trace) {
             const end = (stored: boolean) => flight.trace!.end({ ok: true, waiters: flight.waiters, stored });
             if (isPromiseLike(write)) write.then(end);
@@ -110,11 +105,16 @@ export class Leading {
     const decision = core.decisionFor(flight, policy, last);
     if (!decision.shared) core.uncacheable.mark(key, policy.uncacheableTtl ?? 0, core.now());
     // A coordinator stores the result itself, fenced by its lease.
-    if (coordinated || !current || decision.store === undefined) return undefined;
-    // A failure answered by a stale fallback must not replace that fallback.
-    if (decision.failure && usableOnError(flight.fallback, core.now())) return undefined;
+    if (coordinated || !current || !this.stores(decision, flight)) return undefined;
     flight.write = this.writes.write(key, last, decision, startedAt);
     return flight.write;
+  }
+
+  /** Whether a result is stored: the decision says so, and it is no failure that a fallback answered. */
+  private stores<T>(decision: Decision, flight: Flight<T>): boolean {
+    if (decision.store === undefined) return false;
+    // A failure answered by a stale fallback must not replace that fallback.
+    return !(decision.failure && usableOnError(flight.fallback, this.core.now()));
   }
 
   /** Leads the flight of `key` (which has none): this caller's answer is a `miss`. */
@@ -186,7 +186,7 @@ export class Leading {
     try {
       // A lone call stores nothing: what its work says about storing changes nothing.
       const context = new FlightContext<T>(undefined);
-      result = work(context.bind(controller.signal), context);
+      result = context.run(() => work(context.bind(controller.signal), context));
     } catch (error) {
       sink.error(error);
       return undefined;

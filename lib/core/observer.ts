@@ -16,7 +16,7 @@ export interface FlightObserver {
   /** A flight starts on this instance, in its leader's context. */
   flightStarted(key: string, kind: FlightKind): FlightTrace;
   /** A caller joined the flight of `key`; call the result when it is answered (or leaves). */
-  joined(key: string, trace: FlightTrace | undefined): (outcome: Outcome | 'error') => void;
+  joined(key: string, trace: FlightTrace | undefined): (outcome: Outcome | 'error' | 'cancelled') => void;
   /** A caller was answered from the store, without a flight. */
   answered(key: string, outcome: 'hit' | 'stale'): void;
 }

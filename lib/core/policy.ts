@@ -55,6 +55,8 @@ export interface Decision {
   shared: boolean;
   /** A failure, which a stale value may replace (stale-if-error). */
   failure: boolean;
+  /** Shared and allowed in the store by the policy (`cacheable`): what the work may not overrule. */
+  cacheable: boolean;
   /** The freshness to store it with; `undefined`: not stored. */
   store?: Freshness;
   /** Tags to store it with. */
@@ -65,8 +67,9 @@ export interface Decision {
 export function decide<T>(policy: RunPolicy<T>, value: T, random: () => number): Decision {
   const shared = policy.shareable === undefined || policy.shareable(value);
   const failure = policy.isFailure !== undefined && policy.isFailure(value);
-  const decision: Decision = { shared, failure };
-  if (!shared || (policy.cacheable !== undefined && !policy.cacheable(value))) return decision;
+  const cacheable = shared && (policy.cacheable === undefined || policy.cacheable(value));
+  const decision: Decision = { shared, failure, cacheable };
+  if (!cacheable) return decision;
   const freshness: Freshness = { ttl: policy.ttl, staleTtl: policy.staleTtl, staleIfError: policy.staleIfError };
   const refined = policy.freshnessFor?.(value);
   if (refined) {

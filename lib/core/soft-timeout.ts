@@ -44,8 +44,8 @@ export function softTimeout<T>(core: CoreContext, flight: Flight<T>, policy: Run
       const fallback = flight.fallback;
       if (answered || !usableOnError(fallback, core.now())) return;
       answered = true;
-      // The work must not be cancelled by this caller leaving: something keeps listening.
-      flight.settledPromise().catch(() => undefined);
+      // The work must not be cancelled by this caller leaving: a counted waiter stays on it.
+      flight.joinPromise().catch(() => undefined);
       core.events.report('stale', flight.key, { staleReason: 'timeout' });
       sink.next({
         value: fallback.v,

@@ -58,7 +58,8 @@ export class Waiting {
     if (core.limits.maxWaiters > 0 && flight.waiters >= core.limits.maxWaiters) {
       return this.leading.bypass(key, work, policy, caller, 'max-waiters');
     }
-    const soft = softTimeout(core, flight, policy, observed(core, flight, caller));
+    const watched = observed(core, flight, caller);
+    const soft = softTimeout(core, flight, policy, watched.sink);
     const sink = soft.sink;
     core.events.coalesced(key, flight.waiters + 1);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -67,6 +68,8 @@ export class Waiting {
     const joining: { leave?: () => void } = {};
     // Set once this caller stops listening to the flight (its own call, a timeout).
     let detached = false;
+    // Set once the flight answered this caller.
+    let settled = false;
     const stopWaiting = () => timer !== undefined && clearTimeout(timer);
     const detach = () => {
       detached = true;
@@ -88,18 +91,21 @@ export class Waiting {
       },
       error: (error: unknown) => {
         if (detached) return;
+        settled = true;
         stopWaiting();
         if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
       },
       complete: () => {
         if (detached) return;
+        settled = true;
         stopWaiting();
         sink.complete();
       },
     });
     joining.leave = joined;
     const waitTimeout = policy.waitTimeout ?? 0;
-    if (waitTimeout > 0 && !detached) {
+    // Answered already (a settled flight replays at once): nothing to wait for.
+    if (waitTimeout > 0 && !detached && !settled) {
       timer = setTimeout(() => {
         detach();
         if (policy.onWaitTimeout === 'fail') {
@@ -115,18 +121,23 @@ export class Waiting {
       stopWaiting();
       joined();
       own?.();
+      watched.left();
     });
   }
 }
 
-/** `sink`, telling the observer (if any) when this waiter is answered. */
-function observed<T>(core: CoreContext, flight: Flight<T>, sink: AnswerSink<T>): AnswerSink<T> {
-  if (!core.observer) return sink;
+/** `sink`, telling the observer (if any) when this waiter is answered, or `left` before that. */
+function observed<T>(core: CoreContext, flight: Flight<T>, sink: AnswerSink<T>) {
+  if (!core.observer) return { sink, left: () => undefined };
   const done = core.observer.joined(flight.key, flight.trace);
   let outcome: Outcome | undefined;
   return {
-    next: (answer) => ((outcome = answer.outcome), sink.next(answer)),
-    error: (error) => (done('error'), sink.error(error)),
-    complete: () => (done(outcome ?? 'collapsed'), sink.complete()),
+    sink: {
+      next: (answer) => ((outcome = answer.outcome), sink.next(answer)),
+      error: (error) => (done('error'), sink.error(error)),
+      complete: () => (done(outcome ?? 'collapsed'), sink.complete()),
+    } as AnswerSink<T>,
+    // The observer ignores a second end: this only ends a wait nobody answered (the caller went away).
+    left: () => done('cancelled'),
   };
 }

@@ -96,7 +96,8 @@ export class FlightContext<T> implements WorkContext<T> {
   /** The policy's decision, with what the work said. */
   adjust(decision: Decision): Decision {
     if (this.skip) return { ...decision, store: undefined };
-    if (!decision.shared || (this.freshness === undefined && this.tags === undefined)) return decision;
+    // What the policy refuses to store (a 5xx, a body too big, class instances...), the work cannot store.
+    if (!decision.cacheable || (this.freshness === undefined && this.tags === undefined)) return decision;
     const store = decision.store ?? (this.freshness?.ttl ? { ttl: 0 } : undefined);
     if (store === undefined) return decision;
     const adjusted: Decision = { ...decision, store: { ...store, ...this.freshness } };

@@ -41,6 +41,13 @@ export class Writes {
     return settled;
   }
 
+  /** The writes in progress for keys that start with `prefix`. */
+  pendingWithPrefix(prefix: string): PromiseLike<unknown>[] {
+    const found: PromiseLike<unknown>[] = [];
+    for (const [key, write] of this.pending) if (key.startsWith(prefix)) found.push(write);
+    return found;
+  }
+
   /** The write in progress for `key`, if any. */
   pendingFor(key: string): PromiseLike<unknown> | undefined {
     return this.pending.get(key);

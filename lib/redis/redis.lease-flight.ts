@@ -242,6 +242,7 @@ export class LeaseFlight<T> {
     try {
       await this.send(entry);
     } catch (error) {
+      if (entry) this.write.stored?.(false);
       if (mayHaveRun(error) || this.connection.isDown) this.lease.retry(this.key, this.token, () => this.send(entry));
       if (entry) this.store.keepDuringOutage(this.key, entry, epoch);
     }
@@ -255,7 +256,9 @@ export class LeaseFlight<T> {
     // Not representable in JSON (circular) or over maxValueBytes: shared with this instance's callers, not stored.
     if (entry && px > 0) text = this.store.encode(entry, Date.now() + px) ?? '';
     const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
-    if (Number(kept) === 1 && entry && text) this.store.remember(this.key, entry);
+    const stored = Number(kept) === 1 && entry !== undefined && text !== '';
+    if (stored) this.store.remember(this.key, entry);
+    if (entry) this.write.stored?.(stored);
   }
 
   private leaseKeys(): string[] {
