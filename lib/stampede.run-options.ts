@@ -29,3 +29,16 @@ export function signatureOf(options: RunOptions): string | undefined {
   }
   return signature;
 }
+
+/** The one option of `options` when it has exactly one, of a primitive value; else `undefined`. */
+export function onlyOption(options: RunOptions): { name: string; value: unknown } | undefined {
+  let found: { name: string; value: unknown } | undefined;
+  for (const name in options) {
+    if (found !== undefined) return undefined;
+    const value = (options as Record<string, unknown>)[name];
+    const type = typeof value;
+    if (type !== 'number' && type !== 'boolean' && type !== 'string') return undefined;
+    found = { name, value };
+  }
+  return found;
+}

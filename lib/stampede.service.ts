@@ -11,7 +11,7 @@ import { isPromiseLike } from './core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { ResolvedStampedeOptions } from './stampede.options';
-import { MAX_POLICIES, RunOptions, signatureOf } from './stampede.run-options';
+import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './stampede.run-options';
 
 const WHERE = 'StampedeService.run';
 import { StampedeOptionsError } from './stampede.options-error';
@@ -40,6 +40,7 @@ export class StampedeService {
   private readonly defaults: ResolvedStampedeOptions;
   private defaultPolicy?: RunPolicy<unknown>;
   private readonly policies = new Map<string, RunPolicy<unknown>>();
+  private readonly singles = new Map<string, Map<unknown, RunPolicy<unknown>>>();
 
   constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
@@ -150,6 +151,12 @@ export class StampedeService {
   ): RunPolicy<T> {
     if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
+    // The usual call (`{ ttl: 30_000 }`): one plain option, found without building a signature.
+    const single = surface === 'run' ? onlyOption(options) : undefined;
+    if (single !== undefined) {
+      const known = this.singles.get(single.name)?.get(single.value);
+      if (known !== undefined) return known as RunPolicy<T>;
+    }
     const plain = signatureOf(options);
     const signature = plain === undefined ? undefined : `${surface}|${plain}`;
     if (signature !== undefined) {
@@ -161,6 +168,12 @@ export class StampedeService {
     if (signature !== undefined) {
       if (this.policies.size >= MAX_POLICIES) this.policies.clear();
       this.policies.set(signature, policy);
+    }
+    if (single !== undefined) {
+      let byValue = this.singles.get(single.name);
+      if (!byValue) this.singles.set(single.name, (byValue = new Map()));
+      if (byValue.size >= MAX_POLICIES) byValue.clear();
+      byValue.set(single.value, policy);
     }
     return policy as RunPolicy<T>;
   }
