@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { Observable, isObservable } from 'rxjs';
 import { Freshness } from './freshness';
 import { Decision } from './policy';
@@ -34,24 +33,39 @@ export interface WorkContext<T = unknown> {
   notModified(): T;
 }
 
-const running = new AsyncLocalStorage<WorkContext>();
+// The work running now, while its synchronous part runs. Not an AsyncLocalStorage: that would
+// make every Promise of the app pay for async hooks; a work takes its context before its first await.
+let running: WorkContext | undefined;
 
 /**
- * The context of the work running now (inside a `@Coalesce` method or a
- * route handler that leads its flight); `undefined` elsewhere.
+ * The context of the work starting now (inside a `@Coalesce` method or a
+ * route handler that leads its flight); `undefined` elsewhere. Take it
+ * before the first `await` of the method: after that it is another's.
  *
  * @example
  * ```ts
  * @Coalesce({ ttl: 60_000 })
  * async rates(currency: string) {
+ *   const work = currentWork(); // before the first await
  *   const rates = await this.upstream.rates(currency);
- *   currentWork()?.setFreshness({ ttl: rates.validForMs });
+ *   work?.setFreshness({ ttl: rates.validForMs });
  *   return rates;
  * }
  * ```
  */
 export function currentWork<T = unknown>(): WorkContext<T> | undefined {
-  return running.getStore() as WorkContext<T> | undefined;
+  return running as WorkContext<T> | undefined;
+}
+
+/** Runs `fn` with `context` current for its synchronous part. */
+function within<R>(context: WorkContext, fn: () => R): R {
+  const outer = running;
+  running = context;
+  try {
+    return fn();
+  } finally {
+    running = outer;
+  }
 }
 
 /** One flight's context: what its work said, applied to the decision about its result. */
@@ -106,10 +120,10 @@ export class FlightContext<T> implements WorkContext<T> {
     return adjusted;
   }
 
-  /** Runs `work` with this context current (for an Observable, at each subscription). */
+  /** Runs `work` with this context current (for an Observable, at each subscription too). */
   run<R>(work: () => R): R {
-    const result = running.run(this, work);
+    const result = within(this, work);
     if (!isObservable(result)) return result;
-    return new Observable((subscriber) => running.run(this, () => result.subscribe(subscriber))) as R;
+    return new Observable((subscriber) => within(this, () => result.subscribe(subscriber))) as R;
   }
 }

@@ -9,10 +9,12 @@ class Rates {
 
   @Coalesce({ ttl: 1_000 })
   async rates(currency: string): Promise<string> {
+    const work = currentWork(); // before the first await
     this.calls++;
+    const rates = await Promise.resolve(`${currency} rates`);
     // The upstream says how long its answer holds.
-    currentWork()?.setFreshness({ ttl: 30_000 });
-    return `${currency} rates`;
+    work?.setFreshness({ ttl: 30_000 });
+    return rates;
   }
 }
 
@@ -90,7 +92,7 @@ describe('the work context', () => {
     expect(await stampede.run('article:1', () => 'rewritten')).toBe('rewritten');
   });
 
-  it('is current inside a @Coalesce method, and only there', async () => {
+  it('is current inside a @Coalesce method (taken before its first await), and only there', async () => {
     const rates = moduleRef.get(Rates);
     expect(await rates.rates('EUR')).toBe('EUR rates');
     expect(store.get('Rates.rates(["EUR"])')!.e).toBeGreaterThan(Date.now() + 29_000);
