@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { Meter, Tracer } from '@opentelemetry/api';
 import { Coalescer } from './core/coalescer';
-import { StampedeListener } from './core/events';
 import { FlightObserver } from './core/observer';
 import { MemoryStore } from './core/memory-store';
 import { toStampedeStore } from './core/store-adapter';
@@ -23,9 +22,6 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
   readonly defaults: ResolvedStampedeOptions;
   /** With the `redis` option: the store, lease and connections shared by every instance. */
   readonly redis?: RedisTier;
-  /** The OpenTelemetry event counter, and how to stop it. */
-  private eventsListener?: StampedeListener;
-  private stopMetrics?: () => void;
 
   constructor(@Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.defaultTtl = options.ttl;
@@ -49,7 +45,6 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       storeTimeout: options.storeTimeout,
       observer: options.openTelemetry ? this.instrument(options.openTelemetry) : undefined,
     });
-    if (this.eventsListener) this.stopMetrics = this.coalescer.on(this.eventsListener);
   }
 
   /** The OpenTelemetry observer (and metrics), from the optional `@opentelemetry/api`, loaded only here. */
@@ -62,9 +57,8 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       const meter = (settings.meter as Meter | undefined) ?? api.metrics.getMeter(otel.SCOPE);
       const instruments = otel.otelMetrics(meter, {
         inFlight: () => this.coalescer.inFlight(),
-        waiting: () => this.coalescer.stats().waiting,
+        stats: () => this.coalescer.stats(),
       });
-      this.eventsListener = instruments.listener;
       durations = { work: instruments.work, wait: instruments.wait };
     }
     // Metrics alone still need the timings: a tracer that records nothing.
@@ -81,7 +75,6 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
 
   /** Closes the Redis connections the module opened (never a client that was passed in). */
   async onApplicationShutdown(): Promise<void> {
-    this.stopMetrics?.();
     await this.redis?.close();
   }
 }

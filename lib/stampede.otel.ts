@@ -1,6 +1,6 @@
-import type { Attributes, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
 import { Outcome } from './core/answer';
-import { StampedeListener } from './core/events';
+import { STAT_OF, StampedeStats } from './core/events';
 import { FlightKind } from './core/flight';
 import { sha256 } from './core/hash';
 import { FlightObserver, FlightTrace } from './core/observer';
@@ -45,8 +45,8 @@ function keyHash(key: string): string {
 /**
  * Traces and timings of flights, through the OpenTelemetry API: a span per
  * flight on its leader (`stampede.flight`, or `stampede.refresh` for a
- * background refresh), a `stampede.wait` span per follower linked to the
- * leader's span, and an event on the active span for answers from the store.
+ * background refresh), a link to it and a `stampede.wait` event on each
+ * follower's request span, and an event on it for answers from the store.
  * `durations` receives the work and wait times, for the histograms.
  */
 export function tracingObserver(
@@ -80,19 +80,20 @@ export function tracingObserver(
     },
     joined(key: string, trace: FlightTrace | undefined) {
       const started = now();
+      // No span per follower (that would cost a span per waiting request): the request's own span,
+      // when it records, gets a link to the leader's span and an event; the wait is timed.
+      const active = api.trace.getActiveSpan();
+      const recording = active?.isRecording() ? active : undefined;
       const leader = (trace as { span?: Span } | undefined)?.span;
-      const span = spans.startSpan('stampede.wait', {
-        attributes: { [ATTR.keyHash]: keyHash(key) },
-        links: leader ? [{ context: leader.spanContext() }] : [],
-      });
+      if (recording && leader) {
+        recording.addLink({ context: leader.spanContext(), attributes: { [ATTR.keyHash]: keyHash(key) } });
+      }
       let ended = false;
       return (outcome: Outcome | 'error' | 'cancelled') => {
         if (ended) return;
         ended = true;
         durations.wait?.record(now() - started, { [ATTR.outcome]: outcome });
-        span.setAttribute(ATTR.outcome, outcome);
-        if (outcome === 'error') span.setStatus({ code: api.SpanStatusCode.ERROR });
-        span.end();
+        recording?.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
       };
     },
     answered(key: string, outcome: 'hit' | 'stale') {
@@ -111,24 +112,25 @@ export function tracingObserver(
  */
 export function otelMetrics(
   meter: Meter,
-  gauges: { inFlight(): number; waiting(): number },
-): { listener: StampedeListener; work: Histogram; wait: Histogram } {
-  const events = meter.createCounter('stampede.events', { description: 'nestjs-stampede events by type and reason' });
+  engine: { inFlight(): number; stats(): StampedeStats },
+): { work: Histogram; wait: Histogram } {
+  // Read from the engine's own counts at collection: nothing is paid per event.
+  meter
+    .createObservableCounter('stampede.events', { description: 'nestjs-stampede events by type' })
+    .addCallback((result) => {
+      const stats = engine.stats();
+      for (const [type, field] of Object.entries(STAT_OF)) result.observe(stats[field], { [ATTR.type]: type });
+    });
   meter
     .createObservableGauge('stampede.in_flight', { description: 'keys whose work is in progress' })
-    .addCallback((result) => result.observe(gauges.inFlight()));
+    .addCallback((result) => result.observe(engine.inFlight()));
   meter
     .createObservableGauge('stampede.waiting', { description: 'callers waiting on work in progress' })
-    .addCallback((result) => result.observe(gauges.waiting()));
+    .addCallback((result) => result.observe(engine.stats().waiting));
   const work = meter.createHistogram('stampede.work.duration', { unit: 'ms', description: 'time a flight took' });
   const wait = meter.createHistogram('stampede.wait.duration', {
     unit: 'ms',
     description: 'time a follower waited on another caller’s flight',
   });
-  const listener: StampedeListener = (event) => {
-    const attributes: Attributes = { [ATTR.type]: event.type };
-    if (event.reason) attributes[ATTR.reason] = event.reason;
-    events.add(1, attributes);
-  };
-  return { listener, work, wait };
+  return { work, wait };
 }

@@ -19,6 +19,7 @@ const PEERS = ['cache-manager wrap', 'async-cache-dedupe'];
 const FLOOR_HIT = 'Map.get (sync floor)';
 const FLOOR_JOIN = 'hand-rolled Map<key, Promise>';
 const STAMPEDE = ['StampedeService.run', '@Coalesce method'];
+const TRACED = 'StampedeService.run, OpenTelemetry on';
 
 interface Params {
   rounds: number;
@@ -172,6 +173,13 @@ export async function run(options: BenchOptions): Promise<ScenarioReport> {
       ),
     ),
     atLeast(`fn-hot: ${STAMPEDE[0]} hit ops/s, 10k keys stored`, median(runs.full[STAMPEDE[0]]), 1_000_000, ' ops/s'),
+    // Issue #10: a join costs no more than async-cache-dedupe's.
+    ...STAMPEDE.map((name) =>
+      atLeast(`fn-hot: ${name} join vs ${PEERS[1]} join`, pairedRatio(runs.join[name], runs.join[PEERS[1]]), 1),
+    ),
+    // Issue #14: what tracing costs a hit (within 5 %) and a flight (within 10 %).
+    atLeast(`fn-hot: ${TRACED} hit vs off`, pairedRatio(runs.hit[TRACED], runs.hit[STAMPEDE[0]]), 0.95),
+    atLeast(`fn-hot: ${TRACED} join vs off`, pairedRatio(runs.join[TRACED], runs.join[STAMPEDE[0]]), 0.9),
   ];
   const rounds = `${params.rounds} round${params.rounds > 1 ? 's' : ''} of ${params.timeMs} ms per system, medians`;
   return {

@@ -40,6 +40,20 @@ class Loader {
 @Module({ imports: [StampedeModule.forRoot({ ttl: TTL_MS })], providers: [Loader] })
 class FnModule {}
 
+/** The same engine with OpenTelemetry on: a real SDK tracer that records spans to nowhere (issue #14's cost row). */
+function tracedModule() {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { BasicTracerProvider } =
+    require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { MeterProvider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+  const tracer = new BasicTracerProvider().getTracer('bench');
+  const meter = new MeterProvider().getMeter('bench');
+  @Module({ imports: [StampedeModule.forRoot({ ttl: TTL_MS, openTelemetry: { tracer, meter } })] })
+  class TracedModule {}
+  return TracedModule;
+}
+
 export interface FnSystems {
   systems: FnSystem[];
   /** For the memory scenario and sanity checks. */
@@ -51,6 +65,8 @@ export async function createFnSystems(origin: Origin): Promise<FnSystems> {
   // Bootstrapped like an app, so the explorer binds @Coalesce to the module's engine.
   const app = await NestFactory.createApplicationContext(FnModule, { logger: ['error'] });
   const stampede = app.get(StampedeService);
+  const traced = await NestFactory.createApplicationContext(tracedModule(), { logger: ['error'] });
+  const tracedStampede = traced.get(StampedeService);
   const loader = app.get(Loader);
   Loader.origin = origin;
 
@@ -80,12 +96,19 @@ export async function createFnSystems(origin: Origin): Promise<FnSystems> {
       get: (key) => stampede.run(key, () => origin(key), { ttl: TTL_MS }),
     },
     { name: '@Coalesce method', caches: true, coalesces: true, get: (key) => loader.load(key) },
+    {
+      name: 'StampedeService.run, OpenTelemetry on',
+      caches: true,
+      coalesces: true,
+      get: (key) => tracedStampede.run(key, () => origin(key), { ttl: TTL_MS }),
+    },
   ];
   return {
     systems,
     stampede,
     close: async () => {
       await app.close();
+      await traced.close();
       await cacheManager.disconnect();
     },
   };

@@ -1,6 +1,7 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { CallHandler, Controller, ExecutionContext, Get, Injectable, NestInterceptor, Query } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { context } from '@opentelemetry/api';
+import { Tracer, context, trace } from '@opentelemetry/api';
+import { Observable, finalize } from 'rxjs';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   AggregationTemporality,
@@ -42,6 +43,25 @@ it('is shown in the README as tested here', () => {
   expect(readme).toContain(dedented);
 });
 
+/** What HTTP instrumentation does in an app: each request runs inside a span of its own, made active. */
+function requestSpans(tracer: Tracer) {
+  @Injectable()
+  class RequestSpanInterceptor implements NestInterceptor {
+    intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+      return new Observable((subscriber) => {
+        const span = tracer.startSpan('request');
+        return context.with(trace.setSpan(context.active(), span), () =>
+          next
+            .handle()
+            .pipe(finalize(() => span.end()))
+            .subscribe(subscriber),
+        );
+      });
+    }
+  }
+  return RequestSpanInterceptor;
+}
+
 describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
   const spans = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
@@ -71,7 +91,10 @@ describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
         // README:end
       ],
       controllers: [ReportController],
-      providers: [{ provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+      providers: [
+        { provide: APP_INTERCEPTOR, useClass: requestSpans(tracerProvider.getTracer('http')) },
+        { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor },
+      ],
     });
     try {
       const url = `${running.url}/report?secret=hunter2-${platform}`;
@@ -86,23 +109,38 @@ describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
       expect(replies.every((reply) => reply.status === 200)).toBe(true);
       expect(runs).toBe(1);
 
+      await until(() => spans.getFinishedSpans().filter((span) => span.name === 'request').length === 50, 'spans');
       const finished = spans.getFinishedSpans();
       const leaders = finished.filter((span) => span.name === 'stampede.flight');
-      const waits = finished.filter((span) => span.name === 'stampede.wait');
       expect(leaders).toHaveLength(1);
-      expect(waits).toHaveLength(49);
       const leaderId = leaders[0].spanContext().spanId;
-      expect(waits.every((span) => span.links.length === 1 && span.links[0].context.spanId === leaderId)).toBe(true);
-      expect(waits.every((span) => span.attributes['stampede.outcome'] === 'collapsed')).toBe(true);
+      // The leader's flight runs in its request's trace.
+      const requests = finished.filter((span) => span.name === 'request');
+      const leading = requests.find((span) => span.spanContext().spanId === leaders[0].parentSpanContext?.spanId);
+      expect(leading).toBeDefined();
+      // Every follower's request span links to the leader's flight, and says how it was answered.
+      const followers = requests.filter((span) => span !== leading);
+      expect(followers).toHaveLength(49);
+      expect(followers.every((span) => span.links.length === 1 && span.links[0].context.spanId === leaderId)).toBe(
+        true,
+      );
+      expect(
+        followers.every((span) =>
+          span.events.some((e) => e.name === 'stampede.wait' && e.attributes?.['stampede.outcome'] === 'collapsed'),
+        ),
+      ).toBe(true);
       expect(leaders[0].attributes).toMatchObject({ 'stampede.waiters': 50, 'stampede.stored': true });
-      const everything = JSON.stringify(finished.map((span) => [span.name, span.attributes, span.events]));
+      const everything = JSON.stringify(finished.map((span) => [span.name, span.attributes, span.events, span.links]));
       expect(everything).not.toContain('hunter2');
       expect(everything).not.toContain('/report');
 
-      // A hit makes no span.
+      // A hit makes no span of ours: an event on the request's span.
       spans.reset();
       await request(url);
-      expect(spans.getFinishedSpans()).toHaveLength(0);
+      await until(() => spans.getFinishedSpans().length === 1, 'the hit request span');
+      const [hit] = spans.getFinishedSpans();
+      expect(hit.name).toBe('request');
+      expect(hit.events.map((e) => e.name)).toEqual(['stampede.hit']);
 
       await reader.forceFlush();
       const exported = metrics.getMetrics().flatMap((m) => m.scopeMetrics.flatMap((s) => s.metrics));
@@ -112,6 +150,7 @@ describe.each(PLATFORMS)('OpenTelemetry (%s)', (platform) => {
         events.dataPoints
           .filter((point) => point.attributes['stampede.event'] === type)
           .reduce((sum, point) => sum + (point.value as number), 0);
+      expect(events.dataPointType).toBe(DataPointType.SUM);
       expect(count('miss')).toBe(1);
       expect(count('coalesced')).toBe(49);
       expect(count('hit')).toBe(1);
