@@ -7,7 +7,7 @@ import { MemoryStore } from './core/memory-store';
 import { PolicyDefaults, PolicyOptions, resolvePolicy } from './core/policy';
 import { isPromiseLike } from './core/store';
 import { isResolverClass } from './nest/graphql/graphql-metadata';
-import { DEFAULTS } from './stampede.defaults';
+import { DEFAULTS } from './stampede.validation';
 import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
 
 /** What a decorated method runs on: an engine and its defaults. */

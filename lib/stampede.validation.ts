@@ -1,11 +1,65 @@
 import { normalizeEarlyRefresh } from './core/policy';
-import { isStoreInput } from './core/store-adapter';
 import { validateRedisOptions } from './redis/redis.options';
-import { DEFAULTS } from './stampede.defaults';
-import { StampedeOptionsError } from './stampede.options-error';
+import {
+  Check,
+  anything,
+  boolean,
+  count,
+  earlyRefresh,
+  fail,
+  fn,
+  headerNames,
+  jitter,
+  keyBody,
+  methods,
+  metrics,
+  milliseconds,
+  oneOf,
+  openTelemetry,
+  statusTtl,
+  store,
+  tags,
+} from './stampede.option-checks';
 import { CoalesceOptions, ResolvedStampedeOptions, StampedeModuleOptions } from './stampede.options';
 
-export { normalizeEarlyRefresh };
+/**
+ * The default of every module option, in one table (the Redis tier's own
+ * options have theirs in `redis/redis.options.ts`). A route, controller,
+ * method or `run()` option left unset takes the module's value, and a module
+ * option left unset takes the value here.
+ */
+export const DEFAULTS = {
+  ttl: 5_000,
+  jitter: 0,
+  timeout: 0,
+  waitTimeout: 0,
+  onWaitTimeout: 'run' as 'run' | 'fail',
+  staleTtl: 0,
+  staleIfError: 0,
+  softTimeout: 0,
+  /** Varnish's `uncacheable_ttl` is 2 minutes; a minute keeps a route that turned shareable again waiting less. */
+  uncacheableTtl: 60_000,
+  maxEntries: 10_000,
+  methods: ['GET', 'HEAD'] as readonly string[],
+  cacheStatusHeader: true,
+  maxBodyBytes: 1024 * 1024,
+  maxInFlight: 10_000,
+  maxWaiters: 10_000,
+  storeTimeout: 1_000,
+  respectCacheControl: false,
+  invalidateOnWrite: false,
+  keyBodyBytes: 64 * 1024,
+  /** Request headers that carry a caller's credentials, besides Authorization, Proxy-Authorization and Cookie. */
+  credentialHeaders: [
+    'x-api-key',
+    'api-key',
+    'x-auth-token',
+    'x-access-token',
+    'x-session-token',
+    'x-csrf-token',
+    'x-xsrf-token',
+  ] as readonly string[],
+};
 
 /**
  * Validation of every option, driven by one table: which surfaces accept it
@@ -18,129 +72,6 @@ export { normalizeEarlyRefresh };
 /** Where options are given. */
 export type Surface = 'module' | 'route' | 'method' | 'run' | 'batch';
 
-type Check = (value: unknown, name: string, where: string) => void;
-
-// RFC 9110 token: what a header name may be made of.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// The methods Node's HTTP parser accepts that a cache can make sense of (RFC 9110 §9, the QUERY draft).
-const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'PATCH',
-  'DELETE',
-  'OPTIONS',
-  'SEARCH',
-  'QUERY',
-  'PROPFIND',
-  'REPORT',
-]);
-
-const fail = (name: string, value: unknown, expected: string, where: string): never => {
-  throw new StampedeOptionsError(name, value, expected, where);
-};
-const milliseconds: Check = (value, name, where) => {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    fail(name, value, 'a finite number of milliseconds >= 0', where);
-  }
-};
-const count =
-  (min: number): Check =>
-  (value, name, where) => {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-      fail(name, value, `an integer >= ${min}`, where);
-    }
-  };
-const boolean: Check = (value, name, where) => {
-  if (typeof value !== 'boolean') fail(name, value, 'a boolean', where);
-};
-const fn: Check = (value, name, where) => {
-  if (typeof value !== 'function') fail(name, value, 'a function', where);
-};
-const oneOf =
-  (...allowed: string[]): Check =>
-  (value, name, where) => {
-    if (!allowed.includes(value as string)) fail(name, value, allowed.map((a) => `'${a}'`).join(' or '), where);
-  };
-const headerNames: Check = (value, name, where) => {
-  if (!Array.isArray(value) || !value.every((h) => typeof h === 'string' && TOKEN.test(h))) {
-    fail(name, value, 'an array of header names', where);
-  }
-};
-const jitter: Check = (value, name, where) => {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    fail(name, value, 'a fraction of the ttl (0 to < 1) or milliseconds (>= 1)', where);
-  }
-};
-const earlyRefresh: Check = (value, name, where) => {
-  if (typeof value === 'boolean') return;
-  const beta = (value as { beta?: unknown } | null)?.beta;
-  if (typeof value !== 'object' || typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0) {
-    fail(name, value, 'true, false or { beta: a number > 0 }', where);
-  }
-};
-const tags: Check = (value, name, where) => {
-  if (typeof value === 'function') return;
-  if (!Array.isArray(value) || !value.every((tag) => typeof tag === 'string')) {
-    fail(name, value, 'an array of strings or a function', where);
-  }
-};
-const statusTtl: Check = (value, name, where) => {
-  if (typeof value === 'function') return;
-  const valid =
-    typeof value === 'object' &&
-    value !== null &&
-    Object.entries(value).every(
-      ([status, ms]) => /^[1-5]\d\d$/.test(status) && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0,
-    );
-  if (!valid) fail(name, value, 'a map of HTTP status to ms >= 0, or a function', where);
-};
-const keyBody: Check = (value, name, where) => {
-  if (typeof value === 'boolean') return;
-  const maxBytes = (value as { maxBytes?: unknown } | null)?.maxBytes;
-  if (typeof value !== 'object' || !Number.isSafeInteger(maxBytes) || (maxBytes as number) <= 0) {
-    fail(name, value, 'true, false or { maxBytes: an integer > 0 }', where);
-  }
-};
-const methods: Check = (value, name, where) => {
-  if (
-    !Array.isArray(value) ||
-    !value.every((m) => typeof m === 'string' && TOKEN.test(m) && KNOWN_METHODS.has(m.toUpperCase()))
-  ) {
-    fail(name, value, `an array of HTTP methods (${[...KNOWN_METHODS].join(', ')})`, where);
-  }
-};
-const metrics: Check = (value, name, where) => {
-  if (typeof value === 'boolean') return;
-  const prefix = (value as { prefix?: unknown } | null)?.prefix;
-  if (
-    typeof value !== 'object' ||
-    value === null ||
-    (prefix !== undefined && (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)))
-  ) {
-    fail(name, value, 'true, false or { prefix?: a metric name prefix, registry? }', where);
-  }
-};
-const openTelemetry: Check = (value, name, where) => {
-  if (typeof value === 'boolean') return;
-  const known = ['traces', 'metrics', 'tracer', 'meter'];
-  const given = value as Record<string, unknown> | null;
-  if (
-    typeof value !== 'object' ||
-    given === null ||
-    Object.keys(given).some((key) => !known.includes(key)) ||
-    (given.traces !== undefined && typeof given.traces !== 'boolean') ||
-    (given.metrics !== undefined && typeof given.metrics !== 'boolean')
-  ) {
-    fail(name, value, 'true, false or { traces?: boolean, metrics?: boolean, tracer?, meter? }', where);
-  }
-};
-const store: Check = (value, name, where) => {
-  if (!isStoreInput(value)) fail(name, value, 'a cache-manager Cache, a Keyv instance, a Keyv store or a Map', where);
-};
-const anything: Check = () => undefined;
-
 const EVERYWHERE: readonly Surface[] = ['module', 'route', 'method', 'run', 'batch'];
 /** What a single call honours, and not a batch (`runMany`, `loader`). */
 const SINGLE: readonly Surface[] = ['module', 'route', 'method', 'run'];
@@ -148,7 +79,7 @@ const DECORATED: readonly Surface[] = ['module', 'route', 'method'];
 const HTTP: readonly Surface[] = ['module', 'route'];
 const MODULE: readonly Surface[] = ['module'];
 
-/** Every option: where it may be given and how it is checked. Its default is in `DEFAULTS`. */
+/** Every option: where it may be given and how it is checked (its default, if any, is in `DEFAULTS` above). */
 const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   ttl: { surfaces: EVERYWHERE, check: milliseconds },
   jitter: { surfaces: EVERYWHERE, check: jitter },

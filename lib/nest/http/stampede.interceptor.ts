@@ -4,7 +4,7 @@ import { Observable, tap } from 'rxjs';
 import { requestForbidsStore } from '../../http/cache-rules';
 import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
 import { STAMPEDE_OPTIONS } from '../../stampede.constants';
-import { DEFAULTS } from '../../stampede.defaults';
+import { DEFAULTS } from '../../stampede.validation';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
 import { hasInterceptorOutside, interceptorChain } from './interceptor-chain';
