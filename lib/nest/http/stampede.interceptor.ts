@@ -3,6 +3,7 @@ import { ApplicationConfig, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { Observable, tap } from 'rxjs';
 import { requestForbidsStore } from '../../http/cache-rules';
 import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
+import { requestPreconditions } from '../../http/validators';
 import { STAMPEDE_OPTIONS } from '../../stampede.constants';
 import { DEFAULTS } from '../../stampede.defaults';
 import { StampedeEngine } from '../../stampede.engine';
@@ -95,6 +96,7 @@ export class StampedeInterceptor implements NestInterceptor {
       this.policyFor(route, context, url),
       request.headers,
       response,
+      requestPreconditions(method, request.headers),
     );
     // A request let through is reported under its method and target (no key was built).
     if (requestForbidsStore(request.headers)) return flow.alone(`${method} ${url}`, 'request-no-store');
