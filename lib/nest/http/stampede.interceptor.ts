@@ -30,7 +30,11 @@ function pathOf(url: string): string {
  * the others wait for its response, and a successful (2xx) response is kept
  * for `ttl` ms. Shares the whole response: the value, the status code and the
  * headers the handler set, except cookies, CORS, rate-limit and hop-by-hop
- * headers. Works the same on Express and Fastify.
+ * headers. Works the same on Express and Fastify. A shared 2xx response
+ * carries an ETag (the handler's own, or one of its body computed once when
+ * it is captured); a `GET` or `HEAD` that already holds it (`If-None-Match`,
+ * or `If-Modified-Since` against the handler's `Last-Modified`) gets a 304
+ * without a body.
  *
  * Two requests share a response only when their handler would see the same
  * inputs: the key holds the scheme, host, path, the query as parsed, the body
