@@ -18,8 +18,9 @@ export function wireRequest(
   init: { method?: string; headers?: Record<string, string> } = {},
 ): Promise<WireReply> {
   const { hostname, port } = new URL(url);
-  const lines = [`${init.method ?? 'GET'} ${target} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Connection: close'];
-  for (const [name, value] of Object.entries(init.headers ?? {})) lines.push(`${name}: ${value}`);
+  const headers = { Host: `${hostname}:${port}`, ...init.headers, Connection: 'close' };
+  const lines = [`${init.method ?? 'GET'} ${target} HTTP/1.1`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect(Number(port), hostname, () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));

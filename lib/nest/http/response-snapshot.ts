@@ -27,9 +27,9 @@ export interface ResponseSnapshot {
   /** The body holds class instances: a serializer outside may depend on their class, which a serializing store loses. */
   instances?: true;
   /**
-   * The validator of a 2xx response: the handler's own `ETag`, else (when it
-   * set no `Last-Modified` either) a strong ETag of the body, computed once
-   * here and replayed in `headers` like one the handler set.
+   * The validator of a 2xx response: the handler's own `ETag`, else a strong
+   * ETag of the body, computed once here and replayed in `headers` like one
+   * the handler set (also beside a `Last-Modified`: RFC 9110 §8.8.1 asks for both).
    */
   etag?: string;
   /** The handler's own `Last-Modified`, for `If-Modified-Since`. */
