@@ -11,6 +11,7 @@ import * as httpHot from './scenarios/http-hot';
 import * as memory from './scenarios/memory';
 import * as redisCold from './scenarios/redis-cold';
 import * as runMany from './scenarios/run-many';
+import * as validators from './scenarios/validators';
 import { BenchOptions, Check, ScenarioReport, Target } from './shared/report';
 import { markdown } from './shared/stats';
 import { svgChart } from './shared/svg';
@@ -32,6 +33,7 @@ const SCENARIOS: Record<string, (options: BenchOptions) => Promise<ScenarioRepor
   freshness: freshness.run,
   'graphql-cold': graphqlCold.run,
   'run-many': runMany.run,
+  validators: validators.run,
 };
 
 /** The repository root: this file runs from dist-bench/bench/. */

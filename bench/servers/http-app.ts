@@ -19,6 +19,7 @@ import { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
+import { bodyETag } from '../../lib/http/validators';
 import { serveParent } from '../shared/child';
 import { ALL_HTTP_SYSTEMS, COLD_MS, HttpSystem, PLATFORMS, Platform } from './http-systems';
 
@@ -41,7 +42,25 @@ const HOT_BODY = Object.freeze({
   updatedAt: '2025-01-01T00:00:00.000Z',
 });
 
-const counts = { cold: 0, hot: 0 };
+/** A list an API might return whole: about 200 kB of JSON (the validators scenario). */
+const BIG_BODY = Object.freeze({
+  items: Array.from({ length: 820 }, (_, i) => ({
+    id: i,
+    sku: `SKU-${String(i).padStart(6, '0')}`,
+    name: `Product number ${i} of the catalogue`,
+    description: 'A constant description, long enough to make the list weigh what a real one does.',
+    price: { amount: 1000 + i, currency: 'EUR' },
+    tags: ['catalogue', `group-${i % 10}`],
+  })),
+});
+
+/** `etags`: how many times nestjs-stampede computed an ETag (once per stored response, never per hit). */
+const counts = { cold: 0, hot: 0, big: 0, etags: 0 };
+const computeETag = bodyETag.of;
+bodyETag.of = (body) => {
+  counts.etags++;
+  return computeETag(body);
+};
 
 @Controller()
 class BenchController {
@@ -50,6 +69,13 @@ class BenchController {
   hot() {
     counts.hot++;
     return HOT_BODY;
+  }
+
+  /** A big constant body: what a validator saves is sending it again. */
+  @Get('big')
+  big() {
+    counts.big++;
+    return BIG_BODY;
   }
 
   /**

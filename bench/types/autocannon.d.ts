@@ -24,6 +24,9 @@ declare module 'autocannon' {
       timeouts: number;
       non2xx: number;
       '2xx': number;
+      '3xx': number;
+      /** Responses per status code. */
+      statusCodeStats?: Record<string, { count: number }>;
       latency: Histogram;
       requests: Histogram;
       throughput: Histogram;

@@ -48,6 +48,9 @@ export async function request(url: string, init: RequestInit = {}): Promise<Repl
   return { status: response.status, headers, text, setCookie: response.headers.getSetCookie() };
 }
 
+export { wireRequest } from '../helpers/wire-request';
+export type { WireReply } from '../helpers/wire-request';
+
 /** An Express `Response` or a Fastify `FastifyReply`, as a handler with `@Res({ passthrough: true })` sees it. */
 export interface PassthroughResponse {
   status(code: number): unknown;

@@ -7,6 +7,7 @@ import {
   measureBody,
   varyMismatch,
 } from '../../lib/nest/http/response-snapshot';
+import { bodyETag } from '../../lib/http/validators';
 
 const finished = (headers: Record<string, unknown>, before: Record<string, unknown> = {}): FinishedResponse => ({
   status: 200,
@@ -30,7 +31,10 @@ describe('captureSnapshot', () => {
       true,
     );
     expect(snapshot.shareable).toBe(true);
-    expect(snapshot.headers).toEqual([['x-run', '1']]);
+    expect(snapshot.headers).toEqual([
+      ['x-run', '1'],
+      ['etag', bodyETag.of('{"ok":true}')],
+    ]);
     expect(snapshot.cacheControl).toBe('public, max-age=5');
     expect(snapshot.vary?.names).toEqual(['accept-language']);
     expect(varyMismatch(snapshot, { 'accept-language': 'fr' })).toBe(false);
@@ -64,6 +68,48 @@ describe('captureSnapshot', () => {
   });
 });
 
+describe('the validator of a snapshot', () => {
+  it('is an ETag of the body as sent, computed once, and replayed like a header the handler set', () => {
+    const computed = jest.spyOn(bodyETag, 'of');
+    const snapshot = captureSnapshot({ a: [1, 2] }, finished({}), {}, false);
+    expect(computed).toHaveBeenCalledTimes(1);
+    computed.mockRestore();
+    expect(snapshot.etag).toBe(bodyETag.of('{"a":[1,2]}'));
+    expect(snapshot.headers).toEqual([['etag', snapshot.etag]]);
+    expect(captureSnapshot('text', finished({}), {}, true).etag).toBe(bodyETag.of('text'));
+    expect(captureSnapshot(Buffer.from('bytes'), finished({}), {}, true).etag).toBe(bodyETag.of('bytes'));
+  });
+
+  it('is the handler’s own ETag, as it set it, with its Last-Modified kept', () => {
+    const own = captureSnapshot(
+      { a: 1 },
+      finished({ etag: 'W/"7"', 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT' }),
+      {},
+      true,
+    );
+    expect(own).toMatchObject({ etag: 'W/"7"', lastModified: 'Sun, 06 Nov 1994 08:49:37 GMT' });
+    expect(own.headers).toEqual([
+      ['etag', 'W/"7"'],
+      ['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT'],
+    ]);
+    // Set before the handler ran (a middleware, @Header()): still the validator, not replayed (every response has it).
+    const before = { etag: '"mw"' };
+    expect(captureSnapshot({ a: 1 }, finished(before, before), {}, true)).toMatchObject({ etag: '"mw"', headers: [] });
+    // Only Last-Modified: an ETag is computed as well (RFC 9110 §8.8.1: send both).
+    const dated = captureSnapshot({ a: 1 }, finished({ 'last-modified': 'Sun, 06 Nov 1994 08:49:37 GMT' }), {}, true);
+    expect(dated.etag).toBe(bodyETag.of('{"a":1}'));
+  });
+
+  it('is left out of errors kept through statusTtl, non-2xx responses and what cannot be serialized', () => {
+    expect(captureSnapshot({ message: 'gone' }, { ...finished({}), status: 404 }, {}, true, true).etag).toBeUndefined();
+    expect(captureSnapshot({ a: 1 }, { ...finished({}), status: 500 }, {}, true).etag).toBeUndefined();
+    expect(captureSnapshot({ a: 1 }, { ...finished({ etag: '"x"' }), status: 302 }, {}, true).etag).toBeUndefined();
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(captureSnapshot(cycle, finished({}), {}, true).etag).toBeUndefined();
+  });
+});
+
 describe('measureBody', () => {
   it('measures the body as sent and tells whether it holds class instances', () => {
     expect(measureBody({ a: 'xy' })).toEqual({ bytes: 10, instances: false });
@@ -87,5 +133,12 @@ describe('isResponseSnapshot', () => {
     expect(isResponseSnapshot(valid)).toBe(true);
     expect(isResponseSnapshot({ ...valid, vary: { names: 'accept', fingerprint: 'x' } })).toBe(false);
     expect(isResponseSnapshot({ ...valid, cacheControl: 5 })).toBe(false);
+  });
+
+  it('takes a stored value with validators, or without (stored by an older version), but not of another shape', () => {
+    const valid = { shareable: true, status: 200, headers: [], body: 1, bytes: 1 };
+    expect(isResponseSnapshot({ ...valid, etag: '"x"', lastModified: 'Sun, 06 Nov 1994 08:49:37 GMT' })).toBe(true);
+    expect(isResponseSnapshot({ ...valid, etag: 5 })).toBe(false);
+    expect(isResponseSnapshot({ ...valid, lastModified: 0 })).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import { StampedeTimeoutError } from '../../core/deadline';
 import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
 import { cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
+import { Preconditions, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
 import { HttpResponseLike, Platform } from './platform';
@@ -34,6 +35,12 @@ export class RequestFlow {
   // Set once this caller is answered from elsewhere (a stale value) while its
   // handler may still run as the background refresh: its response is then ours, not the handler's.
   private answered = false;
+  /**
+   * The response as it stood when this caller was answered while its handler
+   * still ran: what that handler's result is stored with, not the status and
+   * headers (a 304, another value's ETag) the answer wrote over it.
+   */
+  private beforeAnswer?: { status: number; headers: Record<string, unknown> };
 
   constructor(
     private readonly deps: FlowDeps,
@@ -42,6 +49,8 @@ export class RequestFlow {
     private readonly policy: RoutePolicy,
     private readonly requestHeaders: HeaderValues,
     private readonly response: HttpResponseLike,
+    /** `If-None-Match` / `If-Modified-Since` of a GET or HEAD: a 304 may answer it. */
+    private readonly preconditions?: Preconditions,
   ) {}
 
   /** Answers this request for `key`. */
@@ -100,9 +109,9 @@ export class RequestFlow {
 
   private finished(before: Record<string, unknown>, status?: number): FinishedResponse {
     const { platform } = this.deps;
-    const headers = this.response.getHeaders();
+    const headers = this.beforeAnswer?.headers ?? this.response.getHeaders();
     return {
-      status: status ?? this.response.statusCode,
+      status: status ?? this.beforeAnswer?.status ?? this.response.statusCode,
       headers,
       before,
       // A response sent before we answered it was sent by the handler itself.
@@ -116,12 +125,14 @@ export class RequestFlow {
     const snapshot = lookup.value;
     if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
       this.mark(lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }));
-      return this.ownError === undefined ? of(this.ownBody) : throwError(() => this.ownError);
+      return this.ownError === undefined ? this.own(snapshot) : throwError(() => this.ownError);
     }
     // Not for others (private, a cookie, a stream, sent by hand): this caller runs its own handler.
     if (!snapshot.shareable) return this.alone(key, 'uncacheable');
     if (varyMismatch(snapshot, this.requestHeaders)) return this.variant(key, snapshot, isVariant);
     this.answered = true;
+    // Its handler may still run (the refresh behind a stale answer, or past softTimeout).
+    if (this.ranOwn) this.beforeAnswer = { status: this.response.statusCode, headers: this.headersNow() };
     return this.replay(snapshot, lookup);
   }
 
@@ -135,10 +146,41 @@ export class RequestFlow {
     return this.hit(variantKey(key, varyFingerprint(snapshot.vary.names, this.requestHeaders)), true);
   }
 
-  /** Answers this caller with another's response: its status, replayable headers and body (or error). */
+  /**
+   * This caller's own response, with the ETag its snapshot computed, so that
+   * the client can revalidate it; a request it already matches gets a 304,
+   * as it would from a hit (and as Express would send itself).
+   */
+  private own(snapshot: ResponseSnapshot): Observable<unknown> {
+    const { platform } = this.deps;
+    if (platform.isSent(this.response)) return of(this.ownBody);
+    if (snapshot.etag !== undefined) platform.setHeader(this.response, 'ETag', snapshot.etag);
+    if (!this.notModified(snapshot)) return of(this.ownBody);
+    platform.setStatus(this.response, 304);
+    return of(undefined);
+  }
+
+  /** True when this request's preconditions say its client holds `snapshot` already. */
+  private notModified(snapshot: ResponseSnapshot): boolean {
+    return (
+      this.preconditions !== undefined &&
+      snapshot.shareable &&
+      snapshot.error === undefined &&
+      hasValidatedStatus(snapshot.status) &&
+      isNotModified(this.preconditions, snapshot)
+    );
+  }
+
+  /**
+   * Answers this caller with another's response: its status, replayable
+   * headers and body (or error); a `304` without a body when the request's
+   * validator matches (the headers a 304 carries, and no body serialized).
+   */
   private replay(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
     const { platform } = this.deps;
-    platform.applySnapshot(this.response, snapshot.status, snapshot.headers);
+    const notModified = this.notModified(snapshot);
+    const headers = notModified ? snapshot.headers.filter(([name]) => isNotModifiedHeader(name)) : snapshot.headers;
+    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, headers);
     if (lookup.outcome === 'collapsed') {
       this.mark(cacheStatus('collapsed'));
     } else {
@@ -149,7 +191,8 @@ export class RequestFlow {
       this.mark(cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }));
     }
     if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
-    return of(snapshot.body);
+    // Nothing to send: Express and Fastify send a 304 without a body or a Content-Length.
+    return of(notModified ? undefined : snapshot.body);
   }
 
   /** A thrown error or a timeout: every caller of the flight gets it, with a `Cache-Status` saying how. */
@@ -158,6 +201,10 @@ export class RequestFlow {
     return throwError(() =>
       error instanceof StampedeTimeoutError ? new GatewayTimeoutException(error.message) : error,
     );
+  }
+
+  private headersNow(): Record<string, unknown> {
+    return { ...this.response.getHeaders() };
   }
 
   private mark(value: string): void {

@@ -1,6 +1,7 @@
 import { responseForbidsStore, varyFingerprint, varyNames } from '../../http/cache-rules';
 import { HeaderEntry, replayableHeaderChanges } from '../../http/header-policy';
 import { HeaderValues } from '../../http/request-key';
+import { bodyETag, hasValidatedStatus } from '../../http/validators';
 import { isShareableBody } from './platform';
 
 /** What one response becomes for the other callers of its key, and in the store. */
@@ -25,6 +26,14 @@ export interface ResponseSnapshot {
   error?: true;
   /** The body holds class instances: a serializer outside may depend on their class, which a serializing store loses. */
   instances?: true;
+  /**
+   * The validator of a 2xx response: the handler's own `ETag`, else a strong
+   * ETag of the body, computed once here and replayed in `headers` like one
+   * the handler set (also beside a `Last-Modified`: RFC 9110 §8.8.1 asks for both).
+   */
+  etag?: string;
+  /** The handler's own `Last-Modified`, for `If-Modified-Since`. */
+  lastModified?: string;
 }
 
 /** The response as it stands when the handler has finished, read by the platform. */
@@ -40,11 +49,10 @@ export interface FinishedResponse {
   setsCookie: boolean;
 }
 
-/** Size of a body as it will be sent, and whether it holds class instances; unserializable counts as too big. */
-export function measureBody(body: unknown): { bytes: number; instances: boolean } {
-  if (body === undefined || body === null) return { bytes: 0, instances: false };
-  if (typeof body === 'string') return { bytes: Buffer.byteLength(body), instances: false };
-  if (body instanceof Uint8Array) return { bytes: body.byteLength, instances: false };
+/** A body as it will be sent (JSON for objects), and whether it holds class instances; `undefined` text: unserializable. */
+function serialize(body: unknown): { text: string | Uint8Array | undefined; instances: boolean } {
+  if (body === undefined || body === null) return { text: '', instances: false };
+  if (typeof body === 'string' || body instanceof Uint8Array) return { text: body, instances: false };
   let instances = false;
   try {
     const text = JSON.stringify(body, (_name, value: unknown) => {
@@ -54,10 +62,21 @@ export function measureBody(body: unknown): { bytes: number; instances: boolean 
       }
       return value;
     });
-    return { bytes: Buffer.byteLength(text ?? ''), instances };
+    return { text: text ?? '', instances };
   } catch {
-    return { bytes: Number.POSITIVE_INFINITY, instances };
+    return { text: undefined, instances };
   }
+}
+
+function byteLength(text: string | Uint8Array | undefined): number {
+  if (text === undefined) return Number.POSITIVE_INFINITY;
+  return typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
+}
+
+/** Size of a body as it will be sent (JSON for objects), and whether it holds class instances; unserializable counts as too big. */
+export function measureBody(body: unknown): { bytes: number; instances: boolean } {
+  const { text, instances } = serialize(body);
+  return { bytes: byteLength(text), instances };
 }
 
 function asText(value: unknown): string | undefined {
@@ -88,18 +107,26 @@ export function captureSnapshot(
   // private, no-store, Vary: * (RFC 9111 §3, §4.1); a cookie is one caller's own (Varnish's built-in VCL).
   if (response.setsCookie || responseForbidsStore(decisive)) return unshareable;
   const names = varyNames(decisive);
-  const snapshot: ResponseSnapshot = {
-    shareable: true,
-    status: response.status,
-    headers: replayableHeaderChanges(response.before, sent),
-    body,
-    bytes: 0,
-  };
-  if (measure) {
-    const measured = measureBody(body);
-    snapshot.bytes = measured.bytes;
-    if (measured.instances) snapshot.instances = true;
+  const headers = replayableHeaderChanges(response.before, sent);
+  const snapshot: ResponseSnapshot = { shareable: true, status: response.status, headers, body, bytes: 0 };
+  const validated = !error && hasValidatedStatus(response.status);
+  const etag = validated ? asText(sent['etag']) : undefined;
+  const lastModified = validated ? asText(sent['last-modified']) : undefined;
+  // The handler's own validator is kept as it is; without one, the body's ETag, computed here once.
+  const tagsBody = validated && etag === undefined;
+  if (measure || tagsBody) {
+    const serialized = serialize(body);
+    if (measure) {
+      snapshot.bytes = byteLength(serialized.text);
+      if (serialized.instances) snapshot.instances = true;
+    }
+    if (tagsBody && serialized.text !== undefined) {
+      snapshot.etag = bodyETag.of(serialized.text);
+      headers.push(['etag', snapshot.etag]);
+    }
   }
+  if (etag !== undefined) snapshot.etag = etag;
+  if (lastModified !== undefined) snapshot.lastModified = lastModified;
   if (control !== undefined) snapshot.cacheControl = control;
   if (names.length > 0) snapshot.vary = { names, fingerprint: varyFingerprint(names, requestHeaders) };
   if (error) snapshot.error = true;
@@ -134,6 +161,8 @@ export function isResponseSnapshot(value: unknown): value is ResponseSnapshot {
     ) &&
     typeof snapshot.bytes === 'number' &&
     (snapshot.cacheControl === undefined || typeof snapshot.cacheControl === 'string') &&
+    (snapshot.etag === undefined || typeof snapshot.etag === 'string') &&
+    (snapshot.lastModified === undefined || typeof snapshot.lastModified === 'string') &&
     (snapshot.vary === undefined ||
       (Array.isArray(snapshot.vary.names) &&
         snapshot.vary.names.every((name) => typeof name === 'string') &&

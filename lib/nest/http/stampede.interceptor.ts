@@ -3,6 +3,7 @@ import { ApplicationConfig, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { Observable, tap } from 'rxjs';
 import { requestForbidsStore } from '../../http/cache-rules';
 import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
+import { requestPreconditions } from '../../http/validators';
 import { STAMPEDE_OPTIONS } from '../../stampede.constants';
 import { DEFAULTS } from '../../stampede.validation';
 import { StampedeEngine } from '../../stampede.engine';
@@ -29,7 +30,11 @@ function pathOf(url: string): string {
  * the others wait for its response, and a successful (2xx) response is kept
  * for `ttl` ms. Shares the whole response: the value, the status code and the
  * headers the handler set, except cookies, CORS, rate-limit and hop-by-hop
- * headers. Works the same on Express and Fastify.
+ * headers. Works the same on Express and Fastify. A shared 2xx response
+ * carries an ETag (the handler's own, or one of its body computed once when
+ * it is captured); a `GET` or `HEAD` that already holds it (`If-None-Match`,
+ * or `If-Modified-Since` against the handler's `Last-Modified`) gets a 304
+ * without a body.
  *
  * Two requests share a response only when their handler would see the same
  * inputs: the key holds the scheme, host, path, the query as parsed, the body
@@ -95,6 +100,7 @@ export class StampedeInterceptor implements NestInterceptor {
       this.policyFor(route, context, url),
       request.headers,
       response,
+      requestPreconditions(method, request.headers),
     );
     // A request let through is reported under its method and target (no key was built).
     if (requestForbidsStore(request.headers)) return flow.alone(`${method} ${url}`, 'request-no-store');
