@@ -5,6 +5,8 @@ import { createCache as createDedupeCache } from 'async-cache-dedupe';
 import { createCache as createCacheManager } from 'cache-manager';
 import { Cacheable } from 'cacheable';
 import { coalesceAsync } from 'promise-coalesce';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { Coalesce, StampedeModule, StampedeService } from '../../lib';
 
 /**
@@ -42,11 +44,6 @@ class FnModule {}
 
 /** The same engine with OpenTelemetry on: a real SDK tracer that records spans to nowhere (issue #14's cost row). */
 function tracedModule() {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { BasicTracerProvider } =
-    require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { MeterProvider } = require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
   const tracer = new BasicTracerProvider().getTracer('bench');
   const meter = new MeterProvider().getMeter('bench');
   @Module({ imports: [StampedeModule.forRoot({ ttl: TTL_MS, openTelemetry: { tracer, meter } })] })
