@@ -71,6 +71,9 @@ class FleetController {
   }
 }
 
+/** The host clients reach the fleet by. */
+const PUBLIC_HOST = 'api.example';
+
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '') as FleetConfig;
   originMs = config.originMs;
@@ -79,6 +82,11 @@ async function main(): Promise<void> {
   class FleetModule {}
 
   const app = await NestFactory.create(FleetModule, { logger: ['error', 'warn'] });
+  // Behind one load balancer every instance sees the public host (the host is part of a response's key).
+  app.use((request: { headers: Record<string, string> }, _response: unknown, next: () => void) => {
+    request.headers.host = PUBLIC_HOST;
+    next();
+  });
   await app.init();
   const server = app.getHttpServer() as Server;
   server.keepAliveTimeout = KEEP_ALIVE_MS;
