@@ -1,13 +1,16 @@
-import { Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Header, Headers, Injectable, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Test, TestingModule } from '@nestjs/testing';
 import {
   Coalesce,
+  StampedeInterceptor,
   StampedeEvent,
   StampedeMemoryStore,
   StampedeModule,
   StampedeService,
   StampedeTimeoutError,
 } from '../../lib';
+import { PLATFORMS, request, startApp } from '../apps/http-app';
 
 /**
  * Edges where the engine's entry points used to disagree: each test failed
@@ -179,5 +182,39 @@ describe('jitter', () => {
     await expect(
       Test.createTestingModule({ imports: [StampedeModule.forRoot({ jitter: -0.1 })] }).compile(),
     ).rejects.toThrow(/option "jitter".*got -0.1/);
+  });
+});
+
+describe.each(PLATFORMS)('a Vary mismatch found on the hit path (%s)', (platform) => {
+  @Controller('greeting')
+  class GreetingController {
+    runs = 0;
+    @Get()
+    @Header('Vary', 'Accept-Language')
+    greet(@Headers('accept-language') language: string) {
+      this.runs++;
+      return { hello: language };
+    }
+  }
+
+  it('is no hit: a caller of another variant gets its own, and the counts say so', async () => {
+    const running = await startApp(platform, {
+      imports: [StampedeModule.forRoot({ ttl: 60_000 })],
+      controllers: [GreetingController],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
+    });
+    try {
+      const stampede = running.app.get(StampedeService);
+      const ask = (language: string) =>
+        request(`${running.url}/greeting`, { headers: { 'accept-language': language } }).then((r) => r.text);
+      expect(await ask('en')).toBe('{"hello":"en"}');
+      expect(await ask('fr')).toBe('{"hello":"fr"}');
+      expect(stampede.stats().hits).toBe(0);
+      expect(await ask('fr')).toBe('{"hello":"fr"}');
+      expect(stampede.stats().hits).toBe(1);
+      expect(running.app.get(GreetingController).runs).toBe(2);
+    } finally {
+      await running.close();
+    }
   });
 });
