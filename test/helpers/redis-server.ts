@@ -123,3 +123,23 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
   };
 }
+
+/** A node-redis client of the test's own, to read and write keys behind the package's back. */
+export type RawClient = ReturnType<typeof import('redis').createClient>;
+
+/** A `redis-server` for one test file, and a raw client on it. */
+export async function startRedisWithClient(): Promise<{ server: RedisServer; raw: RawClient }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createClient } = require('redis') as typeof import('redis');
+  const server = await startRedisServer();
+  const raw = createClient({ url: server.url });
+  raw.on('error', () => undefined);
+  await raw.connect();
+  return { server, raw };
+}
+
+/** Ends what `startRedisWithClient` started (either may be missing when it failed half way). */
+export async function stopRedisWithClient(server: RedisServer | undefined, raw: RawClient | undefined): Promise<void> {
+  raw?.destroy();
+  await server?.stop();
+}

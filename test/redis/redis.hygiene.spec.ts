@@ -1,41 +1,15 @@
 import { createClient } from 'redis';
-import { Observable, from, lastValueFrom } from 'rxjs';
+import { lastValueFrom } from 'rxjs';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
 import { encodeEntry } from '../../lib/redis/redis.codec';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
-import { RedisServer, startRedisServer } from '../helpers/redis-server';
+import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
 import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 import { Tiers } from './support/tiers';
+import { GatedWork } from '../helpers/gated-work';
 
-type Raw = ReturnType<typeof createClient>;
-
-/** Work that counts its runs and waits for `open()` (open at once with `opened`). */
-class GatedWork<T> {
-  runs = 0;
-  private release!: () => void;
-  private readonly gate = new Promise<void>((resolve) => (this.release = resolve));
-
-  constructor(
-    private readonly result: () => T,
-    opened = false,
-  ) {
-    if (opened) this.release();
-  }
-
-  readonly run = (): Observable<T> =>
-    from(
-      (async () => {
-        this.runs++;
-        await this.gate;
-        return this.result();
-      })(),
-    );
-
-  open(): void {
-    this.release();
-  }
-}
+type Raw = RawClient;
 
 function write<T>(ttl = 60_000): CoordinatedWrite<T> {
   return { ttl, storable: () => true, entry: (v) => ({ v, e: Date.now() + ttl }) };
@@ -54,16 +28,10 @@ describe('lease and value hygiene on a real Redis that stalls, drops or holds fo
   const lockOf = (key: string) => `stampede:lock:${key}`;
   const valueOf = async (key: string) => (await raw.get(`stampede:v:${key}`)) ?? undefined;
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = createClient({ url: server.url });
-    raw.on('error', () => undefined);
-    await raw.connect();
-  });
+  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
     await tiers.closeAll();
-    raw?.destroy();
-    await server?.stop();
+    await stopRedisWithClient(server, raw);
   });
   beforeEach(() => raw.flushAll());
   afterEach(() => tiers.closeAll());

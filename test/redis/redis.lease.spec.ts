@@ -1,37 +1,15 @@
-import { createClient } from 'redis';
-import { Observable, Subscription, from, lastValueFrom, map } from 'rxjs';
+import { Subscription, lastValueFrom, map } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
 import { RedisLease } from '../../lib/redis/redis.lease';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
-import { RedisServer, freePort, startRedisServer } from '../helpers/redis-server';
+import { RawClient, RedisServer, freePort, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
+import { GatedWork } from '../helpers/gated-work';
 
-type Raw = ReturnType<typeof createClient>;
-
-/** Work that counts its runs and waits for `open()`. */
-class GatedWork<T> {
-  runs = 0;
-  private release!: () => void;
-  private readonly gate = new Promise<void>((resolve) => (this.release = resolve));
-
-  constructor(private readonly result: () => T | Promise<T>) {}
-
-  readonly run = (): Observable<T> =>
-    from(
-      (async () => {
-        this.runs++;
-        await this.gate;
-        return this.result();
-      })(),
-    );
-
-  open(): void {
-    this.release();
-  }
-}
+type Raw = RawClient;
 
 function write<T>(storable: (value: T) => boolean = () => true, ttl = 60_000): CoordinatedWrite<T> {
   return { ttl, storable, entry: (v) => ({ v, e: Date.now() + ttl }) };
@@ -53,16 +31,10 @@ describe('RedisLease on a real Redis', () => {
   const valueOf = async (key: string) => (await raw.get(`stampede:v:${key}`)) ?? undefined;
   const holdsLease = async (key: string) => (await raw.exists(`stampede:lock:${key}`)) === 1;
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = createClient({ url: server.url });
-    raw.on('error', () => undefined);
-    await raw.connect();
-  });
+  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
     await tiers.closeAll();
-    raw?.destroy();
-    await server?.stop();
+    await stopRedisWithClient(server, raw);
   });
   beforeEach(async () => {
     await raw.flushAll();

@@ -1,16 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
 import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { isPromiseLike } from '../../lib/core/store';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
-import { RedisServer, startRedisServer } from '../helpers/redis-server';
+import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
 import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
 
-type Raw = ReturnType<typeof createClient>;
+type Raw = RawClient;
 
 /** An instance: its tier and the coalescer on it, as the engine wires them. */
 interface Node {
@@ -55,16 +54,10 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     );
   }
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = createClient({ url: server.url });
-    raw.on('error', () => undefined);
-    await raw.connect();
-  });
+  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
     await tiers.closeAll();
-    raw?.destroy();
-    await server?.stop();
+    await stopRedisWithClient(server, raw);
   });
   beforeEach(async () => {
     await raw.flushAll();

@@ -1,13 +1,12 @@
-import { createClient } from 'redis';
 import { StoredEntry, isPromiseLike } from '../../lib/core/store';
 import { decodeEntry, encodeEntry } from '../../lib/redis/redis.codec';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
-import { RedisServer, freePort, startRedisServer } from '../helpers/redis-server';
+import { RawClient, RedisServer, freePort, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
 
-type Raw = ReturnType<typeof createClient>;
+type Raw = RawClient;
 
 /** An HTTP response snapshot as the interceptor stores it. */
 function snapshot() {
@@ -96,16 +95,10 @@ describe('RedisStore on a real Redis', () => {
   const tiers = new Tiers();
   let tier: RedisTier;
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = createClient({ url: server.url });
-    raw.on('error', () => undefined);
-    await raw.connect();
-  });
+  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
     await tiers.closeAll();
-    raw?.destroy();
-    await server?.stop();
+    await stopRedisWithClient(server, raw);
   });
   beforeEach(async () => {
     await raw.flushAll();
