@@ -126,18 +126,57 @@ class KeyvStore extends ReportingStore {
 }
 
 /**
+ * A plain `Map` as a store, without Keyv: synchronous like the default
+ * store (hits need no `await`), each entry kept with the time the store
+ * drops it. Unbounded, as the `Map` it is: for tests and small fixed key sets.
+ */
+class MapStore implements StampedeStore {
+  readonly synchronous = true;
+
+  constructor(private readonly map: Map<string, unknown>) {}
+
+  get(key: string): StoredEntry | undefined {
+    const held = this.map.get(key) as { entry: StoredEntry; until: number } | undefined;
+    if (held === undefined || typeof held !== 'object' || typeof held.until !== 'number') return undefined;
+    if (held.until > Date.now()) return held.entry;
+    this.map.delete(key);
+    return undefined;
+  }
+  set(key: string, entry: StoredEntry, ttl: number): void {
+    this.map.set(key, { entry, until: Date.now() + ttl });
+  }
+  delete(key: string): boolean {
+    return this.map.delete(key);
+  }
+  deletePrefix(prefix: string): number {
+    let deleted = 0;
+    for (const key of this.map.keys()) if (key.startsWith(prefix) && this.map.delete(key)) deleted++;
+    return deleted;
+  }
+}
+
+/**
  * Turns what the `store` option was given into the coalescer's store port:
  * a cache-manager `Cache` (the one you may give `@nestjs/cache-manager` too),
  * a `Keyv` instance, a Keyv storage adapter (e.g. `new KeyvRedis(...)`) or a
- * `Map`, which are wrapped in a `Keyv` for their TTL handling.
+ * `Map` (used as it is, synchronously); a Keyv storage adapter is wrapped in a
+ * `Keyv` for its TTL handling (then `keyv` must be installed: the error says so).
  */
 export function toStampedeStore(input: StoreInput): StampedeStore {
   if (isStampedeStore(input)) return input;
   if (isCacheManager(input)) return new CacheManagerStore(input);
   if (isKeyvInstance(input)) return new KeyvStore(input);
+  if ((input as unknown) instanceof Map) return new MapStore(input as unknown as Map<string, unknown>);
   // Loaded only here, so an app that passes no Keyv adapter never loads keyv.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Keyv } = require('keyv') as typeof import('keyv');
+  let Keyv: typeof import('keyv').Keyv;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ({ Keyv } = require('keyv') as typeof import('keyv'));
+  } catch {
+    throw new Error(
+      'nestjs-stampede: the store option was given a Keyv storage adapter, which needs keyv (npm install keyv)',
+    );
+  }
   // throwOnErrors: the adapter's failures reach the guard instead of reading as misses.
   return new KeyvStore(new Keyv({ store: input, throwOnErrors: true }) as KeyvLike);
 }

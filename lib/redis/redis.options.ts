@@ -141,6 +141,14 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
     }
   }
   const { url, client, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } = given as RedisOptions;
+  // `{ url: process.env.REDIS_URL }` with the variable unset must not quietly connect to localhost.
+  if ('url' in (given as object) && url === undefined && client === undefined) {
+    throw new StampedeOptionsError(
+      'redis.url',
+      undefined,
+      'a redis:// or rediss:// URL (is the environment variable it comes from set?); omit it for localhost',
+    );
+  }
   if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
     throw new StampedeOptionsError('redis.url', url, 'a redis:// or rediss:// URL');
   }

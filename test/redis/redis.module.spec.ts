@@ -37,6 +37,7 @@ describe('redis options', () => {
     [{ maxValueBytes: '8mb' }, 'redis.maxValueBytes'],
     [{ keyPrefix: 1 }, 'redis.keyPrefix'],
     [{ url: 'http://cache' }, 'redis.url'],
+    [{ url: undefined }, 'redis.url'],
     [{ client: {} }, 'redis.client'],
     [{ url: 'redis://a', client: createClient() }, 'redis.client'],
     [{ host: 'cache' }, 'redis.host'],
