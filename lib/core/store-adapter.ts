@@ -166,7 +166,8 @@ export function toStampedeStore(input: StoreInput): StampedeStore {
   if (isStampedeStore(input)) return input;
   if (isCacheManager(input)) return new CacheManagerStore(input);
   if (isKeyvInstance(input)) return new KeyvStore(input);
-  if ((input as unknown) instanceof Map) return new MapStore(input as unknown as Map<string, unknown>);
+  // A plain Map only: a Map subclass is a Keyv storage adapter (it may store Keyv's own format).
+  if (Object.getPrototypeOf(input) === Map.prototype) return new MapStore(input as unknown as Map<string, unknown>);
   // Loaded only here, so an app that passes no Keyv adapter never loads keyv.
   let Keyv: typeof import('keyv').Keyv;
   try {
