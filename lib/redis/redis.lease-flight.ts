@@ -191,44 +191,43 @@ export class LeaseFlight<T> {
       this.work$ = defer(this.work).subscribe(this.subscriber);
       return;
     }
-    let last: T | undefined;
-    let emitted = false;
-    this.work$ = defer(this.work).subscribe({
-      next: (value) => {
-        last = value;
-        emitted = true;
-        this.subscriber.next(value);
-      },
-      error: (error: unknown) => this.subscriber.error(error),
-      complete: () => {
-        if (emitted && this.write.storable(last as T)) {
-          this.store.keepDuringOutage(this.key, this.write.entry(last as T), epoch);
+    this.runWork(
+      (error) => this.subscriber.error(error),
+      (last) => {
+        if (last && this.write.storable(last.value)) {
+          this.store.keepDuringOutage(this.key, this.write.entry(last.value), epoch);
         }
         this.subscriber.complete();
       },
-    });
+    );
   }
 
   private hold(): void {
     this.state = 'holding';
     this.stopWaiting();
-    let last: T | undefined;
-    let emitted = false;
-    this.work$ = defer(this.work).subscribe({
-      next: (value) => {
-        last = value;
-        emitted = true;
-        this.subscriber.next(value);
-      },
-      error: (error: unknown) => {
+    this.runWork(
+      (error) => {
         this.state = 'settling';
         void this.commit(undefined).then(() => this.subscriber.error(error));
       },
-      complete: () => {
+      (last) => {
         this.state = 'settling';
-        const storable = emitted && this.write.storable(last as T);
-        void this.commit(storable ? this.write.entry(last as T) : undefined).then(() => this.subscriber.complete());
+        const storable = last !== undefined && this.write.storable(last.value);
+        void this.commit(storable ? this.write.entry(last!.value) : undefined).then(() => this.subscriber.complete());
       },
+    );
+  }
+
+  /** Runs the work here, its values passed on to the callers; `done` gets the last one (`undefined`: none). */
+  private runWork(failed: (error: unknown) => void, done: (last: { value: T } | undefined) => void): void {
+    let last: { value: T } | undefined;
+    this.work$ = defer(this.work).subscribe({
+      next: (value) => {
+        last = { value };
+        this.subscriber.next(value);
+      },
+      error: failed,
+      complete: () => done(last),
     });
   }
 
