@@ -1,5 +1,6 @@
 import { NEVER, Observable, ReplaySubject, Subscription, finalize, isObservable, share, tap } from 'rxjs';
 import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
+import { FlightSignal } from './flight-signal';
 import type { FlightHooks, FlightOptions, FlightWork, WorkResult } from './single-flight';
 import type { FlightContext } from './work-context';
 import { StoredEntry, isPromiseLike } from './store';
@@ -130,7 +131,7 @@ export class Flight<T = unknown> {
     isCurrent: () => boolean,
     leave: () => void,
   ): void {
-    const controller = new AbortController();
+    const controller = new FlightSignal();
     this.cancellable = options.cancelWhenAbandoned === true;
     let cancelled = false;
     this.cancel = () => {
@@ -167,7 +168,7 @@ export class Flight<T = unknown> {
     hooks.onStart?.(this);
     let result: WorkResult<T>;
     try {
-      result = work(controller.signal);
+      result = work(controller);
     } catch (error) {
       // A synchronous throw settles every waiter like any other error, at once.
       this.sync = { error };
@@ -210,7 +211,7 @@ export class Flight<T = unknown> {
     timeoutError: () => unknown,
     succeed: (last: T | undefined, emitted: boolean) => void,
     fail: (error?: unknown) => void,
-    controller: AbortController,
+    controller: FlightSignal,
   ): Observable<T> {
     let last: T | undefined;
     let emitted = false;

@@ -8,6 +8,7 @@ import { Decision, RunPolicy } from './policy';
 import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
 import { FlightContext } from './work-context';
+import { FlightSignal } from './flight-signal';
 import { FlightWork, Work, toObservable } from './single-flight';
 import { StoredEntry, isPromiseLike } from './store';
 import { Writes } from './writes';
@@ -39,7 +40,7 @@ export class Leading {
     const coordinator = policy.ttl > 0 ? core.coordinator : undefined;
     let startedAt = 0;
     const context = new FlightContext<T>(old);
-    const bound = (signal: AbortSignal) => context.run(() => work(context.bind(signal), context));
+    const bound = (signal: FlightSignal) => context.call(work, signal);
     const flightWork: FlightWork<T> = coordinator
       ? (signal) => {
           startedAt = core.now();
@@ -132,10 +133,9 @@ export class Leading {
     if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, caller, 'uncacheable');
     core.events.report('miss', key);
     let timedOut = false;
+    const flight = this.startFlight(key, work, policy, 'lead', fallback, () => (timedOut = true));
     // A coordinator may answer with another instance's value: then this process ran nothing.
-    let ranHere = false;
-    const counted: Work<T> = (signal, context) => ((ranHere = true), work(signal, context));
-    const flight = this.startFlight(key, counted, policy, 'lead', fallback, () => (timedOut = true));
+    const ranHere = () => flight.context!.ran;
     const soft = softTimeout(core, flight, policy, caller);
     const sink = soft.sink;
     // An Observable's last value is answered at completion, once its write is known.
@@ -144,7 +144,7 @@ export class Leading {
     const answer = (value: T) => {
       if (core.fellBack(flight, policy, { value }, sink)) return;
       // Answered by the coordinator: a value already stored (a hit), or another instance's run (collapsed).
-      if (!ranHere)
+      if (!ranHere())
         return sink.next(flight.found ? answerFromEntry(flight.found, 'hit') : { value, outcome: 'collapsed' });
       const write = flight.write;
       if (isPromiseLike(write)) {
@@ -158,7 +158,7 @@ export class Leading {
       flight.join({
         next: (value) => {
           if (!flight.observable) return answer(value);
-          if (held) sink.next({ value: held.value, outcome: ranHere ? 'miss' : 'collapsed' });
+          if (held) sink.next({ value: held.value, outcome: ranHere() ? 'miss' : 'collapsed' });
           held = { value };
         },
         error: (error: unknown) => {
@@ -177,7 +177,7 @@ export class Leading {
   bypass<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>, reason: BypassReason): Teardown {
     this.core.events.report('bypass', key, { reason });
     const timeout = policy.timeout ?? 0;
-    const controller = new AbortController();
+    const controller = new FlightSignal();
     const timeoutError = () => {
       controller.abort(new Error('timed out'));
       return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
@@ -186,7 +186,7 @@ export class Leading {
     try {
       // A lone call stores nothing: what its work says about storing changes nothing.
       const context = new FlightContext<T>(undefined);
-      result = context.run(() => work(context.bind(controller.signal), context));
+      result = context.call(work, controller);
     } catch (error) {
       sink.error(error);
       return undefined;

@@ -24,6 +24,11 @@ export class MemoryStore implements StampedeStore {
   // so eviction is least-recently-used to within a quarter of maxEntries.
   private tick = 0;
   private readonly touchEvery: number;
+  // Eviction walks one live iterator instead of asking `keys().next()` each
+  // time: a Map keeps deleted slots until it rehashes, and a fresh iterator
+  // steps over every one of them (in a full store: thousands per write).
+  // Every key behind it has been evicted, so its next key is the oldest.
+  private oldest?: Iterator<string>;
 
   constructor(
     readonly maxEntries: number,
@@ -62,9 +67,17 @@ export class MemoryStore implements StampedeStore {
   set(key: string, entry: StoredEntry, ttl?: number): void {
     this.entries.delete(key);
     this.entries.set(key, { entry, until: ttl === undefined ? entry.e : this.now() + ttl, touched: ++this.tick });
-    while (this.entries.size > this.maxEntries) {
-      this.entries.delete(this.entries.keys().next().value as string);
+    while (this.entries.size > this.maxEntries) this.evictOldest();
+  }
+
+  private evictOldest(): void {
+    let next = this.oldest?.next();
+    if (next === undefined || next.done) {
+      // An iterator that reached the end stays there; the keys added since are all newer.
+      this.oldest = this.entries.keys();
+      next = this.oldest.next();
     }
+    this.entries.delete(next.value as string);
   }
 
   delete(key: string): boolean {
@@ -84,5 +97,6 @@ export class MemoryStore implements StampedeStore {
 
   clear(): void {
     this.entries.clear();
+    this.oldest = undefined;
   }
 }

@@ -1,6 +1,7 @@
 import { Observable, from, isObservable, of } from 'rxjs';
 import { Flight, FlightKind } from './flight';
 import { isPromiseLike } from './store';
+import type { FlightSignal } from './flight-signal';
 import type { WorkContext } from './work-context';
 
 /** What a unit of work may return: a plain value, a Promise (or thenable) or an Observable.
@@ -26,8 +27,8 @@ export type WorkResult<T> = T | PromiseLike<T> | Observable<T>;
  */
 export type Work<T> = (signal: AbortSignal, context: WorkContext<T>) => WorkResult<T>;
 
-/** What a flight runs: a work with its context already bound. */
-export type FlightWork<T> = (signal: AbortSignal) => WorkResult<T>;
+/** What a flight runs: a work with its context already bound, given its signal to make when read. */
+export type FlightWork<T> = (signal: FlightSignal) => WorkResult<T>;
 
 /** Hooks a flight calls while it settles. */
 export interface FlightHooks<T> {

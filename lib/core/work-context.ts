@@ -1,4 +1,5 @@
 import { Observable, isObservable } from 'rxjs';
+import { FlightSignal, readsArguments } from './flight-signal';
 import { Freshness } from './freshness';
 import { Decision } from './policy';
 import { StoredEntry } from './store';
@@ -74,20 +75,27 @@ export class FlightContext<T> implements WorkContext<T> {
   private freshness?: Partial<Freshness>;
   private tags?: string[];
   private skip = false;
-  private flightSignal?: AbortSignal;
+  private flightSignal?: FlightSignal;
+  /** Set once the work runs here (a coordinator may answer with another instance's value instead). */
+  ran = false;
 
   constructor(old: StoredEntry<T> | undefined) {
     if (old) this.stale = { value: old.v, storedAt: old.t, expiresAt: old.e };
   }
 
   get signal(): AbortSignal {
-    return this.flightSignal!;
+    return this.flightSignal!.signal;
   }
 
-  /** The flight's signal, known once it runs; returns it. */
-  bind(signal: AbortSignal): AbortSignal {
+  /**
+   * Runs `work` with this context current (for an Observable, at each
+   * subscription too), handing it the flight's signal and this context, the
+   * signal made only when the work can read it.
+   */
+  call<R>(work: (signal: AbortSignal, context: this) => R, signal: FlightSignal): R {
     this.flightSignal = signal;
-    return signal;
+    this.ran = true;
+    return this.run(readsArguments(work) ? () => work(signal.signal, this) : (work as unknown as () => R));
   }
 
   setFreshness(freshness: Partial<Freshness>): void {

@@ -1,4 +1,5 @@
 import { MemoryStore } from '../../lib/core/memory-store';
+import { mulberry32 } from '../helpers/random';
 
 const T0 = 1_700_000_000_000;
 
@@ -121,5 +122,41 @@ describe('MemoryStore', () => {
     store.clear();
     expect(store.size).toBe(0);
     expect(store.get('a')).toBeUndefined();
+  });
+
+  it('evicts in least-recently-used order through any mix of sets, reads, deletes and clears', () => {
+    // The model: a list, oldest first, with the store's rule that a read moves a key back only
+    // once it has left the newest quarter.
+    const max = 8;
+    const store = new MemoryStore(max, now);
+    const model: { key: string; touched: number }[] = [];
+    let tick = 0;
+    const random = mulberry32(7);
+    for (let step = 0; step < 20_000; step++) {
+      const key = `k${Math.floor(random() * 20)}`;
+      const at = model.findIndex((held) => held.key === key);
+      const op = random();
+      if (op < 0.5) {
+        store.set(key, fresh(step));
+        if (at >= 0) model.splice(at, 1);
+        model.push({ key, touched: ++tick });
+        if (model.length > max) model.shift();
+      } else if (op < 0.9) {
+        expect(store.get(key) !== undefined).toBe(at >= 0);
+        if (at >= 0 && tick - model[at].touched > max >> 2) {
+          const [held] = model.splice(at, 1);
+          held.touched = ++tick;
+          model.push(held);
+        }
+      } else if (op < 0.99) {
+        expect(store.delete(key)).toBe(at >= 0);
+        if (at >= 0) model.splice(at, 1);
+      } else {
+        store.clear();
+        model.length = 0;
+      }
+      expect(store.size).toBe(model.length);
+    }
+    expect(model.every(({ key }) => store.get(key) !== undefined)).toBe(true);
   });
 });

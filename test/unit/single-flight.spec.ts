@@ -1,5 +1,6 @@
 import { Observable, Subject, firstValueFrom, isObservable, lastValueFrom, of, toArray } from 'rxjs';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
+import { FlightSignal } from '../../lib/core/flight-signal';
 import { FlightHooks, FlightWork as Work, SingleFlight, flight$, toObservable } from '../../lib/core/single-flight';
 import { deferred, flush } from '../helpers/deferred';
 import { record } from '../helpers/record';
@@ -295,7 +296,7 @@ describe('SingleFlight', () => {
       const gate = deferred<number>();
       const onSuccess = jest.fn();
       let signal: AbortSignal | undefined;
-      const work = (s: AbortSignal) => ((signal = s), gate.promise);
+      const work = (s: FlightSignal) => ((signal = s.signal), gate.promise);
       const a = record(flight$(flights.start('k', work, { onSuccess }, { cancelWhenAbandoned: true })));
       const b = record(flight$(flights.find<number>('k')!));
       a.subscription.unsubscribe();
@@ -314,7 +315,7 @@ describe('SingleFlight', () => {
       jest.useFakeTimers();
       try {
         let signal: AbortSignal | undefined;
-        const work = (s: AbortSignal) => ((signal = s), new Promise<number>(() => undefined));
+        const work = (s: FlightSignal) => ((signal = s.signal), new Promise<number>(() => undefined));
         const a = record(flight$(flights.start('k', work, {}, { timeout: 500 })));
         const b = record(flight$(flights.find<number>('k')!));
         await jest.advanceTimersByTimeAsync(499);
