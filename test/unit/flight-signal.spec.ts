@@ -39,7 +39,7 @@ describe('readsArguments', () => {
   });
 
   it('is true for every work that can see its arguments, whatever its length says', () => {
-    /* eslint-disable @typescript-eslint/no-unused-vars, prefer-rest-params */
+    /* eslint-disable prefer-rest-params */
     const cases: ((...args: never[]) => unknown)[] = [
       (signal: AbortSignal) => signal,
       (signal: AbortSignal | undefined = undefined) => signal,
@@ -59,7 +59,7 @@ describe('readsArguments', () => {
       ((signal: AbortSignal) => signal).bind(undefined),
       (() => 1).bind(undefined),
     ];
-    /* eslint-enable @typescript-eslint/no-unused-vars, prefer-rest-params */
+    /* eslint-enable prefer-rest-params */
     expect(cases.map((work) => readsArguments(work))).toEqual(cases.map(() => true));
   });
 });
