@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Observable, from, isObservable, map, of } from 'rxjs';
 import { valueOf } from './core/answer';
-import { UnserializableArgumentError, argumentsKey } from './core/arguments-key';
+import { CallKeys, UnserializableArgumentError } from './core/arguments-key';
 import { Coalescer, RunPolicy } from './core/coalescer';
 import { MemoryStore } from './core/memory-store';
 import { PolicyDefaults, PolicyOptions, resolvePolicy } from './core/policy';
@@ -109,7 +109,7 @@ export function coalescedMethod(
   let warned = false;
   let isController: boolean | undefined;
   const name = `${classId(declaringClass)}.${methodName}`;
-  const keyPrefix = `${name}(`;
+  const keys = new CallKeys(`${name}(`);
   // One policy per engine; per call only when tags are a function of the arguments.
   const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
   const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> =>
@@ -132,7 +132,7 @@ export function coalescedMethod(
 
     let key: string | undefined;
     try {
-      key = options.key ? options.key(...args) : `${keyPrefix}${argumentsKey(args)})`;
+      key = options.key ? options.key(...args) : keys.of(args);
     } catch (error) {
       if (!(error instanceof UnserializableArgumentError)) throw error;
       if (!warned) {

@@ -31,6 +31,38 @@ export function argumentsKey(args: readonly unknown[]): string {
   return serialize(args, '$', new Set());
 }
 
+/** Keys remembered per method for single-primitive calls (a hot method is called with a few values). */
+const REMEMBERED = 256;
+
+/**
+ * The keys of one method's calls: `prefix` + `argumentsKey(args)` + `)`. The
+ * key of a call with one string or number argument is remembered: building
+ * and hashing a new key string on every call costs more than the rest of a
+ * cached call.
+ */
+export class CallKeys {
+  private readonly remembered = new Map<unknown, string>();
+
+  constructor(private readonly prefix: string) {}
+
+  of(args: readonly unknown[]): string {
+    const only = args[0];
+    const type = typeof only;
+    // A Map takes -0 for 0; argumentsKey does not.
+    const remembers =
+      args.length === 1 &&
+      ((type === 'string' && (only as string).length <= 256) || (type === 'number' && !Object.is(only, -0)));
+    if (!remembers) return `${this.prefix}${argumentsKey(args)})`;
+    let key = this.remembered.get(only);
+    if (key === undefined) {
+      key = `${this.prefix}${argumentsKey(args)})`;
+      if (this.remembered.size >= REMEMBERED) this.remembered.clear();
+      this.remembered.set(only, key);
+    }
+    return key;
+  }
+}
+
 function serialize(value: unknown, path: string, seen: Set<object>): string {
   switch (typeof value) {
     case 'string':
