@@ -1,4 +1,4 @@
-import type { Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
 import { hash } from 'node:crypto';
 import { STAT_OF, StampedeStats } from './core/events';
 import { FlightKind } from './core/flight';
@@ -24,6 +24,9 @@ export function loadOtel(): OtelApi {
     );
   }
 }
+
+/** Attribute sets of the wait histogram by outcome, made once each: a follower builds none. */
+const WAIT_ATTRIBUTES: Partial<Record<string, Attributes>> = {};
 
 /** A key as it may appear in telemetry: the start of its SHA-256, never the key (it may hold user input). */
 function keyHash(key: string): string {
@@ -67,7 +70,7 @@ export function tracingObserver(
       return (outcome) => {
         if (ended) return;
         ended = true;
-        wait?.record(performance.now() - started, { [ATTR.outcome]: outcome });
+        wait?.record(performance.now() - started, (WAIT_ATTRIBUTES[outcome] ??= { [ATTR.outcome]: outcome }));
         // Linked once answered: by then a coordinator may have said which instance ran it.
         if (!request?.isRecording()) return;
         if (trace instanceof FlightSpan) request.addLink(trace.link());
