@@ -31,6 +31,13 @@ const WORK_ATTRIBUTES: Record<FlightKind, Record<'ok' | 'error', Attributes>> = 
   },
 };
 
+/** Attribute sets of the wait histogram by outcome, made once each: a follower builds none. */
+const WAIT_ATTRIBUTES: Partial<Record<string, Attributes>> = {};
+
+export function waitAttributes(outcome: string): Attributes {
+  return (WAIT_ATTRIBUTES[outcome] ??= { [ATTR.outcome]: outcome });
+}
+
 /** W3C `traceparent` of a span context: `00-<trace id>-<span id>-<flags>`. */
 export function traceparent(context: SpanContext): string {
   return `00-${context.traceId}-${context.spanId}-${(context.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
@@ -62,6 +69,8 @@ export class FlightSpan implements FlightTrace {
   /** The span that ran the work on another instance, once known. */
   private holder?: SpanContext;
   private elsewhere = false;
+  /** When each caller answered with the flight (and not yet timed) started to wait. */
+  private waits?: number[];
 
   constructor(
     private readonly api: OtelApi,
@@ -82,6 +91,22 @@ export class FlightSpan implements FlightTrace {
     };
   }
 
+  /**
+   * Times a caller answered when the flight settles: the first such caller
+   * gets the callback that records every such wait then; the others none.
+   */
+  waitWithFlight(wait: Histogram): ((outcome: string) => void) | undefined {
+    const started = performance.now();
+    if (this.waits) return void this.waits.push(started);
+    const waits = (this.waits = [started]);
+    return (outcome) => {
+      this.waits = undefined;
+      const now = performance.now();
+      const attributes = waitAttributes(outcome);
+      for (const at of waits) wait.record(now - at, attributes);
+    };
+  }
+
   share(): string | undefined {
     // An unsampled flight is nothing to link to: then the lease carries nothing extra.
     return this.span.isRecording() ? traceparent(this.span.spanContext()) : undefined;
@@ -91,7 +116,7 @@ export class FlightSpan implements FlightTrace {
     this.elsewhere = true;
     this.holder = parseTraceparent(this.api, holder);
     const outcome = waited ? 'collapsed' : 'hit';
-    if (waited) this.durations.wait?.record(performance.now() - this.started, { [ATTR.outcome]: outcome });
+    if (waited) this.durations.wait?.record(performance.now() - this.started, waitAttributes(outcome));
     const span = this.span;
     if (span.isRecording()) {
       // Not a flight of this instance: the time it waited on the lease, linked to the one that ran it.

@@ -1,9 +1,9 @@
-import type { Attributes, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
 import { hash } from 'node:crypto';
 import { STAT_OF, StampedeStats } from './core/events';
 import { FlightKind } from './core/flight';
 import { FlightObserver, FlightTrace } from './core/observer';
-import { ATTR, Durations, FlightSpan, OtelApi } from './stampede.otel-flight';
+import { ATTR, Durations, FlightSpan, OtelApi, waitAttributes } from './stampede.otel-flight';
 import { StampedeOptionsError } from './stampede.options-error';
 
 export { ATTR } from './stampede.otel-flight';
@@ -24,9 +24,6 @@ export function loadOtel(): OtelApi {
     );
   }
 }
-
-/** Attribute sets of the wait histogram by outcome, made once each: a follower builds none. */
-const WAIT_ATTRIBUTES: Partial<Record<string, Attributes>> = {};
 
 /** A key as it may appear in telemetry: the start of its SHA-256, never the key (it may hold user input). */
 function keyHash(key: string): string {
@@ -59,18 +56,22 @@ export function tracingObserver(
       const request = traces ? recording(api.trace.getSpan(parent)) : undefined;
       return new FlightSpan(api, durations, span, request, hashed, kind);
     },
-    joined(_key: string, trace: FlightTrace | undefined) {
+    joined(_key: string, trace: FlightTrace | undefined, withFlight?: boolean) {
       // No span per follower (that would cost a span per waiting request): the request's own span,
       // when it records, gets a link to the span that ran the work and an event; the wait is timed.
       const request = traces ? recording(api.trace.getActiveSpan()) : undefined;
       const wait = durations.wait;
-      if (request === undefined && wait === undefined) return undefined;
+      if (request === undefined) {
+        if (wait === undefined) return undefined;
+        // Answered all at once when the flight settles: one callback times every such wait.
+        if (withFlight && trace instanceof FlightSpan) return trace.waitWithFlight(wait);
+      }
       const started = wait === undefined ? 0 : performance.now();
       let ended = false;
       return (outcome) => {
         if (ended) return;
         ended = true;
-        wait?.record(performance.now() - started, (WAIT_ATTRIBUTES[outcome] ??= { [ATTR.outcome]: outcome }));
+        wait?.record(performance.now() - started, waitAttributes(outcome));
         // Linked once answered: by then a coordinator may have said which instance ran it.
         if (!request?.isRecording()) return;
         if (trace instanceof FlightSpan) request.addLink(trace.link());

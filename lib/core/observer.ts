@@ -28,9 +28,15 @@ export interface FlightObserver {
   flightStarted(key: string, kind: FlightKind): FlightTrace;
   /**
    * A caller joined the flight of `key`; call the result when it is answered
-   * (or leaves). `undefined`: nothing to tell (nothing records this wait).
+   * (or leaves). `undefined`: nothing to tell (nothing records this wait, or
+   * `withFlight` and another such caller's call tells it). `withFlight`: it
+   * is answered exactly when the flight settles, as all such callers are.
    */
-  joined(key: string, trace: FlightTrace | undefined): ((outcome: Outcome | 'error' | 'cancelled') => void) | undefined;
+  joined(
+    key: string,
+    trace: FlightTrace | undefined,
+    withFlight?: boolean,
+  ): ((outcome: Outcome | 'error' | 'cancelled') => void) | undefined;
   /** A caller was answered from the store, without a flight. */
   answered(key: string, outcome: 'hit' | 'stale'): void;
 }

@@ -42,7 +42,7 @@ export class Waiting {
     const joined = flight.joinPromise();
     const observer = this.core.observer;
     if (observer) {
-      const done = observer.joined(flight.key, flight.trace);
+      const done = observer.joined(flight.key, flight.trace, true);
       if (done)
         joined.then(
           () => done('collapsed'),

@@ -68,7 +68,7 @@ describe('OpenTelemetry, metrics only (traces: false)', () => {
       const count = (name: string) =>
         exported
           .filter((metric) => metric.descriptor.name === name)
-          .flatMap((metric) => metric.dataPoints)
+          .flatMap((metric) => metric.dataPoints as { value: unknown }[])
           .reduce((sum, point) => sum + (point.value as { count: number }).count, 0);
       expect(count('stampede.wait.duration')).toBe(9);
       expect(count('stampede.work.duration')).toBe(1);
