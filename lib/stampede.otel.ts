@@ -1,27 +1,15 @@
 import type { Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
-import { Outcome } from './core/answer';
+import { hash } from 'node:crypto';
 import { STAT_OF, StampedeStats } from './core/events';
 import { FlightKind } from './core/flight';
-import { sha256 } from './core/hash';
 import { FlightObserver, FlightTrace } from './core/observer';
+import { ATTR, Durations, FlightSpan, OtelApi, waitAttributes } from './stampede.otel-flight';
 import { StampedeOptionsError } from './stampede.options-error';
 
-/** `@opentelemetry/api`, loaded only when `openTelemetry` is on (an optional peer dependency). */
-type OtelApi = typeof import('@opentelemetry/api');
+export { ATTR } from './stampede.otel-flight';
 
 /** The instrumentation scope of every span and metric. */
 export const SCOPE = 'nestjs-stampede';
-
-/** Attribute names, documented in the README ("Operating it"). */
-export const ATTR = {
-  keyHash: 'stampede.key_hash',
-  kind: 'stampede.flight.kind',
-  outcome: 'stampede.outcome',
-  waiters: 'stampede.waiters',
-  stored: 'stampede.stored',
-  type: 'stampede.event',
-  reason: 'stampede.reason',
-} as const;
 
 export function loadOtel(): OtelApi {
   try {
@@ -39,7 +27,7 @@ export function loadOtel(): OtelApi {
 
 /** A key as it may appear in telemetry: the start of its SHA-256, never the key (it may hold user input). */
 function keyHash(key: string): string {
-  return sha256(key).slice(0, 16);
+  return hash('sha256', key, 'base64url').slice(0, 16);
 }
 
 /**
@@ -47,57 +35,52 @@ function keyHash(key: string): string {
  * flight on its leader (`stampede.flight`, or `stampede.refresh` for a
  * background refresh), a link to it and a `stampede.wait` event on each
  * follower's request span, and an event on it for answers from the store.
- * `durations` receives the work and wait times, for the histograms.
+ * Nothing is looked up or built for a request whose span does not record,
+ * and with `traces` off only the timings are kept. `durations` receives the
+ * work and wait times, for the histograms.
  */
 export function tracingObserver(
   api: OtelApi,
   tracer: Tracer | undefined,
-  durations: { work?: Histogram; wait?: Histogram },
+  durations: Durations,
+  traces = true,
 ): FlightObserver {
   const spans = tracer ?? api.trace.getTracer(SCOPE);
-  const now = () => performance.now();
+  const recording = (span: Span | undefined) => (span?.isRecording() ? span : undefined);
   return {
-    flightStarted(key: string, kind: FlightKind): FlightTrace & { span: Span } {
-      const started = now();
-      const span = spans.startSpan(kind === 'refresh' ? 'stampede.refresh' : 'stampede.flight', {
-        attributes: { [ATTR.keyHash]: keyHash(key), [ATTR.kind]: kind },
-      });
-      return {
-        span,
-        end({ ok, error, waiters, stored }) {
-          durations.work?.record(now() - started, { [ATTR.kind]: kind, [ATTR.outcome]: ok ? 'ok' : 'error' });
-          span.setAttributes({ [ATTR.waiters]: waiters, [ATTR.stored]: stored });
-          if (!ok) {
-            if (error instanceof Error) span.recordException(error);
-            span.setStatus({
-              code: api.SpanStatusCode.ERROR,
-              message: error instanceof Error ? error.message : undefined,
-            });
-          }
-          span.end();
-        },
-      };
+    flightStarted(key: string, kind: FlightKind): FlightTrace {
+      const parent = api.context.active();
+      const span = spans.startSpan(kind === 'refresh' ? 'stampede.refresh' : 'stampede.flight', undefined, parent);
+      const hashed = span.isRecording() ? keyHash(key) : undefined;
+      if (hashed !== undefined) span.setAttributes({ [ATTR.keyHash]: hashed, [ATTR.kind]: kind });
+      const request = traces ? recording(api.trace.getSpan(parent)) : undefined;
+      return new FlightSpan(api, durations, span, request, hashed, kind);
     },
-    joined(key: string, trace: FlightTrace | undefined) {
-      const started = now();
+    joined(_key: string, trace: FlightTrace | undefined, withFlight?: boolean) {
       // No span per follower (that would cost a span per waiting request): the request's own span,
-      // when it records, gets a link to the leader's span and an event; the wait is timed.
-      const active = api.trace.getActiveSpan();
-      const recording = active?.isRecording() ? active : undefined;
-      const leader = (trace as { span?: Span } | undefined)?.span;
-      if (recording && leader) {
-        recording.addLink({ context: leader.spanContext(), attributes: { [ATTR.keyHash]: keyHash(key) } });
+      // when it records, gets a link to the span that ran the work and an event; the wait is timed.
+      const request = traces ? recording(api.trace.getActiveSpan()) : undefined;
+      const wait = durations.wait;
+      if (request === undefined) {
+        if (wait === undefined) return undefined;
+        // Answered all at once when the flight settles: one callback times every such wait.
+        if (withFlight && trace instanceof FlightSpan) return trace.waitWithFlight(wait);
       }
+      const started = wait === undefined ? 0 : performance.now();
       let ended = false;
-      return (outcome: Outcome | 'error' | 'cancelled') => {
+      return (outcome) => {
         if (ended) return;
         ended = true;
-        durations.wait?.record(now() - started, { [ATTR.outcome]: outcome });
-        recording?.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
+        wait?.record(performance.now() - started, waitAttributes(outcome));
+        // Linked once answered: by then a coordinator may have said which instance ran it.
+        if (!request?.isRecording()) return;
+        if (trace instanceof FlightSpan) request.addLink(trace.link());
+        request.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
       };
     },
     answered(key: string, outcome: 'hit' | 'stale') {
       // Hits make no span: an event on the request's span, only when it records.
+      if (!traces) return;
       const active = api.trace.getActiveSpan();
       if (active?.isRecording()) active.addEvent(`stampede.${outcome}`, { [ATTR.keyHash]: keyHash(key) });
     },

@@ -1,4 +1,5 @@
 import { Observable } from 'rxjs';
+import type { FlightTrace } from './observer';
 import { StoredEntry } from './store';
 
 /** What the coalescer tells a coordinator about the result of one leader. */
@@ -17,6 +18,8 @@ export interface CoordinatedWrite<T> {
   found?(entry: StoredEntry<T>): void;
   /** Told, before the result completes, whether the store accepted it (the fenced write). */
   stored?(accepted: boolean): void;
+  /** The flight's observer record, when it has one: shared with other instances (see `FlightTrace`). */
+  trace?: FlightTrace;
 }
 
 /**

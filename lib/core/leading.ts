@@ -7,6 +7,7 @@ import { usableOnError } from './freshness';
 import { Decision, RunPolicy } from './policy';
 import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
+import type { FlightTrace } from './observer';
 import { FlightContext } from './work-context';
 import { FlightSignal } from './flight-signal';
 import { FlightWork, Work, toObservable } from './single-flight';
@@ -41,6 +42,8 @@ export class Leading {
     let startedAt = 0;
     const context = new FlightContext<T>(old);
     const bound = (signal: FlightSignal) => context.call(work, signal);
+    // Set by `onStart`, before the work (and so the coordinator) starts.
+    let trace: FlightTrace | undefined;
     const flightWork: FlightWork<T> = coordinator
       ? (signal) => {
           startedAt = core.now();
@@ -50,6 +53,7 @@ export class Leading {
             entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
             found: (entry) => (flight.found = entry),
             stored: (accepted) => (flight.write = accepted),
+            trace,
           });
         }
       : (signal) => ((startedAt = core.now()), bound(signal));
@@ -61,7 +65,7 @@ export class Leading {
         onStart: (flight) => {
           flight.context = context;
           if (old) flight.fallback = old;
-          if (core.observer) flight.trace = core.observer.flightStarted(key, kind);
+          if (core.observer) trace = flight.trace = core.observer.flightStarted(key, kind);
         },
         onFailure: (error, flight) => flight.trace?.end({ ok: false, error, waiters: flight.waiters, stored: false }),
         onSuccess: (last, emitted, current, flight) => {

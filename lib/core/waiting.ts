@@ -42,11 +42,12 @@ export class Waiting {
     const joined = flight.joinPromise();
     const observer = this.core.observer;
     if (observer) {
-      const done = observer.joined(flight.key, flight.trace);
-      joined.then(
-        () => done('collapsed'),
-        () => done('error'),
-      );
+      const done = observer.joined(flight.key, flight.trace, true);
+      if (done)
+        joined.then(
+          () => done('collapsed'),
+          () => done('error'),
+        );
     }
     return joined;
   }
@@ -128,8 +129,8 @@ export class Waiting {
 
 /** `sink`, telling the observer (if any) when this waiter is answered, or `left` before that. */
 function observed<T>(core: CoreContext, flight: Flight<T>, sink: AnswerSink<T>) {
-  if (!core.observer) return { sink, left: () => undefined };
-  const done = core.observer.joined(flight.key, flight.trace);
+  const done = core.observer?.joined(flight.key, flight.trace);
+  if (!done) return { sink, left: () => undefined };
   let outcome: Outcome | undefined;
   return {
     sink: {

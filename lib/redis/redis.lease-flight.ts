@@ -13,7 +13,8 @@ import { asText, lastUse } from './redis.store';
  * work a second time. A value key of another type or over the size bound is
  * not read (the holder's write replaces it). A lease key the package did not
  * write (no expiry, another type) would stall the key for good: it is
- * replaced. KEYS: value, lock. ARGV: token, lease ms, read value?, max bytes.
+ * replaced. KEYS: value, lock. ARGV: token, lease ms, read value?, max bytes,
+ * holder's value wanted? (then a wait also returns the start of the lease value).
  */
 export const ACQUIRE = new LuaScript(`
 if ARGV[3] == '1' and redis.call('TYPE', KEYS[1]).ok == 'string'
@@ -27,6 +28,7 @@ if pttl < 0 or redis.call('TYPE', KEYS[2]).ok ~= 'string' then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
   return {'l'}
 end
+if ARGV[5] == '1' then return {'w', pttl, redis.call('GETRANGE', KEYS[2], 0, 199)} end
 return {'w', pttl}
 `);
 
@@ -62,7 +64,10 @@ type State = 'checking' | 'waiting' | 'holding' | 'settling' | 'own' | 'done';
  */
 export class LeaseFlight<T> {
   private state: State = 'checking';
-  private readonly token = randomUUID();
+  /** The lease value: a random token, and with tracing the holder's span (see `leaseValue`). */
+  private readonly token: string;
+  /** What the latest holder seen shares of its trace (never logged). */
+  private holder?: string;
   private checking = false;
   private checkAgain = false;
   private pollTimer?: ReturnType<typeof setTimeout>;
@@ -78,7 +83,9 @@ export class LeaseFlight<T> {
     private readonly work: () => Observable<T>,
     private readonly write: CoordinatedWrite<T>,
     private readonly subscriber: Subscriber<T>,
-  ) {}
+  ) {
+    this.token = leaseValue(randomUUID(), write.trace?.share?.());
+  }
 
   private get store() {
     return this.lease.store;
@@ -122,7 +129,13 @@ export class LeaseFlight<T> {
       .run<unknown[]>(
         ACQUIRE,
         [keys.value(this.key), keys.lock(this.key)],
-        [this.token, String(this.lease.leaseTtl), readValue ? '1' : '0', String(this.store.maxValueBytes)],
+        [
+          this.token,
+          String(this.lease.leaseTtl),
+          readValue ? '1' : '0',
+          String(this.store.maxValueBytes),
+          this.write.trace?.ranElsewhere ? '1' : '0',
+        ],
       )
       .then(
         (reply) => {
@@ -151,6 +164,7 @@ export class LeaseFlight<T> {
       if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) {
         // Already there on the first look: a hit from the shared store, not a wait on another holder.
         if (!this.waited) this.write.found?.(entry as StoredEntry<T>);
+        this.write.trace?.ranElsewhere?.(this.holder, this.waited);
         return this.answer(entry.v as T);
       }
       // Unreadable, stale (what a refresh replaces) or of an invalidated tag: go for the lease, the holder's write replaces it.
@@ -160,6 +174,7 @@ export class LeaseFlight<T> {
     if (kind !== 'w') return this.runOwn();
     this.state = 'waiting';
     this.waited = true;
+    if (reply.length > 2) this.holder = sharedBy(asText(reply[2]));
     if (this.checkAgain) {
       this.checkAgain = false;
       return this.check();
@@ -275,4 +290,16 @@ export class LeaseFlight<T> {
     this.unlisten?.();
     this.unlisten = undefined;
   }
+}
+
+/** A lease value: `token`, then what the holder shares of its trace (if anything), after a space. */
+export function leaseValue(token: string, shared: string | undefined): string {
+  // A token has no space; a shared text with a space or of an odd size is not written.
+  return shared && shared.length <= 128 && !/\s/.test(shared) ? `${token} ${shared}` : token;
+}
+
+/** What a lease value says the holder shares: after its first space, if any. Anything else: `undefined`. */
+export function sharedBy(value: string | undefined): string | undefined {
+  const space = value === undefined ? -1 : value.indexOf(' ');
+  return space < 0 ? undefined : value!.slice(space + 1);
 }

@@ -24,6 +24,7 @@ describe('OpenTelemetry off', () => {
       // The registry does list what was loaded: the engine is there.
       expect(loaded.some((path) => path.endsWith('stampede.engine.ts'))).toBe(true);
       expect(loaded.some((path) => path.endsWith('stampede.otel.ts'))).toBe(false);
+      expect(loaded.some((path) => path.endsWith('stampede.otel-flight.ts'))).toBe(false);
       expect(loaded.some((path) => path.includes('@opentelemetry'))).toBe(false);
     } finally {
       await running.close();

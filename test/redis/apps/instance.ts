@@ -115,11 +115,22 @@ class AdminController {
   }
 }
 
+/** Loaded only when asked for: the other suites' instances run without OpenTelemetry. */
+function loadTracing() {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./tracing') as typeof import('./tracing')).startTracing();
+}
+
 async function main(): Promise<void> {
   const env = process.env;
+  const tracing = env.STAMPEDE_TRACING === '1' ? loadTracing() : undefined;
   const app = await createRedisApp(
-    { controllers: [ItemsController, AdminController], providers: [Origin] },
-    { ttl: Number(env.STAMPEDE_TTL ?? 60_000), invalidateOnWrite: env.STAMPEDE_INVALIDATE_ON_WRITE === '1' },
+    { controllers: [ItemsController, AdminController], providers: [Origin, ...(tracing?.providers ?? [])] },
+    {
+      ttl: Number(env.STAMPEDE_TTL ?? 60_000),
+      invalidateOnWrite: env.STAMPEDE_INVALIDATE_ON_WRITE === '1',
+      ...(tracing && { openTelemetry: { tracer: tracing.tracer } }),
+    },
     {
       url: env.STAMPEDE_REDIS_URL,
       l1Ttl: env.STAMPEDE_L1_TTL ? Number(env.STAMPEDE_L1_TTL) : undefined,

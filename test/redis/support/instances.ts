@@ -16,6 +16,8 @@ export interface InstanceSettings {
   keyPrefix?: string;
   l1Ttl?: number;
   invalidateOnWrite?: boolean;
+  /** OpenTelemetry on, each finished span written to stdout (see `apps/tracing.ts`). */
+  tracing?: boolean;
 }
 
 /** One app instance in its own process. */
@@ -37,6 +39,7 @@ export async function startInstance(settings: InstanceSettings): Promise<Instanc
   if (settings.keyPrefix !== undefined) env.STAMPEDE_KEY_PREFIX = settings.keyPrefix;
   if (settings.l1Ttl !== undefined) env.STAMPEDE_L1_TTL = String(settings.l1Ttl);
   if (settings.invalidateOnWrite) env.STAMPEDE_INVALIDATE_ON_WRITE = '1';
+  if (settings.tracing) env.STAMPEDE_TRACING = '1';
   const child = fork(join(APPS, 'instance.ts'), [], {
     execArgv: ['-r', join(APPS, 'register.cjs')],
     env,

@@ -1,0 +1,150 @@
+import type { Attributes, Histogram, Link, Span, SpanContext } from '@opentelemetry/api';
+import { FlightKind } from './core/flight';
+import { FlightTrace } from './core/observer';
+
+/** `@opentelemetry/api`, loaded only when `openTelemetry` is on (an optional peer dependency). */
+export type OtelApi = typeof import('@opentelemetry/api');
+
+/** Attribute names, documented in the README ("Operating it"). */
+export const ATTR = {
+  keyHash: 'stampede.key_hash',
+  kind: 'stampede.flight.kind',
+  outcome: 'stampede.outcome',
+  waiters: 'stampede.waiters',
+  stored: 'stampede.stored',
+  type: 'stampede.event',
+  reason: 'stampede.reason',
+} as const;
+
+/** What a flight's span records its timings into (the histograms, when metrics are on). */
+export interface Durations {
+  work?: Histogram;
+  wait?: Histogram;
+}
+
+/** Attribute sets of the work histogram, made once: a flight builds none. */
+const WORK_ATTRIBUTES: Record<FlightKind, Record<'ok' | 'error', Attributes>> = {
+  lead: { ok: { [ATTR.kind]: 'lead', [ATTR.outcome]: 'ok' }, error: { [ATTR.kind]: 'lead', [ATTR.outcome]: 'error' } },
+  refresh: {
+    ok: { [ATTR.kind]: 'refresh', [ATTR.outcome]: 'ok' },
+    error: { [ATTR.kind]: 'refresh', [ATTR.outcome]: 'error' },
+  },
+};
+
+/** Attribute sets of the wait histogram by outcome, made once each: a follower builds none. */
+const WAIT_ATTRIBUTES: Partial<Record<string, Attributes>> = {};
+
+export function waitAttributes(outcome: string): Attributes {
+  return (WAIT_ATTRIBUTES[outcome] ??= { [ATTR.outcome]: outcome });
+}
+
+/** W3C `traceparent` of a span context: `00-<trace id>-<span id>-<flags>`. */
+export function traceparent(context: SpanContext): string {
+  return `00-${context.traceId}-${context.spanId}-${(context.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The span context a `traceparent` names; `undefined` for anything else (e.g. a foreign lease value). */
+export function parseTraceparent(api: OtelApi, text: string | undefined): SpanContext | undefined {
+  const match = typeof text === 'string' && text.length === 55 ? TRACEPARENT.exec(text) : null;
+  if (!match) return undefined;
+  const context: SpanContext = {
+    traceId: match[1],
+    spanId: match[2],
+    traceFlags: parseInt(match[3], 16),
+    isRemote: true,
+  };
+  return api.trace.isSpanContextValid(context) ? context : undefined;
+}
+
+/**
+ * One flight's span and what its followers link to. Started in the leader's
+ * context; when a coordinator answers it with another instance's work, it
+ * becomes a `stampede.lease` span linked to that instance's flight, and the
+ * leader's request span is marked as a follower's.
+ */
+export class FlightSpan implements FlightTrace {
+  private readonly started = performance.now();
+  /** The span that ran the work on another instance, once known. */
+  private holder?: SpanContext;
+  private elsewhere = false;
+  /** When each caller answered with the flight (and not yet timed) started to wait. */
+  private waits?: number[];
+
+  constructor(
+    private readonly api: OtelApi,
+    private readonly durations: Durations,
+    readonly span: Span,
+    /** The leader's request span, when one records. */
+    private readonly request: Span | undefined,
+    /** `stampede.key_hash`, computed only for a span that records. */
+    readonly keyHash: string | undefined,
+    private readonly kind: FlightKind,
+  ) {}
+
+  /** What a follower's request span links to: the span that ran the work, here or on another instance. */
+  link(): Link {
+    return {
+      context: this.holder ?? this.span.spanContext(),
+      attributes: this.keyHash === undefined ? undefined : { [ATTR.keyHash]: this.keyHash },
+    };
+  }
+
+  /**
+   * Times a caller answered when the flight settles: the first such caller
+   * gets the callback that records every such wait then; the others none.
+   */
+  waitWithFlight(wait: Histogram): ((outcome: string) => void) | undefined {
+    const started = performance.now();
+    if (this.waits) return void this.waits.push(started);
+    const waits = (this.waits = [started]);
+    return (outcome) => {
+      this.waits = undefined;
+      const now = performance.now();
+      const attributes = waitAttributes(outcome);
+      for (const at of waits) wait.record(now - at, attributes);
+    };
+  }
+
+  share(): string | undefined {
+    // An unsampled flight is nothing to link to: then the lease carries nothing extra.
+    return this.span.isRecording() ? traceparent(this.span.spanContext()) : undefined;
+  }
+
+  ranElsewhere(holder: string | undefined, waited: boolean): void {
+    this.elsewhere = true;
+    this.holder = parseTraceparent(this.api, holder);
+    const outcome = waited ? 'collapsed' : 'hit';
+    if (waited) this.durations.wait?.record(performance.now() - this.started, waitAttributes(outcome));
+    const span = this.span;
+    if (span.isRecording()) {
+      // Not a flight of this instance: the time it waited on the lease, linked to the one that ran it.
+      span.updateName('stampede.lease');
+      span.setAttribute(ATTR.outcome, outcome);
+      if (this.holder) span.addLink(this.link());
+    }
+    const request = this.request;
+    if (!request?.isRecording()) return;
+    if (!waited) return void request.addEvent('stampede.hit', { [ATTR.keyHash]: this.keyHash });
+    if (this.holder) request.addLink(this.link());
+    request.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
+  }
+
+  end({ ok, error, waiters, stored }: { ok: boolean; error?: unknown; waiters: number; stored: boolean }): void {
+    if (!this.elsewhere)
+      this.durations.work?.record(performance.now() - this.started, WORK_ATTRIBUTES[this.kind][ok ? 'ok' : 'error']);
+    const span = this.span;
+    if (span.isRecording()) {
+      span.setAttributes({ [ATTR.waiters]: waiters, [ATTR.stored]: stored });
+      if (!ok) {
+        if (error instanceof Error) span.recordException(error);
+        span.setStatus({
+          code: this.api.SpanStatusCode.ERROR,
+          message: error instanceof Error ? error.message : undefined,
+        });
+      }
+    }
+    span.end();
+  }
+}
