@@ -163,8 +163,8 @@ export class StampedeService {
       const known = this.policies.get(signature);
       if (known !== undefined) return known as RunPolicy<T>;
     }
-    validateOptions(options, surface, where);
-    const policy = this.buildPolicy(options);
+    // Built from the options as validated: durations given as strings are milliseconds from here on.
+    const policy = this.buildPolicy(validateOptions(options, surface, where) as RunOptions);
     if (signature !== undefined) {
       if (this.policies.size >= MAX_POLICIES) this.policies.clear();
       this.policies.set(signature, policy);
