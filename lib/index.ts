@@ -22,3 +22,5 @@ export type { RunOptions } from './stampede.run-options';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';
 export { parseDuration } from './duration';
 export type { Duration, DurationUnit } from './duration';
+export { CurrentWork } from './nest/http/route-work';
+export type { StaleValue } from './core/work-context';
