@@ -91,7 +91,7 @@ describe.each(PLATFORMS)('durations from configuration strings (%s)', (platform)
 });
 
 describe('durations in run() and the service', () => {
-  it("run({ ttl: '2m' }) keeps the value two minutes; '250ms' strings and numeric strings are milliseconds", async () => {
+  it("run({ ttl: '2m' }) keeps the value two minutes; '250ms' and '250' are milliseconds; set() takes '1m'", async () => {
     fakeDateOnly();
     const moduleRef = await Test.createTestingModule({ imports: [StampedeModule.forRoot()] }).compile();
     const stampede = moduleRef.get(StampedeService);
@@ -107,6 +107,15 @@ describe('durations in run() and the service', () => {
       expect(await stampede.run('ms', work, { ttl: '250ms', staleTtl: '0' })).toBe(3);
       jest.setSystemTime(Date.now() + 300);
       expect(await stampede.run('ms', work, { ttl: '250', staleTtl: '0' })).toBe(4);
+
+      await stampede.set('set', 'kept', '1m');
+      jest.setSystemTime(Date.now() + 59_000);
+      expect(await stampede.get('set')).toBe('kept');
+      jest.setSystemTime(Date.now() + 2_000);
+      expect(await stampede.get('set')).toBeUndefined();
+      await expect(stampede.set('set', 'x', '1 m' as never)).rejects.toThrow(
+        /option "ttl".*got "1 m" \(in StampedeService.set\)/,
+      );
     } finally {
       await moduleRef.close();
     }
