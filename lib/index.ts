@@ -20,3 +20,7 @@ export { StampedeOptionsError } from './stampede.options-error';
 export { StampedeService } from './stampede.service';
 export type { RunOptions } from './stampede.run-options';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';
+export { parseDuration } from './duration';
+export type { Duration, DurationUnit } from './duration';
+export { CurrentWork } from './nest/http/route-work';
+export type { StaleValue } from './core/work-context';

@@ -1,6 +1,7 @@
 import { StatusTtl } from './http/cache-rules';
 import { StoreInput } from './core/store-adapter';
 import type { RedisOptions, ResolvedRedisOptions } from './redis/redis.options';
+import type { Duration, InMilliseconds } from './duration';
 
 /**
  * A custom key part. On a route it receives the `ExecutionContext` and its
@@ -21,14 +22,14 @@ export type KeyFunction = (...args: any[]) => string | undefined;
  */
 export interface MethodCoalesceOptions {
   /** Milliseconds to keep a successful result; `0` coalesces only, storing nothing. */
-  ttl?: number;
+  ttl?: Duration;
   /**
    * Spreads expiries: each stored entry's `ttl` is shortened by a random
    * amount up to this, a fraction of `ttl` (`0.1`: up to 10 %) or, from `1`
    * on, milliseconds, so keys written together do not expire together.
    * Never lengthens a `ttl`. `0`: none (default).
    */
-  jitter?: number;
+  jitter?: Duration;
   /**
    * Adds a part to the key; for HTTP it is called with the `ExecutionContext`.
    * Returning `undefined` lets the request through uncoalesced. A route with a
@@ -42,14 +43,14 @@ export interface MethodCoalesceOptions {
    * stored, and the work's `AbortSignal` (given to `run` functions) aborts.
    * `0`: no limit (default).
    */
-  timeout?: number;
+  timeout?: Duration;
   /**
    * Milliseconds a caller waits on another caller's work before giving up on
    * it: it then runs its own, uncached call (`onWaitTimeout: 'run'`, default,
    * as nginx's `proxy_cache_lock_timeout`) or fails with a timeout error
    * (`'fail'`). `0`: wait as long as the work takes (default).
    */
-  waitTimeout?: number;
+  waitTimeout?: Duration;
   /** What a caller does after `waitTimeout`: `'run'` (default) or `'fail'`. */
   onWaitTimeout?: 'run' | 'fail';
   /**
@@ -57,12 +58,12 @@ export interface MethodCoalesceOptions {
    * while exactly one refresh runs in the background (stale-while-revalidate).
    * `0`: none (default).
    */
-  staleTtl?: number;
+  staleTtl?: Duration;
   /**
    * Milliseconds after `ttl` during which the old value is served in place of
    * a failed call (HTTP: a thrown error or a 5xx response). `0`: none (default).
    */
-  staleIfError?: number;
+  staleIfError?: Duration;
   /**
    * With an old value that may stand in (within `staleIfError`): milliseconds
    * a caller waits for the work before it is answered with the old value
@@ -70,14 +71,14 @@ export interface MethodCoalesceOptions {
    * result is stored. `0`: wait for the work (default). Has no effect without
    * an old value, and never makes a stale-while-revalidate answer wait.
    */
-  softTimeout?: number;
+  softTimeout?: Duration;
   /**
    * After a failed call answered by the old value (stale-if-error): milliseconds
    * the old value goes on standing in before the next try, so a failing origin
    * is tried once per window, not once per caller. Default: a tenth of `ttl`,
    * within 100 ms and 5 s.
    */
-  failSafeThrottle?: number;
+  failSafeThrottle?: Duration;
   /**
    * XFetch early refresh: a caller may refresh a fresh value in the background
    * before it expires, with a probability that rises near expiry and with the
@@ -111,7 +112,7 @@ export interface CoalesceOptions extends MethodCoalesceOptions {
    * once, uncoalesced, instead of queueing behind a leader whose answer they
    * cannot use (Varnish's hit-for-miss). Default 60 000.
    */
-  uncacheableTtl?: number;
+  uncacheableTtl?: Duration;
   /**
    * Request headers whose values split the key (case-insensitive names; the
    * values are SHA-256 hashed, never stored in clear). Listing `authorization`
@@ -187,7 +188,7 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   /** Callers waiting on one key at most; one beyond runs uncoalesced. Default 10 000. */
   maxWaiters?: number;
   /** Milliseconds a store call may take before it counts as failed (a miss). Default 1000. */
-  storeTimeout?: number;
+  storeTimeout?: Duration;
   /**
    * Many instances on one Redis (node-redis v5; `redis` is an optional peer
    * dependency): the cache lives in Redis and a per-key lease makes one
@@ -220,6 +221,9 @@ export interface StampedeModuleOptions extends CoalesceOptions {
    */
   invalidateOnWrite?: boolean;
 }
+
+/** `@Coalesce()` options as validated (what its metadata holds): durations in milliseconds. */
+export type ResolvedCoalesceOptions = InMilliseconds<CoalesceOptions>;
 
 /** What `@Coalesce()` accepts on a route or a controller: the method options and the HTTP ones. */
 export type RouteCoalesceOptions = CoalesceOptions;

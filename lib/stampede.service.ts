@@ -16,6 +16,7 @@ import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './stampede.ru
 const WHERE = 'StampedeService.run';
 import { StampedeOptionsError } from './stampede.options-error';
 import { validateOptions } from './stampede.validation';
+import { Duration, parseDuration } from './duration';
 
 /**
  * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all
@@ -163,8 +164,8 @@ export class StampedeService {
       const known = this.policies.get(signature);
       if (known !== undefined) return known as RunPolicy<T>;
     }
-    validateOptions(options, surface, where);
-    const policy = this.buildPolicy(options);
+    // Built from the options as validated: durations given as strings are milliseconds from here on.
+    const policy = this.buildPolicy(validateOptions(options, surface, where) as RunOptions);
     if (signature !== undefined) {
       if (this.policies.size >= MAX_POLICIES) this.policies.clear();
       this.policies.set(signature, policy);
@@ -206,11 +207,17 @@ export class StampedeService {
    * await stampede.set('user:42', user, 60_000);
    * ```
    */
-  async set<T>(key: string, value: T, ttl: number = this.defaultTtl): Promise<void> {
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new StampedeOptionsError('ttl', ttl, 'a finite number of milliseconds > 0', 'StampedeService.set');
+  async set<T>(key: string, value: T, ttl: Duration = this.defaultTtl): Promise<void> {
+    const ms = typeof ttl === 'string' ? parseDuration(ttl) : ttl;
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new StampedeOptionsError(
+        'ttl',
+        ttl,
+        "a finite number of milliseconds > 0 (or a duration string, e.g. '1m')",
+        'StampedeService.set',
+      );
     }
-    await this.coalescer.set(key, value, ttl);
+    await this.coalescer.set(key, value, ms);
   }
 
   /**

@@ -20,7 +20,13 @@ import {
   store,
   tags,
 } from './stampede.option-checks';
-import { CoalesceOptions, ResolvedStampedeOptions, StampedeModuleOptions } from './stampede.options';
+import { InMilliseconds } from './duration';
+import {
+  CoalesceOptions,
+  ResolvedCoalesceOptions,
+  ResolvedStampedeOptions,
+  StampedeModuleOptions,
+} from './stampede.options';
 
 /**
  * The default of every module option, in one table (the Redis tier's own
@@ -123,12 +129,15 @@ export function optionsOf(surface: Surface): string[] {
 
 /**
  * Checks `options` for `surface`: unknown names, names the surface cannot
- * honour (an HTTP option on a method, say), and every value.
+ * honour (an HTTP option on a method, say), and every value. Returns a copy
+ * with every value in its normal form (durations as milliseconds), the only
+ * form the library reads past this point.
  */
-export function validateOptions(options: unknown, surface: Surface, where: string): void {
+export function validateOptions(options: unknown, surface: Surface, where: string): Record<string, unknown> {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     fail(surface === 'module' ? 'options' : where, options, 'an options object', where);
   }
+  const resolved: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(options as Record<string, unknown>)) {
     const rule = RULES[name];
     if (rule === undefined) fail(name, value, `one of ${optionsOf(surface).join(', ')}`, where);
@@ -136,14 +145,14 @@ export function validateOptions(options: unknown, surface: Surface, where: strin
       const honoured = rule.surfaces.length === 1 ? `${rule.surfaces[0]} options` : rule.surfaces.join(' and ');
       fail(name, value, `no such option here: it applies to ${honoured} only`, where);
     }
-    if (value !== undefined) rule.check(value, name, where);
+    resolved[name] = value === undefined ? undefined : rule.check(value, name, where);
   }
+  return resolved;
 }
 
 /** Validates what `@Coalesce()` was given (a route's or a method's: both are known only later). */
-export function validateCoalesceOptions(options: unknown, where = '@Coalesce'): CoalesceOptions {
-  validateOptions(options, 'route', where);
-  return options as CoalesceOptions;
+export function validateCoalesceOptions(options: unknown, where = '@Coalesce'): ResolvedCoalesceOptions {
+  return validateOptions(options, 'route', where) as ResolvedCoalesceOptions;
 }
 
 /** The HTTP-only options among `options`, which a provider method cannot honour. */
@@ -168,8 +177,7 @@ export function normalizeKeyHeaders(names: readonly string[]): readonly string[]
  */
 export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeOptions {
   const where = 'StampedeModule.forRoot';
-  validateOptions(options, 'module', where);
-  const given = options as StampedeModuleOptions;
+  const given = validateOptions(options, 'module', where) as InMilliseconds<StampedeModuleOptions>;
   if (given.store !== undefined && given.redis !== undefined) {
     fail('store', given.store, 'no store with the redis option (Redis is the store)', where);
   }
@@ -189,7 +197,7 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     statusTtl: given.statusTtl,
     failSafeThrottle: given.failSafeThrottle,
     methods: new Set(withDefaults.methods.map((m) => m.toUpperCase())),
-    redis: given.redis === undefined ? undefined : validateRedisOptions(given.redis),
+    redis: given.redis === undefined ? undefined : validateRedisOptions(redisDurations(given.redis, where)),
     earlyRefresh: normalizeEarlyRefresh(given.earlyRefresh),
     keyBody: normalizeKeyBody(given.keyBody),
     openTelemetry: openTelemetryOf(given.openTelemetry),
@@ -200,6 +208,19 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
           ? { prefix: 'stampede_' }
           : { prefix: metricsOption.prefix ?? 'stampede_', registry: metricsOption.registry },
   };
+}
+
+/** The `redis` options that are milliseconds, which take durations like every other one. */
+const REDIS_DURATIONS = ['leaseTtl', 'lockTimeout', 'l1Ttl'];
+
+/** `redis` with its duration strings as milliseconds (the Redis tier checks the rest, and the ranges). */
+function redisDurations(redis: unknown, where: string): unknown {
+  if (redis === null || typeof redis !== 'object' || Array.isArray(redis)) return redis;
+  const resolved: Record<string, unknown> = { ...redis };
+  for (const name of REDIS_DURATIONS) {
+    if (typeof resolved[name] === 'string') resolved[name] = milliseconds(resolved[name], `redis.${name}`, where);
+  }
+  return resolved;
 }
 
 function openTelemetryOf(value: StampedeModuleOptions['openTelemetry']): ResolvedStampedeOptions['openTelemetry'] {

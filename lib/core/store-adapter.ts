@@ -75,6 +75,28 @@ abstract class ReportingStore implements StampedeStore {
   abstract delete(key: string): Promise<unknown>;
 }
 
+/**
+ * Keyv (and cache-manager, over Keyv) store values as JSON, which drops a
+ * field set to `undefined`: an entry for a work that returned `undefined`
+ * would come back without its value and read as a miss. Such an entry is
+ * written with a mark, and read back with its `undefined` value.
+ */
+const UNDEFINED_MARK = 'u';
+
+function marked(entry: StoredEntry): StoredEntry {
+  return entry.v === undefined ? ({ ...entry, [UNDEFINED_MARK]: 1 } as StoredEntry) : entry;
+}
+
+function unmarked(read: unknown): StoredEntry | undefined {
+  if (read === null || read === undefined) return undefined;
+  if (typeof read !== 'object') return read as StoredEntry; // not an entry: the caller's check makes it a miss
+  const entry = read as StoredEntry & { [UNDEFINED_MARK]?: unknown };
+  if (entry[UNDEFINED_MARK] !== 1) return entry;
+  const restored: Record<string, unknown> = { ...(entry as object), v: undefined };
+  delete restored[UNDEFINED_MARK];
+  return restored as unknown as StoredEntry;
+}
+
 /** Adapts a cache-manager `Cache` (its TTLs are milliseconds, as ours). */
 class CacheManagerStore extends ReportingStore {
   constructor(private readonly cache: CacheManagerLike) {
@@ -84,10 +106,10 @@ class CacheManagerStore extends ReportingStore {
     for (const keyv of (cache as { stores?: unknown[] }).stores ?? []) this.listen(keyv, 'error');
   }
   get(key: string): Promise<StoredEntry | undefined> {
-    return this.reported(async () => (await this.cache.get<StoredEntry>(key)) ?? undefined);
+    return this.reported(async () => unmarked(await this.cache.get<StoredEntry>(key)));
   }
   set(key: string, entry: StoredEntry, ttl: number): Promise<unknown> {
-    return this.reported(() => this.cache.set(key, entry, ttl));
+    return this.reported(() => this.cache.set(key, marked(entry), ttl));
   }
   delete(key: string): Promise<unknown> {
     return this.reported(() => this.cache.del(key));
@@ -95,9 +117,7 @@ class CacheManagerStore extends ReportingStore {
   getMany(keys: readonly string[]): Promise<(StoredEntry | undefined)[]> {
     const mget = this.cache.mget;
     if (!mget) return Promise.all(keys.map((key) => this.get(key)));
-    return this.reported(async () =>
-      (await mget.call(this.cache, [...keys])).map((entry) => (entry as StoredEntry | null | undefined) ?? undefined),
-    );
+    return this.reported(async () => (await mget.call(this.cache, [...keys])).map(unmarked));
   }
 }
 
@@ -108,10 +128,10 @@ class KeyvStore extends ReportingStore {
     this.listen(keyv, 'error');
   }
   get(key: string): Promise<StoredEntry | undefined> {
-    return this.reported(async () => ((await this.keyv.get(key)) as StoredEntry | null | undefined) ?? undefined);
+    return this.reported(async () => unmarked(await this.keyv.get(key)));
   }
   set(key: string, entry: StoredEntry, ttl: number): Promise<unknown> {
-    return this.reported(async () => this.keyv.set(key, entry, ttl));
+    return this.reported(async () => this.keyv.set(key, marked(entry), ttl));
   }
   delete(key: string): Promise<unknown> {
     return this.reported(async () => this.keyv.delete(key));
@@ -119,9 +139,7 @@ class KeyvStore extends ReportingStore {
   getMany(keys: readonly string[]): Promise<(StoredEntry | undefined)[]> {
     const getMany = this.keyv.getMany;
     if (!getMany) return Promise.all(keys.map((key) => this.get(key)));
-    return this.reported(async () =>
-      ((await getMany.call(this.keyv, [...keys])) as (StoredEntry | null | undefined)[]).map((e) => e ?? undefined),
-    );
+    return this.reported(async () => ((await getMany.call(this.keyv, [...keys])) as unknown[]).map(unmarked));
   }
 }
 

@@ -7,7 +7,7 @@ import { StoredEntry } from './store';
 /**
  * What a work function may know and say about the one result it computes
  * (the second argument of a `run()` work; `currentWork()` inside a
- * `@Coalesce` method or a route handler that leads its flight).
+ * `@Coalesce` method; `@CurrentWork()`, a parameter, in a route handler).
  *
  * @example
  * ```ts
@@ -22,8 +22,12 @@ import { StoredEntry } from './store';
 export interface WorkContext<T = unknown> {
   /** Aborts when the flight is cancelled or times out. */
   readonly signal: AbortSignal;
-  /** The old value of this key, when the store still had one (stale, or standing by for errors). */
-  readonly stale?: { readonly value: T; readonly storedAt?: number; readonly expiresAt: number };
+  /**
+   * The old value of this key, when the store still had one (stale, or
+   * standing by for errors). On a route: the body the handler returned, with
+   * the validators stored with its response (`etag`, `lastModified`).
+   */
+  readonly stale?: StaleValue<T>;
   /** This result's freshness instead of the policy's (ms): `ttl`, `staleTtl`, `staleIfError`. */
   setFreshness(freshness: Partial<Freshness>): void;
   /** This result's tags instead of the policy's. */
@@ -34,14 +38,28 @@ export interface WorkContext<T = unknown> {
   notModified(): T;
 }
 
+/** What a work knows of the old value of its key. */
+export interface StaleValue<T> {
+  readonly value: T;
+  /** Epoch ms when the work that produced it started. */
+  readonly storedAt?: number;
+  /** Epoch ms when it stopped being fresh. */
+  readonly expiresAt: number;
+  /** Routes: the `ETag` stored with the response (the handler's own, or the one computed from its body). */
+  readonly etag?: string;
+  /** Routes: the `Last-Modified` the handler set on the response. */
+  readonly lastModified?: string;
+}
+
 // The work running now, while its synchronous part runs. Not an AsyncLocalStorage: that would
 // make every Promise of the app pay for async hooks; a work takes its context before its first await.
 let running: WorkContext | undefined;
 
 /**
- * The context of the work starting now (inside a `@Coalesce` method or a
- * route handler that leads its flight); `undefined` elsewhere. Take it
- * before the first `await` of the method: after that it is another's.
+ * The context of the work starting now (inside a `@Coalesce` method that
+ * leads its flight); `undefined` elsewhere. Take it before the first
+ * `await` of the method: after that it is another's. A route handler takes
+ * `@CurrentWork()` as a parameter instead.
  *
  * @example
  * ```ts
@@ -71,7 +89,7 @@ function within<R>(context: WorkContext, fn: () => R): R {
 
 /** One flight's context: what its work said, applied to the decision about its result. */
 export class FlightContext<T> implements WorkContext<T> {
-  readonly stale?: { readonly value: T; readonly storedAt?: number; readonly expiresAt: number };
+  readonly stale?: StaleValue<T>;
   private freshness?: Partial<Freshness>;
   private tags?: string[];
   private skip = false;

@@ -119,6 +119,17 @@ function checkMilliseconds(name: string, value: unknown, min: number): void {
   }
 }
 
+function requireRedisPackage(): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('redis');
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'MODULE_NOT_FOUND') throw error;
+    const expected = 'the redis package installed (npm install redis)';
+    throw new StampedeOptionsError('redis', '(an options object)', expected, 'StampedeModule.forRoot');
+  }
+}
+
 /**
  * Validates the `redis` option and fills in its defaults; throws a
  * `StampedeOptionsError` naming the option (e.g. `redis.lockTimeout`).
@@ -155,6 +166,8 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   if (client !== undefined && !isClient(client)) {
     throw new StampedeOptionsError('redis.client', client, 'a node-redis v5 client (createClient())');
   }
+  // The module creates the client from the `redis` package (an optional peer): say so at bootstrap if it is absent.
+  if (client === undefined) requireRedisPackage();
   if (url !== undefined && client !== undefined) {
     throw new StampedeOptionsError('redis.client', '(a client)', 'either redis.url or redis.client, not both');
   }

@@ -10,7 +10,7 @@ function compileWith(options: unknown) {
 describe('StampedeModule options', () => {
   it.each([
     [{ ttl: -1 }, /option "ttl".*got -1/],
-    [{ ttl: '5000' }, /option "ttl".*got "5000"/],
+    [{ ttl: '5 s' }, /option "ttl".*got "5 s"/],
     [{ ttl: Number.NaN }, /option "ttl"/],
     [{ keyHeaders: 'x' }, /option "keyHeaders".*got "x"/],
     [{ keyHeaders: ['ok', 'not a header'] }, /option "keyHeaders"/],

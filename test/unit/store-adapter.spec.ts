@@ -75,6 +75,18 @@ describe('toStampedeStore', () => {
       expect(await peek('k')).toEqual(entry);
     });
 
+    it('reads an entry of a work that returned undefined back as one (a hit), also through getMany', async () => {
+      const { input } = make();
+      const store = toStampedeStore(input);
+      const entry: StoredEntry = { v: undefined, e: T0 + TTL, t: T0 };
+      await store.set('k', entry, TTL);
+      const read = await store.get('k');
+      expect(read).toEqual(entry);
+      expect(read !== undefined && 'v' in read).toBe(true);
+      const [many] = store.getMany ? await store.getMany(['k']) : [read];
+      expect(many !== undefined && 'v' in many && many.v === undefined).toBe(true);
+    });
+
     it('deletes an entry', async () => {
       const { input } = make();
       const store = toStampedeStore(input);

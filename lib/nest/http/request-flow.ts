@@ -3,8 +3,9 @@ import { Observable, catchError, map, mergeMap, of, throwError } from 'rxjs';
 import { Answer } from '../../core/answer';
 import { BypassReason } from '../../core/events';
 import { StampedeTimeoutError } from '../../core/deadline';
+import { WorkContext } from '../../core/work-context';
 import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
-import { cacheStatus } from '../../http/cache-status';
+import { CACHE_NAME, cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
 import { Preconditions, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
 import { StampedeEngine } from '../../stampede.engine';
@@ -12,6 +13,7 @@ import { ResolvedStampedeOptions } from '../../stampede.options';
 import { HttpResponseLike, Platform } from './platform';
 import { FinishedResponse, ResponseSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
 import { RoutePolicy, RouteSettings } from './route-settings';
+import { RouteWork, bindRouteWork } from './route-work';
 
 /** What every request's flow shares: the interceptor's parts. */
 export interface FlowDeps {
@@ -41,6 +43,8 @@ export class RequestFlow {
    * headers (a 304, another value's ETag) the answer wrote over it.
    */
   private beforeAnswer?: { status: number; headers: Record<string, unknown> };
+  /** This caller's handler revalidated the stored response (`notModified()`): it is answered with that response. */
+  private revalidated = false;
 
   constructor(
     private readonly deps: FlowDeps,
@@ -80,21 +84,32 @@ export class RequestFlow {
 
   private leadOrFollow(key: string, isVariant: boolean): Observable<unknown> {
     return this.deps.engine.coalescer
-      .run$(key, () => this.handle(), this.policy)
+      .run$(key, (_signal, work) => this.handle(work), this.policy)
       .pipe(
         catchError((error: unknown) => this.failed(error)),
         mergeMap((lookup) => this.settle(key, isVariant, lookup)),
       );
   }
 
-  /** This caller's own handler, as the work of a flight: its response as a snapshot. */
-  private handle(): Observable<ResponseSnapshot> {
+  /**
+   * This caller's own handler, as the work of a flight: its response as a
+   * snapshot, or the stored one kept as it is when the handler said `notModified()`.
+   */
+  private handle(work: WorkContext<ResponseSnapshot>): Observable<ResponseSnapshot> {
     this.ranOwn = true;
     const before = { ...this.response.getHeaders() };
     const { route, requestHeaders } = this;
+    // The handler sees bodies, not snapshots, through `@CurrentWork()`.
+    const routeWork = new RouteWork(work);
+    bindRouteWork(this.response, routeWork);
     return this.next.handle().pipe(
       map((body) => {
         this.ownBody = body;
+        const kept = routeWork.keptResponse(body);
+        if (kept !== undefined) {
+          this.revalidated = true;
+          return kept;
+        }
         return captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
       }),
       catchError((error: unknown) => {
@@ -123,6 +138,7 @@ export class RequestFlow {
   /** What this caller makes of the answer of its key. */
   private settle(key: string, isVariant: boolean, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
     const snapshot = lookup.value;
+    if (lookup.outcome === 'miss' && this.revalidated) return this.replayRevalidated(snapshot, lookup);
     if (lookup.outcome === 'miss' || lookup.outcome === 'bypass') {
       this.mark(lookup.outcome === 'bypass' ? cacheStatus('bypass') : cacheStatus('miss', { stored: lookup.stored }));
       return this.ownError === undefined ? this.own(snapshot) : throwError(() => this.ownError);
@@ -193,6 +209,17 @@ export class RequestFlow {
     if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
     // Nothing to send: Express and Fastify send a 304 without a body or a Content-Length.
     return of(notModified ? undefined : snapshot.body);
+  }
+
+  /**
+   * The handler revalidated the stored response with the upstream: this
+   * caller gets that response (or a 304 for its own validator), marked as a
+   * revalidated stale response (RFC 9211 `fwd=stale; fwd-status=304`).
+   */
+  private replayRevalidated(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
+    const replayed = this.replay(snapshot, lookup);
+    this.mark(`${CACHE_NAME}; fwd=stale; fwd-status=304${lookup.stored ? '; stored' : ''}`);
+    return replayed;
   }
 
   /** A thrown error or a timeout: every caller of the flight gets it, with a `Cache-Status` saying how. */

@@ -166,7 +166,7 @@ export function isResponseSnapshot(value: unknown): value is ResponseSnapshot {
     (snapshot.vary === undefined ||
       (Array.isArray(snapshot.vary.names) &&
         snapshot.vary.names.every((name) => typeof name === 'string') &&
-        typeof snapshot.vary.fingerprint === 'string')) &&
-    'body' in snapshot
+        typeof snapshot.vary.fingerprint === 'string'))
+    // No `'body' in snapshot`: JSON stores (Keyv, cache-manager, Redis) drop a body left `undefined`.
   );
 }

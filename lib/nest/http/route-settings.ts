@@ -13,7 +13,7 @@ import {
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
 } from '../../stampede.constants';
-import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from '../../stampede.options';
+import { CoalesceOptions, KeyFunction, ResolvedCoalesceOptions, ResolvedStampedeOptions } from '../../stampede.options';
 import { normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
 import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
 
@@ -73,9 +73,9 @@ export function resolveRouteSettings(
   if (reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
   if (reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
   if (sendsResponseItself(controller, handler.name)) return NOT_COALESCED;
-  const fromClass = reflector.get<CoalesceOptions | undefined>(COALESCE_METADATA, controller) ?? {};
-  const fromHandler = reflector.get<CoalesceOptions | undefined>(COALESCE_METADATA, handler) ?? {};
-  const pick = <K extends keyof CoalesceOptions>(name: K): CoalesceOptions[K] | undefined =>
+  const fromClass = reflector.get<ResolvedCoalesceOptions | undefined>(COALESCE_METADATA, controller) ?? {};
+  const fromHandler = reflector.get<ResolvedCoalesceOptions | undefined>(COALESCE_METADATA, handler) ?? {};
+  const pick = <K extends keyof ResolvedCoalesceOptions>(name: K): ResolvedCoalesceOptions[K] | undefined =>
     fromHandler[name] ?? fromClass[name];
 
   const keyHeaders = normalizeKeyHeaders(pick('keyHeaders') ?? [...options.keyHeaders]);
