@@ -6,11 +6,18 @@ import { StampedeTimeoutError } from '../../core/deadline';
 import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
 import { cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
-import { Preconditions, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
+import { Preconditions } from '../../http/validators';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
 import { HttpResponseLike, Platform } from './platform';
-import { FinishedResponse, ResponseSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
+import {
+  FinishedResponse,
+  ResponseSnapshot,
+  answersNotModified,
+  captureSnapshot,
+  replayedHeaders,
+  varyMismatch,
+} from './response-snapshot';
 import { RoutePolicy, RouteSettings } from './route-settings';
 
 /** What every request's flow shares: the interceptor's parts. */
@@ -162,13 +169,7 @@ export class RequestFlow {
 
   /** True when this request's preconditions say its client holds `snapshot` already. */
   private notModified(snapshot: ResponseSnapshot): boolean {
-    return (
-      this.preconditions !== undefined &&
-      snapshot.shareable &&
-      snapshot.error === undefined &&
-      hasValidatedStatus(snapshot.status) &&
-      isNotModified(this.preconditions, snapshot)
-    );
+    return answersNotModified(this.preconditions, snapshot);
   }
 
   /**
@@ -179,8 +180,7 @@ export class RequestFlow {
   private replay(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
     const { platform } = this.deps;
     const notModified = this.notModified(snapshot);
-    const headers = notModified ? snapshot.headers.filter(([name]) => isNotModifiedHeader(name)) : snapshot.headers;
-    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, headers);
+    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, replayedHeaders(snapshot, notModified));
     if (lookup.outcome === 'collapsed') {
       this.mark(cacheStatus('collapsed'));
     } else {
