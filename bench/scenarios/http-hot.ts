@@ -106,7 +106,11 @@ export async function run(options: BenchOptions): Promise<ScenarioReport> {
     // The edge tier's goals (issue 15): a hit at the price of the bare route, its tail within a millisecond of it.
     const p99 = (id: string) => median(runs[id].map((r) => r.p99Ms));
     targets.push(
-      atLeast(`http-hot ${platform}: edge hit vs bare route`, pairedRatio(rps('edge'), rps('bare')), EDGE_GOAL[platform]),
+      atLeast(
+        `http-hot ${platform}: edge hit vs bare route`,
+        pairedRatio(rps('edge'), rps('bare')),
+        EDGE_GOAL[platform],
+      ),
       atMost(`http-hot ${platform}: edge hit p99`, p99('edge'), p99('bare') + 1, ' ms'),
     );
     const bad = SETUPS.reduce((sum, { id }) => sum + runs[id].reduce((n, r) => n + r.bad, 0), 0);
