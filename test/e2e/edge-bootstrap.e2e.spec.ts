@@ -134,6 +134,14 @@ class SubclassedController {
   }
 }
 
+@Injectable()
+class Prices {
+  @Coalesce({ edge: true })
+  current() {
+    return 1;
+  }
+}
+
 describe.each(PLATFORMS)('edge bootstrap checks on %s', (platform: Platform) => {
   let running: RunningApp | undefined;
   afterEach(async () => {
@@ -242,6 +250,12 @@ describe.each(PLATFORMS)('edge bootstrap checks on %s', (platform: Platform) => 
     const byDefault = await refused(start([GuardedSafeController, PipedController], { edge: true }));
     expect(byDefault).toContain('PipedController.byId');
     expect(byDefault).not.toContain('GuardedSafeController');
+  });
+
+  it('refuses edge on a provider method, where it cannot act', async () => {
+    const message = await refused(start([PlainController], {}, [Prices]));
+    expect(message).toContain('invalid option "edge"');
+    expect(message).toContain('@Coalesce on Prices.current');
   });
 
   it('refuses a bad edge option with its name', async () => {
