@@ -36,9 +36,9 @@ class PageController {
 function countRequests(platform: Platform, seen: { n: number }) {
   return (app: INestApplication) => {
     if (platform === 'fastify') {
-      const fastify = app
-        .getHttpAdapter()
-        .getInstance<{ addHook(name: string, hook: (...args: never[]) => void): void }>();
+      const fastify = app.getHttpAdapter().getInstance() as {
+        addHook(name: string, hook: (...args: never[]) => void): void;
+      };
       fastify.addHook(
         'onRequest',
         (_request: never, reply: { header(n: string, v: string): void }, done: () => void) => {

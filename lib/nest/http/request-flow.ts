@@ -102,7 +102,10 @@ export class RequestFlow {
     return this.next.handle().pipe(
       map((body) => {
         this.ownBody = body;
-        return captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
+        const snapshot = captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
+        // The edge answers only with responses its own route produced.
+        route.edge?.mark(snapshot);
+        return snapshot;
       }),
       catchError((error: unknown) => {
         // An HttpException whose status `statusTtl` lists (e.g. 404) is kept like a response.

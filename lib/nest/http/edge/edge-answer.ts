@@ -17,8 +17,8 @@ import { ApprovedRoute } from './edge-check';
  * matching validator), or returns false and the request goes on to Nest's
  * pipeline unchanged. Whatever is uncertain returns false: methods other than
  * GET and HEAD, credentials, a body, a request that asks to revalidate, a
- * response that varies on a header this request sent differently, an error
- * kept by `statusTtl`, a miss, a stale value.
+ * response that varies on a header this request sent differently or that
+ * another route produced, an error kept by `statusTtl`, a miss, a stale value.
  */
 export class EdgeAnswer {
   constructor(
@@ -26,6 +26,8 @@ export class EdgeAnswer {
     private readonly options: ResolvedStampedeOptions,
     private readonly platform: Platform,
     private readonly adapter: AbstractHttpAdapter,
+    /** True when `snapshot` was produced by `route` itself. */
+    private readonly producedBy: (snapshot: ResponseSnapshot, route: ApprovedRoute) => boolean,
   ) {}
 
   /** True when `response` was answered from the store. */
@@ -39,7 +41,11 @@ export class EdgeAnswer {
     for (const name of settings.credentialHeaders) if (headers[name] !== undefined) return false;
     if (request.user !== undefined && request.user !== null && request.user !== false) return false;
     const key = requestTargetKey(this.platform, request, { keyHeaders: settings.keyHeaders });
-    const fresh = this.coalescer.peek(key, settings.policy, (snapshot) => isEdgeAnswer(snapshot, headers));
+    const fresh = this.coalescer.peek(
+      key,
+      settings.policy,
+      (snapshot) => this.producedBy(snapshot, route) && isEdgeAnswer(snapshot, headers),
+    );
     if (fresh === undefined || 'declined' in fresh) return false;
     const snapshot = fresh.value;
     const notModified = answersNotModified(requestPreconditions(method, headers), snapshot);

@@ -19,9 +19,10 @@ export function edgeGateOf(engine: object, controller: object, handler: object):
   return byEngine.get(engine)?.(controller, handler);
 }
 
-/** What the interceptor tells the tier of a request it handled on an approved route. */
+/** What the interceptor tells the tier of an approved route: where its requests go, and which responses it produced. */
 export interface EdgeGate {
   note(request: HttpRequestLike): void;
+  mark(snapshot: object): void;
 }
 
 /**

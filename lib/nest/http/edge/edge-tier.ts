@@ -30,6 +30,12 @@ export class StampedeEdgeTier implements OnModuleInit {
   private readonly logger = new Logger('Stampede');
   private readonly approved = new WeakMap<object, WeakMap<object, EdgeGate>>();
   private readonly gates = new WeakMap<object, ApprovedRoute>();
+  /**
+   * The route that produced each stored response: the edge answers a route
+   * only with its own, whatever else routing may do with the same URL (Express
+   * tries a `@Controller({ host })` route's handler for every host).
+   */
+  private readonly producedBy = new WeakMap<object, ApprovedRoute>();
   private answerer?: EdgeAnswer;
   private identity?: RouteIdentity;
   private express = false;
@@ -59,10 +65,19 @@ export class StampedeEdgeTier implements OnModuleInit {
     for (const route of routes) {
       let byHandler = this.approved.get(route.controller);
       if (!byHandler) this.approved.set(route.controller, (byHandler = new WeakMap()));
-      byHandler.set(route.handler, { note: (request) => this.open(request, route) });
+      byHandler.set(route.handler, {
+        note: (request) => this.open(request, route),
+        mark: (snapshot) => this.producedBy.set(snapshot, route),
+      });
     }
     registerGates(this.engine, (controller, handler) => this.gateOf(controller, handler));
-    this.answerer = new EdgeAnswer(this.engine.coalescer, this.options, new Platform(() => adapter), adapter);
+    this.answerer = new EdgeAnswer(
+      this.engine.coalescer,
+      this.options,
+      new Platform(() => adapter),
+      adapter,
+      (snapshot, route) => this.producedBy.get(snapshot) === route,
+    );
     if (adapter.getType() === 'fastify') {
       this.identity = fastifyRoute;
       this.hookFastify(adapter);
