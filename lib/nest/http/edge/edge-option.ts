@@ -23,8 +23,6 @@ export const edgeOption: Check = (value, name, where) => {
 /** A route's `edge` setting: on or off (the nearest one given wins), and what it may skip (every level's list). */
 export interface EdgeSetting {
   on: boolean;
-  /** Whether the route or its controller said so itself (else the module's default). */
-  explicit: boolean;
   skip: readonly unknown[];
 }
 
@@ -37,7 +35,7 @@ export function resolveEdgeSetting(route: EdgeValue, controller: EdgeValue, modu
   for (const value of [route, controller, module]) {
     if (typeof value === 'object') skip.push(...(value.skip ?? []));
   }
-  return { on: nearest !== undefined && nearest !== false, explicit: (route ?? controller) !== undefined, skip };
+  return { on: nearest !== undefined && nearest !== false, skip };
 }
 
 /** True when `enhancer` (a class or an instance) is listed in `skip` (by itself, or by its class). */
