@@ -15,7 +15,7 @@ export { StampedeHealthIndicator } from './stampede.health';
 export type { StampedeHealth } from './stampede.health';
 export { StampedeInterceptor } from './nest/http/stampede.interceptor';
 export { StampedeModule } from './stampede.module';
-export type { CoalesceOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
+export type { CoalesceOptions, EdgeOptions, KeyFunction, StampedeModuleOptions } from './stampede.options';
 export { StampedeOptionsError } from './stampede.options-error';
 export { StampedeService } from './stampede.service';
 export type { RunOptions } from './stampede.run-options';

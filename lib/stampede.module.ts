@@ -1,10 +1,11 @@
-import { Module } from '@nestjs/common';
+import { MiddlewareConsumer, Module, NestModule, Optional } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { StampedeExplorer } from './stampede.explorer';
 import { StampedeHealthIndicator } from './stampede.health';
 import { StampedeRouteCheck } from './nest/http/route-check';
+import { StampedeEdgeTier } from './nest/http/edge/edge-tier';
 import { StampedeInterceptor } from './nest/http/stampede.interceptor';
 import { StampedeMetrics } from './stampede.metrics';
 import { StampedeEntryPointCheck } from './nest/entry-points.check';
@@ -55,10 +56,20 @@ import { StampedeService } from './stampede.service';
     StampedeHealthIndicator,
     StampedeEntryPointCheck,
     StampedeRouteCheck,
+    StampedeEdgeTier,
   ],
   exports: [STAMPEDE_OPTIONS, StampedeEngine, StampedeService, StampedeInterceptor, StampedeHealthIndicator],
 })
-export class StampedeModule extends ConfigurableStampedeModule {
+export class StampedeModule extends ConfigurableStampedeModule implements NestModule {
+  constructor(@Optional() private readonly edge?: StampedeEdgeTier) {
+    super();
+  }
+
+  /** Runs when the app initialises, before Nest registers its routes: where the edge tier is checked and installed. */
+  configure(_consumer: MiddlewareConsumer): void {
+    this.edge?.install();
+  }
+
   /** Registers the module with `options` (all optional). */
   static override forRoot(options: typeof OPTIONS_TYPE = {}) {
     return super.forRoot(options);

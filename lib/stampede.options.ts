@@ -160,6 +160,28 @@ export interface CoalesceOptions extends MethodCoalesceOptions {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   keyUser?: (user: any) => string | undefined;
+  /**
+   * HTTP: answer fresh stored hits of this route before Nest's pipeline
+   * (guards, interceptors, pipes, handler), from the adapter's earliest
+   * route hook. `true`, or `{ skip: [...] }` naming the guards, interceptors
+   * and pipes that are safe to skip on such a hit. Checked at bootstrap: a
+   * route with anything else in its pipeline is refused. Default `false`.
+   */
+  edge?: boolean | EdgeOptions;
+}
+
+/**
+ * The edge tier of a route: which enhancers (classes or instances of guards,
+ * interceptors, pipes) may be skipped when a hit is answered before them.
+ *
+ * @example
+ * ```ts
+ * @Coalesce({ edge: { skip: [ThrottlerGuard] } })
+ * ```
+ */
+export interface EdgeOptions {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  skip?: readonly (Function | object)[];
 }
 
 /**
@@ -261,6 +283,7 @@ export interface ResolvedStampedeOptions {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   keyUser?: (user: any) => string | undefined;
   invalidateOnWrite: boolean;
+  edge?: boolean | EdgeOptions;
   metrics?: { prefix: string; registry?: unknown };
   openTelemetry?: { traces: boolean; metrics: boolean; tracer?: unknown; meter?: unknown };
 }

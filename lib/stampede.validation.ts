@@ -21,6 +21,7 @@ import {
   tags,
 } from './stampede.option-checks';
 import { InMilliseconds } from './duration';
+import { edgeOption } from './nest/http/edge/edge-option';
 import {
   CoalesceOptions,
   ResolvedCoalesceOptions,
@@ -108,6 +109,7 @@ const RULES: Record<string, { surfaces: readonly Surface[]; check: Check }> = {
   statusTtl: { surfaces: HTTP, check: statusTtl },
   respectCacheControl: { surfaces: HTTP, check: boolean },
   keyBody: { surfaces: HTTP, check: keyBody },
+  edge: { surfaces: HTTP, check: edgeOption },
   maxEntries: { surfaces: MODULE, check: count(1) },
   store: { surfaces: MODULE, check: store },
   methods: { surfaces: MODULE, check: methods },
@@ -191,6 +193,7 @@ export function resolveStampedeOptions(options: unknown = {}): ResolvedStampedeO
     keyHeaders: normalizeKeyHeaders(given.keyHeaders ?? []),
     credentialHeaders: normalizeKeyHeaders(given.credentialHeaders ?? DEFAULTS.credentialHeaders),
     keyUser: given.keyUser,
+    edge: given.edge,
     key: given.key,
     store: given.store,
     tags: given.tags,

@@ -104,6 +104,7 @@ function metadataFor(system: HttpSystem): ModuleMetadata {
     noop: NoopInterceptor,
     'cache-manager': CacheInterceptor,
     stampede: StampedeInterceptor,
+    edge: StampedeInterceptor,
   };
   const use = interceptor[system];
   // Applied the way users do, as a controller-level @UseInterceptors().
@@ -114,7 +115,9 @@ function metadataFor(system: HttpSystem): ModuleMetadata {
         ? [CacheModule.register({ ttl: TTL_MS })]
         : system === 'stampede'
           ? [StampedeModule.forRoot({ ttl: TTL_MS })]
-          : [],
+          : system === 'edge'
+            ? [StampedeModule.forRoot({ ttl: TTL_MS, edge: true })]
+            : [],
     controllers: [BenchController],
   };
 }
@@ -144,7 +147,7 @@ async function listen(platform: Platform, system: HttpSystem): Promise<{ app: IN
  */
 async function fill(app: INestApplication, system: HttpSystem, n: number): Promise<number> {
   const set =
-    system === 'stampede'
+    system === 'stampede' || system === 'edge'
       ? (key: string) => app.get(StampedeService).set(key, { ...HOT_BODY, key }, TTL_MS)
       : system === 'cache-manager'
         ? (key: string) =>

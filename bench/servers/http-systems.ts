@@ -9,7 +9,7 @@ export const HTTP_SYSTEMS = ['bare', 'cache-manager', 'stampede'] as const;
  * Also served: an interceptor that only calls `next.handle()`. http-hot shows
  * it so the price of Nest's interceptor pipeline is told apart from a cache's own.
  */
-export const ALL_HTTP_SYSTEMS = ['bare', 'noop', 'cache-manager', 'stampede'] as const;
+export const ALL_HTTP_SYSTEMS = ['bare', 'noop', 'cache-manager', 'stampede', 'edge'] as const;
 export type HttpSystem = (typeof ALL_HTTP_SYSTEMS)[number];
 
 export const HTTP_LABELS: Record<HttpSystem, string> = {
@@ -17,6 +17,7 @@ export const HTTP_LABELS: Record<HttpSystem, string> = {
   noop: 'no-op interceptor',
   'cache-manager': 'CacheInterceptor (@nestjs/cache-manager)',
   stampede: 'nestjs-stampede',
+  edge: 'nestjs-stampede, edge tier',
 };
 
 /** The slow handler's duration. */

@@ -7,11 +7,18 @@ import { WorkContext } from '../../core/work-context';
 import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
 import { CACHE_NAME, cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
-import { Preconditions, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
+import { Preconditions } from '../../http/validators';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
 import { HttpResponseLike, Platform } from './platform';
-import { FinishedResponse, ResponseSnapshot, captureSnapshot, varyMismatch } from './response-snapshot';
+import {
+  FinishedResponse,
+  ResponseSnapshot,
+  answersNotModified,
+  captureSnapshot,
+  replayedHeaders,
+  varyMismatch,
+} from './response-snapshot';
 import { RoutePolicy, RouteSettings } from './route-settings';
 import { RouteWork, bindRouteWork } from './route-work';
 
@@ -110,7 +117,10 @@ export class RequestFlow {
           this.revalidated = true;
           return kept;
         }
-        return captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
+        const snapshot = captureSnapshot(body, this.finished(before), requestHeaders, route.measure);
+        // The edge answers only with responses its own route produced.
+        route.edge?.mark(snapshot);
+        return snapshot;
       }),
       catchError((error: unknown) => {
         // An HttpException whose status `statusTtl` lists (e.g. 404) is kept like a response.
@@ -178,13 +188,7 @@ export class RequestFlow {
 
   /** True when this request's preconditions say its client holds `snapshot` already. */
   private notModified(snapshot: ResponseSnapshot): boolean {
-    return (
-      this.preconditions !== undefined &&
-      snapshot.shareable &&
-      snapshot.error === undefined &&
-      hasValidatedStatus(snapshot.status) &&
-      isNotModified(this.preconditions, snapshot)
-    );
+    return answersNotModified(this.preconditions, snapshot);
   }
 
   /**
@@ -195,8 +199,7 @@ export class RequestFlow {
   private replay(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
     const { platform } = this.deps;
     const notModified = this.notModified(snapshot);
-    const headers = notModified ? snapshot.headers.filter(([name]) => isNotModifiedHeader(name)) : snapshot.headers;
-    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, headers);
+    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, replayedHeaders(snapshot, notModified));
     if (lookup.outcome === 'collapsed') {
       this.mark(cacheStatus('collapsed'));
     } else {

@@ -1,7 +1,7 @@
 import { responseForbidsStore, varyFingerprint, varyNames } from '../../http/cache-rules';
 import { HeaderEntry, replayableHeaderChanges } from '../../http/header-policy';
 import { HeaderValues } from '../../http/request-key';
-import { bodyETag, hasValidatedStatus } from '../../http/validators';
+import { Preconditions, bodyETag, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
 import { isShareableBody } from './platform';
 
 /** What one response becomes for the other callers of its key, and in the store. */
@@ -138,6 +138,22 @@ export function varyMismatch(snapshot: ResponseSnapshot, requestHeaders: HeaderV
   return (
     snapshot.vary !== undefined && varyFingerprint(snapshot.vary.names, requestHeaders) !== snapshot.vary.fingerprint
   );
+}
+
+/** True when a request's `preconditions` say its client holds `snapshot` already: a 304 answers it. */
+export function answersNotModified(preconditions: Preconditions | undefined, snapshot: ResponseSnapshot): boolean {
+  return (
+    preconditions !== undefined &&
+    snapshot.shareable &&
+    snapshot.error === undefined &&
+    hasValidatedStatus(snapshot.status) &&
+    isNotModified(preconditions, snapshot)
+  );
+}
+
+/** The stored headers a replay sends: all of them, or for a 304 those it carries (RFC 9110 §15.4.5). */
+export function replayedHeaders(snapshot: ResponseSnapshot, notModified: boolean): readonly HeaderEntry[] {
+  return notModified ? snapshot.headers.filter(([name]) => isNotModifiedHeader(name)) : snapshot.headers;
 }
 
 /** True when a value read from a store has the shape of a snapshot (else it is a miss, never served). */

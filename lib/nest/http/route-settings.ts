@@ -16,6 +16,7 @@ import {
 import { CoalesceOptions, KeyFunction, ResolvedCoalesceOptions, ResolvedStampedeOptions } from '../../stampede.options';
 import { normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
 import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
+import type { EdgeGate } from './edge/edge-gate';
 
 /**
  * The core's policy for a route. `shareable`: a result no other caller may
@@ -39,6 +40,8 @@ export interface RouteSettings {
   /** The route's user key (`keyUser`): a request with `request.user` is coalesced per user only with it. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   keyUser?: (user: any) => string | undefined;
+  /** Set when the edge tier answers this route's hits: the interceptor tells it where the route's requests go. */
+  edge?: EdgeGate;
 }
 
 /** Always a caller's own, whatever `credentialHeaders` says (RFC 9111 §3.5, Varnish's built-in VCL). */

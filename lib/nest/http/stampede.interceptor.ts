@@ -2,14 +2,16 @@ import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, Opt
 import { ApplicationConfig, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { Observable, tap } from 'rxjs';
 import { requestForbidsStore } from '../../http/cache-rules';
-import { announcesBody, bodyKeyPart, requestKey } from '../../http/request-key';
+import { announcesBody, bodyKeyPart } from '../../http/request-key';
 import { requestPreconditions } from '../../http/validators';
 import { STAMPEDE_OPTIONS } from '../../stampede.constants';
 import { DEFAULTS } from '../../stampede.validation';
 import { StampedeEngine } from '../../stampede.engine';
 import { ResolvedStampedeOptions } from '../../stampede.options';
 import { hasInterceptorOutside, interceptorChain } from './interceptor-chain';
-import { HttpRequestLike, HttpResponseLike, Platform, requestScheme } from './platform';
+import { HttpRequestLike, HttpResponseLike, Platform } from './platform';
+import { requestTargetKey } from './target-key';
+import { edgeGateOf } from './edge/edge-gate';
 import { FlowDeps, RequestFlow } from './request-flow';
 import { NOT_COALESCED, RoutePolicy, RouteSettings, resolveRouteSettings } from './route-settings';
 import { ResponseSnapshot } from './response-snapshot';
@@ -86,6 +88,7 @@ export class StampedeInterceptor implements NestInterceptor {
     if (route === NOT_COALESCED) return next.handle();
     const http = context.switchToHttp();
     const request = http.getRequest<HttpRequestLike>();
+    route.edge?.note(request);
     const method = request.method;
     if (!this.options.methods.has(method) && !(route.keyBody !== undefined && BODY_METHODS.has(method))) {
       if (this.options.invalidateOnWrite && UNSAFE_METHODS.has(method)) return this.invalidatingWrite(context, next);
@@ -134,20 +137,7 @@ export class StampedeInterceptor implements NestInterceptor {
       if (id === undefined) return undefined;
       user = id;
     }
-    const url = this.platform.requestUrl(request);
-    const queryAt = url.indexOf('?');
-    const headers = request.headers;
-    const authority = (headers[':authority'] ?? headers.host ?? '') as string;
-    const hostname = this.platform.requestHostname(request);
-    return requestKey({
-      method: request.method,
-      scheme: requestScheme(request),
-      authority,
-      forwardedHost: hostname !== undefined && hostname !== hostOf(authority) ? hostname : undefined,
-      path: queryAt === -1 ? url : url.slice(0, queryAt),
-      // The query as the app's parser gave it to the handler; the raw string only if there is none.
-      query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
-      headers,
+    return requestTargetKey(this.platform, request, {
       keyHeaders: route.keyHeaders,
       user,
       body: this.bodyPart(request, route) ?? undefined,
@@ -233,6 +223,7 @@ export class StampedeInterceptor implements NestInterceptor {
         StampedeInterceptor,
       );
       settings = resolveRouteSettings(this.reflector, this.options, controller, handler, mappedOutside);
+      if (settings) settings.edge = edgeGateOf(this.engine, controller, handler);
       byHandler.set(handler, settings);
     }
     return settings;
@@ -244,10 +235,4 @@ const bodyParts = new WeakMap<object, string | null>();
 
 function hasUser(request: HttpRequestLike): boolean {
   return request.user !== undefined && request.user !== null && request.user !== false;
-}
-
-/** The host of an authority, without its port. */
-function hostOf(authority: string): string {
-  const colon = authority.lastIndexOf(':');
-  return colon === -1 || authority.endsWith(']') ? authority : authority.slice(0, colon);
 }

@@ -1,0 +1,50 @@
+import { HttpRequestLike } from '../platform';
+
+type GatesOf = (controller: object, handler: object) => EdgeGate | undefined;
+
+// Per engine (one per app): the interceptor finds the gates of its routes here.
+const byEngine = new WeakMap<object, GatesOf>();
+
+/** Registers the edge tier of `engine` (once per app). */
+export function registerGates(engine: object, gatesOf: GatesOf): void {
+  byEngine.set(engine, gatesOf);
+}
+
+export function hasGates(engine: object): boolean {
+  return byEngine.has(engine);
+}
+
+/** The gate of an approved route, for the interceptor; `undefined` when the route is not on the edge. */
+export function edgeGateOf(engine: object, controller: object, handler: object): EdgeGate | undefined {
+  return byEngine.get(engine)?.(controller, handler);
+}
+
+/** What the interceptor tells the tier of an approved route: where its requests go, and which responses it produced. */
+export interface EdgeGate {
+  note(request: HttpRequestLike): void;
+  mark(snapshot: object): void;
+}
+
+/**
+ * The identity of the route a request was routed to, the same object on every
+ * request of that route: what the gates are keyed by.
+ */
+export type RouteIdentity = (request: HttpRequestLike) => object | undefined;
+
+/** Express sets `request.route` to the route it dispatches to. */
+export const expressRoute: RouteIdentity = (request) => (request as { route?: object }).route;
+
+// Fastify keeps a request's route context under a symbol; found once, by its description.
+let contextSymbol: symbol | undefined;
+
+/**
+ * Fastify's route context of the request (one per route, HEAD routes apart),
+ * by its `config` object: `request.routeOptions` builds a new object on each read.
+ */
+export const fastifyRoute: RouteIdentity = (request) => {
+  if (contextSymbol === undefined) {
+    contextSymbol = Object.getOwnPropertySymbols(request).find((symbol) => symbol.description === 'fastify.context');
+    if (contextSymbol === undefined) return (request as { routeOptions?: { config?: object } }).routeOptions?.config;
+  }
+  return (request as unknown as Record<symbol, { config?: object } | undefined>)[contextSymbol]?.config;
+};

@@ -1,0 +1,36 @@
+import { RequestKeyParts, requestKey } from '../../http/request-key';
+import { HttpRequestLike, Platform, requestScheme } from './platform';
+
+/** The parts of a key past the request target: the route's headers, user, body and `key` function. */
+export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'user' | 'body' | 'custom'>;
+
+/**
+ * The key of `request` as the interceptor builds it: method, scheme, host
+ * (and a trusted forwarded host), the path as sent, the query as the app's
+ * parser gave it, then `extras`. Shared by the interceptor and the edge tier,
+ * which must build the very same key from the same request.
+ */
+export function requestTargetKey(platform: Platform, request: HttpRequestLike, extras: KeyExtras): string {
+  const url = platform.requestUrl(request);
+  const queryAt = url.indexOf('?');
+  const headers = request.headers;
+  const authority = (headers[':authority'] ?? headers.host ?? '') as string;
+  const hostname = platform.requestHostname(request);
+  return requestKey({
+    method: request.method,
+    scheme: requestScheme(request),
+    authority,
+    forwardedHost: hostname !== undefined && hostname !== hostOf(authority) ? hostname : undefined,
+    path: queryAt === -1 ? url : url.slice(0, queryAt),
+    // The query as the app's parser gave it to the handler; the raw string only if there is none.
+    query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
+    headers,
+    ...extras,
+  });
+}
+
+/** The host of an authority, without its port. */
+function hostOf(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  return colon === -1 || authority.endsWith(']') ? authority : authority.slice(0, colon);
+}
