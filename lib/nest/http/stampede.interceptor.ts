@@ -86,15 +86,15 @@ export class StampedeInterceptor implements NestInterceptor {
     if (context.getType() !== 'http') return interceptEntryPoint(this.engine, this.reflector, context, next);
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED) return next.handle();
-    const http = context.switchToHttp();
-    const request = http.getRequest<HttpRequestLike>();
+    // The request and response by index: `switchToHttp()` builds three closures on each call.
+    const request = context.getArgByIndex<HttpRequestLike>(0);
     route.edge?.note(request);
     const method = request.method;
     if (!this.options.methods.has(method) && !(route.keyBody !== undefined && BODY_METHODS.has(method))) {
       if (this.options.invalidateOnWrite && UNSAFE_METHODS.has(method)) return this.invalidatingWrite(context, next);
       return next.handle();
     }
-    const response = http.getResponse<HttpResponseLike>();
+    const response = context.getArgByIndex<HttpResponseLike>(1);
     const url = this.platform.requestUrl(request);
     const flow = new RequestFlow(
       this.deps,
@@ -125,7 +125,7 @@ export class StampedeInterceptor implements NestInterceptor {
   protected keyFor(context: ExecutionContext): string | undefined {
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED) return undefined;
-    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const request = context.getArgByIndex<HttpRequestLike>(0);
     let custom: string | undefined;
     if (route.key) {
       custom = route.key(context);
@@ -155,7 +155,7 @@ export class StampedeInterceptor implements NestInterceptor {
   protected isPerCaller(context: ExecutionContext): boolean {
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED || route.key) return false;
-    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const request = context.getArgByIndex<HttpRequestLike>(0);
     const user = hasUser(request);
     if (user && !route.keyUser) return true;
     // Keyed by the user the credentials authenticated: they are that user's.
