@@ -1,8 +1,8 @@
 import { Reflector } from '@nestjs/core';
 import { PolicyOptions, RunPolicy, resolvePolicy } from '../core/policy';
-import { COALESCE_METADATA, SKIP_COALESCE_METADATA } from '../stampede.constants';
-import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from '../stampede.options';
-import { normalizeKeyHeaders } from '../stampede.validation';
+import { COALESCE_METADATA, SKIP_COALESCE_METADATA } from './stampede.constants';
+import { CoalesceOptions, KeyFunction, ResolvedStampedeOptions } from './options/stampede.options';
+import { normalizeKeyHeaders } from './options/stampede.validation';
 
 /**
  * The settings of one GraphQL resolver or message handler: its `@Coalesce`,

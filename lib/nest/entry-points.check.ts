@@ -1,8 +1,8 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import { DiscoveryService, ExternalContextCreator } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
-import { COALESCE_METADATA } from '../stampede.constants';
-import { StampedeOptionsError } from '../stampede.options-error';
+import { COALESCE_METADATA } from './stampede.constants';
+import { StampedeOptionsError } from '../errors';
 import { markPerRequest } from './entry-point-settings';
 import { isResolverClass, resolverKind } from './graphql/graphql-metadata';
 import { handlerKind } from './microservices/rpc-metadata';

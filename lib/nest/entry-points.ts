@@ -1,7 +1,7 @@
 import { CallHandler, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable } from 'rxjs';
-import type { StampedeEngine } from '../stampede.engine';
+import type { StampedeEngine } from './stampede.engine';
 import { GraphqlFlow } from './graphql/graphql-flow';
 import { RpcFlow } from './microservices/rpc-flow';
 

@@ -1,4 +1,4 @@
-import { StampedeOptionsError } from '../stampede.options-error';
+import { StampedeOptionsError } from '../errors';
 
 /**
  * The part of a node-redis v5 client (`createClient()` from `redis` or

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { StampedeOptionsError, StampedeService } from '../../lib';
 import { RedisClientLike, validateRedisOptions } from '../../lib/redis/redis.options';
-import { StampedeEngine } from '../../lib/stampede.engine';
+import { StampedeEngine } from '../../lib/nest/stampede.engine';
 import { createRedisApp } from './apps/redis-app';
 import { until } from '../helpers/deferred';
 import { RedisServer, startRedisServer } from '../helpers/redis-server';

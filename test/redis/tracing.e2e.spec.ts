@@ -6,7 +6,7 @@ import { FlightTrace } from '../../lib/core/observer';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { leaseValue } from '../../lib/redis/redis.lease-flight';
 import { RedisTier } from '../../lib/redis/redis.tier';
-import { parseTraceparent } from '../../lib/stampede.otel-flight';
+import { parseTraceparent } from '../../lib/nest/observability/stampede.otel-flight';
 import type { SpanLine } from './apps/tracing';
 import { Instance, startInstance } from './support/instances';
 import { Tiers } from './support/tiers';

@@ -1,5 +1,5 @@
 import { parseDuration } from '../../lib';
-import { resolveStampedeOptions, validateOptions } from '../../lib/stampede.validation';
+import { resolveStampedeOptions, validateOptions } from '../../lib/nest/options/stampede.validation';
 
 describe('parseDuration', () => {
   it.each([

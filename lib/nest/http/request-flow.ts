@@ -8,8 +8,8 @@ import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
 import { CACHE_NAME, cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
 import { Preconditions } from '../../http/validators';
-import { StampedeEngine } from '../../stampede.engine';
-import { ResolvedStampedeOptions } from '../../stampede.options';
+import { StampedeEngine } from '../stampede.engine';
+import { ResolvedStampedeOptions } from '../options/stampede.options';
 import { HttpResponseLike, Platform } from './platform';
 import {
   FinishedResponse,

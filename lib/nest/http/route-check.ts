@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ApplicationConfig, DiscoveryService } from '@nestjs/core';
-import { COALESCE_METADATA, SKIP_COALESCE_METADATA } from '../../stampede.constants';
+import { COALESCE_METADATA, SKIP_COALESCE_METADATA } from '../stampede.constants';
 import { StampedeInterceptor } from './stampede.interceptor';
 
 import { interceptorChain, isStampede } from './interceptor-chain';

@@ -12,9 +12,14 @@ import {
   ROUTE_ARGS_METADATA,
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
-} from '../../stampede.constants';
-import { CoalesceOptions, KeyFunction, ResolvedCoalesceOptions, ResolvedStampedeOptions } from '../../stampede.options';
-import { normalizeKeyBody, normalizeKeyHeaders } from '../../stampede.validation';
+} from '../stampede.constants';
+import {
+  CoalesceOptions,
+  KeyFunction,
+  ResolvedCoalesceOptions,
+  ResolvedStampedeOptions,
+} from '../options/stampede.options';
+import { normalizeKeyBody, normalizeKeyHeaders } from '../options/stampede.validation';
 import { ResponseSnapshot, isResponseSnapshot } from './response-snapshot';
 import type { EdgeGate } from './edge/edge-gate';
 

@@ -4,7 +4,7 @@ import { Observable, map, of } from 'rxjs';
 import { valueOf } from '../../core/answer';
 import { UnserializableArgumentError, argumentsKey } from '../../core/arguments-key';
 import { BypassReason } from '../../core/events';
-import type { StampedeEngine } from '../../stampede.engine';
+import type { StampedeEngine } from '../stampede.engine';
 import { EntryPointSettingsCache, isPerRequest } from '../entry-point-settings';
 import { grpcKind, handlerKind, patternsOf, takesContext } from './rpc-metadata';
 

@@ -9,7 +9,7 @@ import { Controller, Get, Injectable, Param, Post, UseInterceptors } from '@nest
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
-import { StampedeEngine } from '../../../lib/stampede.engine';
+import { StampedeEngine } from '../../../lib/nest/stampede.engine';
 import { createRedisApp } from './redis-app';
 
 /** Executions per id, and gates that hold them. */

@@ -2,9 +2,9 @@ import { ConsoleLogger, DynamicModule, INestApplication, LogLevel, ModuleMetadat
 import { Test } from '@nestjs/testing';
 import { StampedeModule, StampedeOptionsError } from '../../../lib';
 import { RedisOptions, validateRedisOptions } from '../../../lib/redis/redis.options';
-import { STAMPEDE_OPTIONS } from '../../../lib/stampede.constants';
-import { StampedeModuleOptions } from '../../../lib/stampede.options';
-import { resolveStampedeOptions } from '../../../lib/stampede.validation';
+import { STAMPEDE_OPTIONS } from '../../../lib/nest/stampede.constants';
+import { StampedeModuleOptions } from '../../../lib/nest/options/stampede.options';
+import { resolveStampedeOptions } from '../../../lib/nest/options/stampede.validation';
 
 /** True once `StampedeModule.forRoot()` accepts the `redis` option itself. */
 function redisOptionWired(): boolean {

@@ -4,7 +4,7 @@ import { ageSeconds, cacheControl } from '../../../http/cache-rules';
 import { cacheStatus } from '../../../http/cache-status';
 import { HeaderValues, announcesBody } from '../../../http/request-key';
 import { requestPreconditions } from '../../../http/validators';
-import { ResolvedStampedeOptions } from '../../../stampede.options';
+import { ResolvedStampedeOptions } from '../../options/stampede.options';
 import { HttpRequestLike, HttpResponseLike, Platform } from '../platform';
 import { ResponseSnapshot, answersNotModified, replayedHeaders, varyMismatch } from '../response-snapshot';
 import { requestTargetKey } from '../target-key';

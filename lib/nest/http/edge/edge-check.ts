@@ -1,7 +1,7 @@
 import { RequestMethod, VersioningType } from '@nestjs/common';
 import type { ApplicationConfig, DiscoveryService, Reflector } from '@nestjs/core';
-import { COALESCE_METADATA, ROUTE_ARGS_METADATA } from '../../../stampede.constants';
-import { CoalesceOptions, ResolvedStampedeOptions } from '../../../stampede.options';
+import { COALESCE_METADATA, ROUTE_ARGS_METADATA } from '../../stampede.constants';
+import { CoalesceOptions, ResolvedStampedeOptions } from '../../options/stampede.options';
 import { hasInterceptorOutside, interceptorChain, isStampede } from '../interceptor-chain';
 import { RouteSettings, resolveRouteSettings } from '../route-settings';
 import { EdgeSetting, isListed, resolveEdgeSetting } from './edge-option';

@@ -1,5 +1,5 @@
-import { Check, fail } from '../../../stampede.option-checks';
-import { EdgeOptions } from '../../../stampede.options';
+import { Check, fail } from '../../options/stampede.option-checks';
+import { EdgeOptions } from '../../options/stampede.options';
 
 /** `edge`: `true`, `false`, or `{ skip: [...] }` listing classes or instances. */
 export const edgeOption: Check = (value, name, where) => {

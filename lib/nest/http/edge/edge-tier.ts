@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { ApplicationConfig, DiscoveryService, HttpAdapterHost, Reflector } from '@nestjs/core';
 import type { AbstractHttpAdapter } from '@nestjs/core';
-import { STAMPEDE_OPTIONS } from '../../../stampede.constants';
-import { StampedeEngine } from '../../../stampede.engine';
-import { ResolvedStampedeOptions } from '../../../stampede.options';
+import { STAMPEDE_OPTIONS } from '../../stampede.constants';
+import { StampedeEngine } from '../../stampede.engine';
+import { ResolvedStampedeOptions } from '../../options/stampede.options';
 import { HttpRequestLike, HttpResponseLike, Platform } from '../platform';
 import { StampedeInterceptor } from '../stampede.interceptor';
 import { EdgeAnswer } from './edge-answer';

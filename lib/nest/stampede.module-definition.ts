@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { StampedeModuleOptions } from './stampede.options';
+import { StampedeModuleOptions } from './options/stampede.options';
 
 export const {
   ConfigurableModuleClass: ConfigurableStampedeModule,

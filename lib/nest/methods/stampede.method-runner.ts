@@ -1,14 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { Observable, from, isObservable, map, of } from 'rxjs';
-import { valueOf } from './core/answer';
-import { CallKeys, UnserializableArgumentError } from './core/arguments-key';
-import { Coalescer, RunPolicy } from './core/coalescer';
-import { MemoryStore } from './core/memory-store';
-import { PolicyDefaults, PolicyOptions, resolvePolicy } from './core/policy';
-import { isPromiseLike } from './core/store';
-import { isResolverClass } from './nest/graphql/graphql-metadata';
-import { DEFAULTS } from './stampede.validation';
-import { CoalesceOptions, ResolvedStampedeOptions } from './stampede.options';
+import { valueOf } from '../../core/answer';
+import { CallKeys, UnserializableArgumentError } from '../../core/arguments-key';
+import { Coalescer, RunPolicy } from '../../core/coalescer';
+import { MemoryStore } from '../../core/memory-store';
+import { PolicyDefaults, PolicyOptions, resolvePolicy } from '../../core/policy';
+import { isPromiseLike } from '../../core/store';
+import { isResolverClass } from '../graphql/graphql-metadata';
+import { DEFAULTS } from '../options/stampede.validation';
+import { CoalesceOptions, ResolvedStampedeOptions } from '../options/stampede.options';
 
 /** What a decorated method runs on: an engine and its defaults. */
 export interface MethodEngine {

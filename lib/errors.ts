@@ -1,3 +1,8 @@
+// The package's public errors, in one place: the options error is defined here; the engine's
+// own are defined where they are thrown (the core imports nothing from outside it).
+export { StampedeTimeoutError } from './core/deadline';
+export { StampedeMissingKeyError } from './core/batch';
+
 /** Thrown at bootstrap (or where `@Coalesce` is applied) for an invalid option.
  *
  * @example

@@ -1,8 +1,8 @@
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { STAMPEDE_OPTIONS } from './stampede.constants';
-import { StampedeEngine } from './stampede.engine';
-import { ResolvedStampedeOptions } from './stampede.options';
-import { StampedeOptionsError } from './stampede.options-error';
+import { STAMPEDE_OPTIONS } from '../stampede.constants';
+import { StampedeEngine } from '../stampede.engine';
+import { ResolvedStampedeOptions } from '../options/stampede.options';
+import { StampedeOptionsError } from '../../errors';
 
 /** The part of a prom-client `Registry` this needs. */
 interface RegistryLike {

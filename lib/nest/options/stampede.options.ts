@@ -1,6 +1,6 @@
-import { StatusTtl } from './http/cache-rules';
-import { StoreInput } from './core/store-adapter';
-import type { RedisOptions, ResolvedRedisOptions } from './redis/redis.options';
+import { StatusTtl } from '../../http/cache-rules';
+import { StoreInput } from '../../core/store-adapter';
+import type { RedisOptions, ResolvedRedisOptions } from '../../redis/redis.options';
 import type { Duration, InMilliseconds } from './duration';
 
 /**

@@ -2,21 +2,21 @@ import { MiddlewareConsumer, Module, NestModule, Optional } from '@nestjs/common
 import { DiscoveryModule } from '@nestjs/core';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { StampedeExplorer } from './stampede.explorer';
-import { StampedeHealthIndicator } from './stampede.health';
-import { StampedeRouteCheck } from './nest/http/route-check';
-import { StampedeEdgeTier } from './nest/http/edge/edge-tier';
-import { StampedeInterceptor } from './nest/http/stampede.interceptor';
-import { StampedeMetrics } from './stampede.metrics';
-import { StampedeEntryPointCheck } from './nest/entry-points.check';
+import { StampedeExplorer } from './methods/stampede.explorer';
+import { StampedeHealthIndicator } from './observability/stampede.health';
+import { StampedeRouteCheck } from './http/route-check';
+import { StampedeEdgeTier } from './http/edge/edge-tier';
+import { StampedeInterceptor } from './http/stampede.interceptor';
+import { StampedeMetrics } from './observability/stampede.metrics';
+import { StampedeEntryPointCheck } from './entry-points.check';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableStampedeModule,
   OPTIONS_TYPE,
   STAMPEDE_MODULE_OPTIONS,
 } from './stampede.module-definition';
-import { StampedeModuleOptions } from './stampede.options';
-import { resolveStampedeOptions } from './stampede.validation';
+import { StampedeModuleOptions } from './options/stampede.options';
+import { resolveStampedeOptions } from './options/stampede.validation';
 import { StampedeService } from './stampede.service';
 
 /**

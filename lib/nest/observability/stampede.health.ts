@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { promiseDeadline } from './core/deadline';
-import { StampedeEngine } from './stampede.engine';
+import { promiseDeadline } from '../../core/deadline';
+import { StampedeEngine } from '../stampede.engine';
 
 /** What `StampedeHealthIndicator.isHealthy` answers: `@nestjs/terminus`'s indicator result shape. */
 export type StampedeHealth<Key extends string = string> = Record<

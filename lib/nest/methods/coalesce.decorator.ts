@@ -1,7 +1,7 @@
-import { COALESCED_METHODS_METADATA, COALESCE_METADATA, SKIP_COALESCE_METADATA } from './stampede.constants';
+import { COALESCED_METHODS_METADATA, COALESCE_METADATA, SKIP_COALESCE_METADATA } from '../stampede.constants';
 import { coalescedMethod } from './stampede.method-runner';
-import { CoalesceOptions } from './stampede.options';
-import { validateCoalesceOptions } from './stampede.validation';
+import { CoalesceOptions } from '../options/stampede.options';
+import { validateCoalesceOptions } from '../options/stampede.validation';
 
 type Method = (...args: unknown[]) => unknown;
 type Class = { name: string; prototype: object };

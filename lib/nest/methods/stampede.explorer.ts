@@ -1,12 +1,12 @@
 import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import { COALESCED_METHODS_METADATA, COALESCE_METADATA } from './stampede.constants';
-import { CoalesceOptions } from './stampede.options';
+import { COALESCED_METHODS_METADATA, COALESCE_METADATA } from '../stampede.constants';
+import { CoalesceOptions } from '../options/stampede.options';
 import { bindClass, bindInstance, unbind } from './stampede.method-runner';
-import { StampedeEngine } from './stampede.engine';
-import { isResolverClass } from './nest/graphql/graphql-metadata';
-import { StampedeOptionsError } from './stampede.options-error';
-import { httpOnlyOptions } from './stampede.validation';
+import { StampedeEngine } from '../stampede.engine';
+import { isResolverClass } from '../graphql/graphql-metadata';
+import { StampedeOptionsError } from '../../errors';
+import { httpOnlyOptions } from '../options/stampede.validation';
 
 /**
  * Finds, at bootstrap, the providers with `@Coalesce()` methods and binds them

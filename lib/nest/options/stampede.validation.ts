@@ -1,5 +1,5 @@
-import { normalizeEarlyRefresh } from './core/policy';
-import { validateRedisOptions } from './redis/redis.options';
+import { normalizeEarlyRefresh } from '../../core/policy';
+import { validateRedisOptions } from '../../redis/redis.options';
 import {
   Check,
   anything,
@@ -21,7 +21,7 @@ import {
   tags,
 } from './stampede.option-checks';
 import { InMilliseconds } from './duration';
-import { edgeOption } from './nest/http/edge/edge-option';
+import { edgeOption } from '../http/edge/edge-option';
 import {
   CoalesceOptions,
   ResolvedCoalesceOptions,

@@ -1,6 +1,6 @@
-import { isStoreInput } from './core/store-adapter';
+import { isStoreInput } from '../../core/store-adapter';
 import { parseDuration } from './duration';
-import { StampedeOptionsError } from './stampede.options-error';
+import { StampedeOptionsError } from '../../errors';
 
 /**
  * How each kind of option value is checked; every failure names the option,

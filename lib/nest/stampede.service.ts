@@ -1,22 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
-import { valueOf } from './core/answer';
-import { Coalescer, RunPolicy } from './core/coalescer';
-import { StampedeListener, StampedeStats } from './core/events';
-import { PolicyOptions, resolvePolicy } from './core/policy';
-import { FetchMissing } from './core/batch';
-import { BatchLoader } from './core/batch-loader';
-import { Work } from './core/single-flight';
-import { isPromiseLike } from './core/store';
+import { valueOf } from '../core/answer';
+import { Coalescer, RunPolicy } from '../core/coalescer';
+import { StampedeListener, StampedeStats } from '../core/events';
+import { PolicyOptions, resolvePolicy } from '../core/policy';
+import { FetchMissing } from '../core/batch';
+import { BatchLoader } from '../core/batch-loader';
+import { Work } from '../core/single-flight';
+import { isPromiseLike } from '../core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
-import { ResolvedStampedeOptions } from './stampede.options';
-import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './stampede.run-options';
+import { ResolvedStampedeOptions } from './options/stampede.options';
+import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './options/stampede.run-options';
 
 const WHERE = 'StampedeService.run';
-import { StampedeOptionsError } from './stampede.options-error';
-import { validateOptions } from './stampede.validation';
-import { Duration, parseDuration } from './duration';
+import { StampedeOptionsError } from '../errors';
+import { validateOptions } from './options/stampede.validation';
+import { Duration, parseDuration } from './options/duration';
 
 /**
  * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all

@@ -1,13 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { Meter, Tracer } from '@opentelemetry/api';
-import { Coalescer } from './core/coalescer';
-import { FlightObserver } from './core/observer';
-import { MemoryStore } from './core/memory-store';
-import { toStampedeStore } from './core/store-adapter';
-import type { RedisTier } from './redis/redis.tier';
+import { Coalescer } from '../core/coalescer';
+import { FlightObserver } from '../core/observer';
+import { MemoryStore } from '../core/memory-store';
+import { toStampedeStore } from '../core/store-adapter';
+import type { RedisTier } from '../redis/redis.tier';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
-import type { MethodEngine } from './stampede.method-runner';
-import { ResolvedStampedeOptions } from './stampede.options';
+import type { MethodEngine } from './methods/stampede.method-runner';
+import { ResolvedStampedeOptions } from './options/stampede.options';
 
 /**
  * The module's one coalescer, shared by the interceptor (every module's
@@ -31,7 +31,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
     if (redis) {
       // Loaded only with the option, so an app without it never loads the optional `redis` package.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { RedisTier: Tier } = require('./redis/redis.tier') as typeof import('./redis/redis.tier');
+      const { RedisTier: Tier } = require('../redis/redis.tier') as typeof import('../redis/redis.tier');
       this.redis = new Tier(redis, { logger, maxEntries: options.maxEntries });
     }
     this.coalescer = new Coalescer({
@@ -50,7 +50,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
   /** The OpenTelemetry observer (and metrics), from the optional `@opentelemetry/api`, loaded only here. */
   private instrument(settings: NonNullable<ResolvedStampedeOptions['openTelemetry']>): FlightObserver {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const otel = require('./stampede.otel') as typeof import('./stampede.otel');
+    const otel = require('./observability/stampede.otel') as typeof import('./observability/stampede.otel');
     const api = otel.loadOtel();
     let durations = {};
     if (settings.metrics) {

@@ -1,6 +1,6 @@
 import type { Attributes, Histogram, Link, Span, SpanContext } from '@opentelemetry/api';
-import { FlightKind } from './core/flight';
-import { FlightTrace } from './core/observer';
+import { FlightKind } from '../../core/flight';
+import { FlightTrace } from '../../core/observer';
 
 /** `@opentelemetry/api`, loaded only when `openTelemetry` is on (an optional peer dependency). */
 export type OtelApi = typeof import('@opentelemetry/api');

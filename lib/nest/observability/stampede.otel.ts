@@ -1,10 +1,10 @@
 import type { Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
 import { hash } from 'node:crypto';
-import { STAT_OF, StampedeStats } from './core/events';
-import { FlightKind } from './core/flight';
-import { FlightObserver, FlightTrace } from './core/observer';
+import { STAT_OF, StampedeStats } from '../../core/events';
+import { FlightKind } from '../../core/flight';
+import { FlightObserver, FlightTrace } from '../../core/observer';
 import { ATTR, Durations, FlightSpan, OtelApi, waitAttributes } from './stampede.otel-flight';
-import { StampedeOptionsError } from './stampede.options-error';
+import { StampedeOptionsError } from '../../errors';
 
 export { ATTR } from './stampede.otel-flight';
 
