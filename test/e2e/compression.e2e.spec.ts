@@ -28,6 +28,7 @@ import {
 } from '../apps/http-app';
 import { Origin } from '../apps/origin';
 import { ByteReply, byteRequest, decodedText } from '../helpers/byte-request';
+import { fakeDateOnly } from '../helpers/clock';
 import { until } from '../helpers/deferred';
 
 /** Counts the requests that reach Nest's pipeline, per path: a hit the edge answered does not. */
@@ -59,6 +60,13 @@ function compressedRoutes(path: string, edge: boolean) {
     @Get('doc')
     async doc() {
       await this.origin.run(`/${path}/doc`);
+      return documentOf(version);
+    }
+
+    @Get('swr')
+    @Coalesce({ ttl: 10_000, staleTtl: 60_000 })
+    async swr() {
+      await this.origin.run(`/${path}/swr`);
       return documentOf(version);
     }
 
@@ -319,6 +327,44 @@ describe.each(PLATFORMS)('ETags through compression on %s', (platform: Platform)
       }
       expect(origin.calls(doc)).toBe(1);
       expect(pipelineRuns(doc)).toBe(edge ? 10 : 19);
+    });
+  });
+
+  describe('stale answers', () => {
+    afterEach(() => jest.useRealTimers());
+
+    it('go out weak when encoded, and the refresh behind a gzip answer stores the identity response', async () => {
+      const etag = (await get('/z/swr')).headers['etag'];
+      fakeDateOnly();
+      jest.setSystemTime(Date.now() + 10_001);
+      version = 2;
+      origin.hold('/z/swr');
+      const stored = stampede.stats().stored;
+      const stale = await get('/z/swr', { 'Accept-Encoding': 'gzip' });
+      expect(stale.headers['cache-status']).toMatch(/; hit; ttl=-\d+; detail=stale-while-revalidate$/);
+      expect(stale.headers['content-encoding']).toBe('gzip');
+      expect(stale.headers['etag']).toBe(`W/${etag}`);
+      expect(JSON.parse(decodedText(stale))).toMatchObject({ version: 1 });
+      const revalidated = await wireRequest(running.url, '/z/swr', {
+        headers: { 'Accept-Encoding': 'gzip', 'If-None-Match': `W/${etag}` },
+      });
+      expect(revalidated.status).toBe(304);
+      expect(revalidated.headers['etag']).toBe(`W/${etag}`);
+
+      origin.open('/z/swr');
+      await until(() => stampede.stats().stored === stored + 1, 'the refreshed value stored');
+      // Not the gzip response the refresh ran behind: no Content-Encoding, no Vary, the strong tag of its body.
+      const identity = await get('/z/swr');
+      expect(identity.headers['cache-status']).toBe('nestjs-stampede; hit; ttl=10');
+      expect(identity.headers['content-encoding']).toBeUndefined();
+      const text = decodedText(identity);
+      expect(JSON.parse(text)).toMatchObject({ version: 2 });
+      expect(identity.headers['etag']).toBe(strongTagOf(text));
+      const gzip = await get('/z/swr', { 'Accept-Encoding': 'gzip' });
+      expect(gzip.headers['cache-status']).toBe('nestjs-stampede; hit; ttl=10');
+      expect(gzip.headers['etag']).toBe(`W/${strongTagOf(text)}`);
+      expect(decodedText(gzip)).toBe(text);
+      expect(origin.calls('/z/swr')).toBe(2);
     });
   });
 
