@@ -80,6 +80,11 @@ export function isNotModified(preconditions: Preconditions, validators: Validato
  */
 export function parseIfNoneMatch(value: string): '*' | string[] {
   if (value.trim() === '*') return '*';
+  return entityTags(value).map((tag) => (tag.startsWith('W/"') ? tag.slice(2) : tag));
+}
+
+/** The members of an `If-None-Match` list as written (`W/` kept). */
+function entityTags(value: string): string[] {
   const tags: string[] = [];
   let at = 0;
   while (at < value.length) {
@@ -92,7 +97,7 @@ export function parseIfNoneMatch(value: string): '*' | string[] {
     if (quote !== -1) {
       const close = value.indexOf('"', quote + 1);
       if (close === -1) break; // unterminated: nothing after it can be read
-      tags.push(value.slice(quote, close + 1));
+      tags.push(value.slice(at, close + 1));
       at = close + 1;
       continue;
     }
@@ -108,6 +113,47 @@ export function parseIfNoneMatch(value: string): '*' | string[] {
 export function opaqueTag(etag: string): string {
   const trimmed = etag.trim();
   return trimmed.startsWith('W/') ? trimmed.slice(2) : trimmed;
+}
+
+/** True for an entity-tag without the weakness mark `W/`. */
+export function isStrongETag(etag: string): boolean {
+  return !etag.trim().startsWith('W/');
+}
+
+/**
+ * The weak form of an entity-tag (`"x"` -> `W/"x"`), as a response whose body
+ * a middleware content-encoded must carry (RFC 9110 §8.8.3: a strong tag
+ * names one sequence of bytes, and the gzip bytes are not the identity ones;
+ * nginx does the same). Weak comparison still matches it with `"x"`.
+ */
+export function weakETag(etag: string): string {
+  return isStrongETag(etag) ? `W/${etag.trim()}` : etag;
+}
+
+/**
+ * The form of the stored `etag` a 304 carries: the one a 200 to the same
+ * request would carry (RFC 9110 §15.4.5). A 304 has no body, so no middleware
+ * encodes it or weakens its tag: when the client sent only the weak form and
+ * accepts a content coding, it got an encoded body, and keeps `W/` here.
+ */
+export function notModifiedETag(etag: string, headers: HeaderValues): string {
+  const noneMatch = headers['if-none-match'];
+  if (noneMatch === undefined || !isStrongETag(etag) || !acceptsCoding(headers['accept-encoding'])) return etag;
+  const members = entityTags(Array.isArray(noneMatch) ? noneMatch.join(', ') : noneMatch);
+  const weak = weakETag(etag);
+  return members.includes(weak) && !members.includes(etag.trim()) ? weak : etag;
+}
+
+/** True when an `Accept-Encoding` accepts some coding other than identity (`q` above 0). */
+function acceptsCoding(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  for (const member of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const [coding, ...params] = member.split(';').map((part) => part.trim().toLowerCase());
+    if (coding === '' || coding === 'identity') continue;
+    const q = params.find((param) => param.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return true;
+  }
+  return false;
 }
 
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';

@@ -103,7 +103,7 @@ export class Platform {
 /** The symbol `@fastify/cookie` keeps a reply's cookies under until its onSend hook. */
 const FASTIFY_PENDING_COOKIES = 'fastify.reply.setCookies';
 
-function isFastifyReply(response: HttpResponseLike): boolean {
+export function isFastifyReply(response: HttpResponseLike): boolean {
   return response.raw !== undefined && typeof response.header === 'function';
 }
 

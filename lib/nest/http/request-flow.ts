@@ -7,9 +7,10 @@ import { WorkContext } from '../../core/work-context';
 import { ageSeconds, varyFingerprint } from '../../http/cache-rules';
 import { CACHE_NAME, cacheStatus } from '../../http/cache-status';
 import { HeaderValues, variantKey } from '../../http/request-key';
-import { Preconditions } from '../../http/validators';
+import { Preconditions, notModifiedETag } from '../../http/validators';
 import { StampedeEngine } from '../stampede.engine';
 import { ResolvedStampedeOptions } from '../options/stampede.options';
+import { weakenETagWhenEncoded } from './encoded-etag';
 import { HttpResponseLike, Platform } from './platform';
 import {
   FinishedResponse,
@@ -180,8 +181,13 @@ export class RequestFlow {
   private own(snapshot: ResponseSnapshot): Observable<unknown> {
     const { platform } = this.deps;
     if (platform.isSent(this.response)) return of(this.ownBody);
-    if (snapshot.etag !== undefined) platform.setHeader(this.response, 'ETag', snapshot.etag);
-    if (!this.notModified(snapshot)) return of(this.ownBody);
+    const notModified = this.notModified(snapshot);
+    if (snapshot.etag !== undefined) {
+      const etag = notModified ? notModifiedETag(snapshot.etag, this.requestHeaders) : snapshot.etag;
+      platform.setHeader(this.response, 'ETag', etag);
+      if (!notModified) weakenETagWhenEncoded(this.response);
+    }
+    if (!notModified) return of(this.ownBody);
     platform.setStatus(this.response, 304);
     return of(undefined);
   }
@@ -199,7 +205,9 @@ export class RequestFlow {
   private replay(snapshot: ResponseSnapshot, lookup: Answer<ResponseSnapshot>): Observable<unknown> {
     const { platform } = this.deps;
     const notModified = this.notModified(snapshot);
-    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, replayedHeaders(snapshot, notModified));
+    const headers = replayedHeaders(snapshot, notModified, this.requestHeaders);
+    platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, headers);
+    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(this.response);
     if (lookup.outcome === 'collapsed') {
       this.mark(cacheStatus('collapsed'));
     } else {

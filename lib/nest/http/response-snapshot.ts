@@ -1,7 +1,14 @@
 import { responseForbidsStore, varyFingerprint, varyNames } from '../../http/cache-rules';
 import { HeaderEntry, replayableHeaderChanges } from '../../http/header-policy';
 import { HeaderValues } from '../../http/request-key';
-import { Preconditions, bodyETag, hasValidatedStatus, isNotModified, isNotModifiedHeader } from '../../http/validators';
+import {
+  Preconditions,
+  bodyETag,
+  hasValidatedStatus,
+  isNotModified,
+  isNotModifiedHeader,
+  notModifiedETag,
+} from '../../http/validators';
 import { isShareableBody } from './platform';
 
 /** What one response becomes for the other callers of its key, and in the store. */
@@ -151,9 +158,25 @@ export function answersNotModified(preconditions: Preconditions | undefined, sna
   );
 }
 
-/** The stored headers a replay sends: all of them, or for a 304 those it carries (RFC 9110 §15.4.5). */
-export function replayedHeaders(snapshot: ResponseSnapshot, notModified: boolean): readonly HeaderEntry[] {
-  return notModified ? snapshot.headers.filter(([name]) => isNotModifiedHeader(name)) : snapshot.headers;
+/**
+ * The stored headers a replay sends: all of them, or for a 304 those it
+ * carries (RFC 9110 §15.4.5), its ETag in the form the client holds
+ * (`notModifiedETag`: weak after an encoded body).
+ */
+export function replayedHeaders(
+  snapshot: ResponseSnapshot,
+  notModified: boolean,
+  requestHeaders: HeaderValues,
+): readonly HeaderEntry[] {
+  if (!notModified) return snapshot.headers;
+  const headers: HeaderEntry[] = [];
+  for (const [name, value] of snapshot.headers) {
+    if (!isNotModifiedHeader(name)) continue;
+    headers.push(
+      name === 'etag' && typeof value === 'string' ? [name, notModifiedETag(value, requestHeaders)] : [name, value],
+    );
+  }
+  return headers;
 }
 
 /** True when a value read from a store has the shape of a snapshot (else it is a miss, never served). */

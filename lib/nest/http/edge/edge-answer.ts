@@ -5,6 +5,7 @@ import { cacheStatus } from '../../../http/cache-status';
 import { HeaderValues, announcesBody } from '../../../http/request-key';
 import { requestPreconditions } from '../../../http/validators';
 import { ResolvedStampedeOptions } from '../../options/stampede.options';
+import { weakenETagWhenEncoded } from '../encoded-etag';
 import { HttpRequestLike, HttpResponseLike, Platform } from '../platform';
 import { ResponseSnapshot, answersNotModified, replayedHeaders, varyMismatch } from '../response-snapshot';
 import { requestTargetKey } from '../target-key';
@@ -53,7 +54,9 @@ export class EdgeAnswer {
     // In Nest's order: `@Header()` before the interceptor, then the stored status and headers, Age, Cache-Status.
     for (const { name, value } of route.headers)
       platform.setHeader(response, name, typeof value === 'function' ? value() : value);
-    platform.applySnapshot(response, notModified ? 304 : snapshot.status, replayedHeaders(snapshot, notModified));
+    const replayed = replayedHeaders(snapshot, notModified, headers);
+    platform.applySnapshot(response, notModified ? 304 : snapshot.status, replayed);
+    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(response);
     const now = Date.now();
     platform.setHeader(response, 'Age', String(ageSeconds(fresh.storedAt, now)));
     if (this.options.cacheStatusHeader) {
