@@ -171,6 +171,44 @@ describe('bad duration strings fail with the option, the value and where', () =>
     }
   });
 
+  it.each([['timeout'], ['waitTimeout'], ['softTimeout'], ['storeTimeout']])(
+    "%s past a Node timer's limit ('600h') fails bootstrap instead of firing at once",
+    async (name) => {
+      await expect(
+        Test.createTestingModule({ imports: [StampedeModule.forRoot({ [name]: '600h' })] }).compile(),
+      ).rejects.toThrow(
+        new RegExp(
+          `option "${name}": expected at most 2147483647 ms \\(~24.8 days: a Node timer's limit\\), got "600h"`,
+        ),
+      );
+    },
+  );
+
+  it("a ttl may be longer than a timer's limit ('720h'): nothing waits on it", async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [StampedeModule.forRoot({ ttl: '720h' })] }).compile();
+    const stampede = moduleRef.get(StampedeService);
+    try {
+      let runs = 0;
+      await stampede.run('k', () => ++runs);
+      await stampede.run('k', () => ++runs);
+      expect(runs).toBe(1);
+    } finally {
+      await moduleRef.close();
+    }
+  });
+
+  it("jitter: '0.5ms' fails (below 1 a jitter is a fraction of the ttl); 0.5 and '250ms' are taken", async () => {
+    await expect(
+      Test.createTestingModule({ imports: [StampedeModule.forRoot({ jitter: '0.5ms' as never })] }).compile(),
+    ).rejects.toThrow(/option "jitter".*a duration with a unit is at least 1 ms, got "0.5ms"/);
+    for (const jitter of [0.5, '250ms', '0.5']) {
+      const moduleRef = await Test.createTestingModule({
+        imports: [StampedeModule.forRoot({ jitter: jitter as never })],
+      }).compile();
+      await moduleRef.close();
+    }
+  });
+
   it("redis.lockTimeout: '5 s' fails bootstrap naming redis.lockTimeout", async () => {
     await expect(
       Test.createTestingModule({

@@ -45,6 +45,15 @@ export const milliseconds: Check = (value, name, where) => {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) fail(name, value, DURATION_EXPECTED, where);
   return ms;
 };
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); past it Node fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Milliseconds some timer waits: bounded, as Node would fire a longer one at once. */
+export const timerMilliseconds: Check = (value, name, where) => {
+  const ms = milliseconds(value, name, where) as number;
+  if (ms > MAX_TIMER_MS) fail(name, value, `at most ${MAX_TIMER_MS} ms (~24.8 days: a Node timer's limit)`, where);
+  return ms;
+};
 export const count =
   (min: number): Check =>
   (value, name, where) => {
@@ -79,10 +88,13 @@ export const headerNames: Check = (value, name, where) => {
   }
   return value;
 };
+const JITTER_EXPECTED = "a fraction of the ttl (0 to < 1) or milliseconds (>= 1, or a string such as '250ms')";
 export const jitter: Check = (value, name, where) => {
   const n = durationOf(value);
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-    fail(name, value, "a fraction of the ttl (0 to < 1) or milliseconds (>= 1, or a string such as '250ms')", where);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) fail(name, value, JITTER_EXPECTED, where);
+  // Below 1 a number is a fraction of the ttl: '0.5ms' must not become half of it.
+  if (typeof value === 'string' && /[a-z]$/i.test(value.trim()) && (n as number) > 0 && (n as number) < 1) {
+    fail(name, value, `${JITTER_EXPECTED}; a duration with a unit is at least 1 ms`, where);
   }
   return n;
 };
