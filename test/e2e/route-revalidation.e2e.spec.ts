@@ -1,4 +1,4 @@
-import { Controller, Get, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Res } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -134,6 +134,22 @@ class RatesController {
   }
 }
 
+/** A response that varies on the language, revalidated on the upstream's (language-free) version. */
+@Controller('greeting')
+class GreetingController {
+  @Get()
+  @Coalesce({ ttl: 1_000, staleIfError: 600_000 })
+  greet(
+    @Headers('accept-language') lang: string,
+    @Res({ passthrough: true }) res: PassthroughResponse,
+    @CurrentWork() work?: WorkContext<{ lang: string; version: number }>,
+  ) {
+    setResponseHeader(res, 'Vary', 'Accept-Language');
+    if (work?.stale && work.stale.value.version === upstream.version) return work.notModified();
+    return { lang, version: upstream.version };
+  }
+}
+
 describe.each(PLATFORMS)('a route revalidates with its upstream (%s)', (platform) => {
   let running: RunningApp;
   let store: StampedeMemoryStore;
@@ -145,7 +161,7 @@ describe.each(PLATFORMS)('a route revalidates with its upstream (%s)', (platform
     store = new StampedeMemoryStore(100);
     running = await startApp(platform, {
       imports: [StampedeModule.forRoot({ store })],
-      controllers: [RatesController, UpstreamRatesController],
+      controllers: [RatesController, UpstreamRatesController, GreetingController],
       providers: [{ provide: APP_INTERCEPTOR, useClass: StampedeInterceptor }],
     });
   });
@@ -242,5 +258,18 @@ describe.each(PLATFORMS)('a route revalidates with its upstream (%s)', (platform
     expect(fresh.headers['cache-status']).toMatch(/; hit; ttl=\d+$/);
     expect(JSON.parse(fresh.text)).toEqual({ etag: '"u1"', version: 1 });
     expect(upstream.asked).toHaveLength(2);
+  });
+
+  it('a stale response of another variant (Vary) is not handed to the handler: notModified() cannot answer with it', async () => {
+    const en = await get('/greeting', { 'accept-language': 'en' });
+    expect(JSON.parse(en.text)).toEqual({ lang: 'en', version: 1 });
+    jest.setSystemTime(Date.now() + 1_500); // past ttl: the en response stands by, stale
+    const fr = await get('/greeting', { 'accept-language': 'fr' });
+    expect([fr.status, JSON.parse(fr.text)]).toEqual([200, { lang: 'fr', version: 1 }]);
+    expect(fr.headers['cache-status']).not.toContain('fwd=stale');
+    // The fr response now stands at the key: en, past ttl again, is not answered with it either.
+    jest.setSystemTime(Date.now() + 1_500);
+    const enAgain = await get('/greeting', { 'accept-language': 'en' });
+    expect(JSON.parse(enAgain.text)).toEqual({ lang: 'en', version: 1 });
   });
 });

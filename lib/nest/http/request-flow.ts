@@ -108,7 +108,7 @@ export class RequestFlow {
     const before = { ...this.response.getHeaders() };
     const { route, requestHeaders } = this;
     // The handler sees bodies, not snapshots, through `@CurrentWork()`.
-    const routeWork = new RouteWork(work);
+    const routeWork = new RouteWork(work, requestHeaders);
     bindRouteWork(this.response, routeWork);
     return this.next.handle().pipe(
       map((body) => {

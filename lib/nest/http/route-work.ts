@@ -2,7 +2,8 @@ import { ExecutionContext, createParamDecorator } from '@nestjs/common';
 import { Freshness } from '../../core/freshness';
 import { StaleValue, WorkContext } from '../../core/work-context';
 import { hasValidatedStatus } from '../../http/validators';
-import { ResponseSnapshot } from './response-snapshot';
+import { HeaderValues } from '../../http/request-key';
+import { ResponseSnapshot, varyMismatch } from './response-snapshot';
 
 /**
  * A route handler's view of its flight's work context. The flight stores
@@ -15,10 +16,19 @@ export class RouteWork<T = unknown> implements WorkContext<T> {
   readonly stale?: StaleValue<T>;
   private kept = false;
 
-  constructor(private readonly flight: WorkContext<ResponseSnapshot>) {
+  constructor(
+    private readonly flight: WorkContext<ResponseSnapshot>,
+    requestHeaders: HeaderValues,
+  ) {
     const old = flight.stale;
-    // A kept error (statusTtl) is nothing to revalidate: only a 2xx response has validators.
-    if (old !== undefined && old.value.error === undefined && hasValidatedStatus(old.value.status)) {
+    // A kept error (statusTtl) is nothing to revalidate: only a 2xx response has validators. Nor is
+    // another variant (Vary): kept as this caller's answer, it would be another caller's response.
+    if (
+      old !== undefined &&
+      old.value.error === undefined &&
+      hasValidatedStatus(old.value.status) &&
+      !varyMismatch(old.value, requestHeaders)
+    ) {
       const { body, etag, lastModified } = old.value;
       this.stale = { value: body as T, storedAt: old.storedAt, expiresAt: old.expiresAt, etag, lastModified };
     }
