@@ -122,3 +122,57 @@ describe.each(PLATFORMS)('the edge in the request path of %s', (platform: Platfo
     }
   });
 });
+
+describe('the edge and the Fastify hooks that run after onRequest', () => {
+  let running: RunningApp;
+  afterEach(() => running.close());
+
+  /** A preValidation hook that authenticates by a client certificate, a preHandler that blocks. */
+  const withLaterHooks = (app: INestApplication) => {
+    const fastify = app.getHttpAdapter().getInstance() as { addHook(name: string, hook: unknown): void };
+    fastify.addHook('preValidation', async (req: { headers: Record<string, string>; user?: unknown }) => {
+      if (req.headers['x-client-cert'] === 'alice') req.user = { name: 'alice' };
+    });
+    fastify.addHook(
+      'preHandler',
+      async (req: { headers: Record<string, string> }, reply: { code(n: number): { send(b: unknown): unknown } }) => {
+        if (req.headers['x-blocked'] === '1') return reply.code(403).send({ denied: true });
+      },
+    );
+  };
+
+  it('keeps a route whose preValidation / preHandler hooks an edge hit would skip off the edge: they run on every request', async () => {
+    running = await startApp(
+      'fastify',
+      { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [PageController] },
+      withLaterHooks,
+    );
+    const first = await request(`${running.url}/page`);
+    expect(first.status).toBe(200);
+    const blocked = await request(`${running.url}/page`, { headers: { 'x-blocked': '1' } });
+    expect([blocked.status, JSON.parse(blocked.text)]).toEqual([403, { denied: true }]);
+    const alice = await request(`${running.url}/page`, { headers: { 'x-client-cert': 'alice' } });
+    // Her request carries a user: never another caller's response.
+    expect(alice.headers['cache-status']).toBe('nestjs-stampede; fwd=bypass');
+    // Anonymous hits are the interceptor's (after the hooks), not the edge's.
+    const before = handled;
+    const hit = await request(`${running.url}/page`);
+    expect(hit.headers['cache-status']).toMatch(/; hit; ttl=/);
+    expect(handled).toBe(before);
+  });
+
+  it('answers at the edge when the hooks are listed as safe to skip (by kind, or the function)', async () => {
+    running = await startApp(
+      'fastify',
+      {
+        imports: [StampedeModule.forRoot({ ttl: 60_000, edge: { skip: ['preValidation', 'preHandler'] } })],
+        controllers: [PageController],
+      },
+      withLaterHooks,
+    );
+    await request(`${running.url}/page`);
+    const blocked = await request(`${running.url}/page`, { headers: { 'x-blocked': '1' } });
+    // Listed as safe: the edge answered, the blocking hook did not run.
+    expect(blocked.status).toBe(200);
+  });
+});

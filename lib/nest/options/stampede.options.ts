@@ -180,8 +180,12 @@ export interface CoalesceOptions extends MethodCoalesceOptions {
  * ```
  */
 export interface EdgeOptions {
+  /**
+   * Guards, interceptors, pipes (classes or instances) and, on Fastify, hooks
+   * that run after `onRequest` (the function, or its kind) an edge hit may skip.
+   */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  skip?: readonly (Function | object)[];
+  skip?: readonly (Function | object | 'preParsing' | 'preValidation' | 'preHandler')[];
 }
 
 /**

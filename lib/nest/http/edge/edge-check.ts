@@ -33,6 +33,10 @@ export interface ApprovedRoute {
   handler: object;
   settings: RouteSettings;
   headers: readonly StaticHeader[];
+  /** What the user listed as safe to skip (Fastify hooks are only known once the app is ready). */
+  skip: readonly unknown[];
+  /** `Controller.method (GET /path)`, for messages. */
+  name: string;
 }
 
 /** Everything the check reads, all of it known when the app initialises. */
@@ -75,12 +79,18 @@ export function checkEdgeRoutes(deps: EdgeCheckDeps): ApprovedRoute[] {
       );
       if (settings === null) continue;
       const blockers = blockersOf(deps, controller, handler, setting, settings);
+      const route = `${controller.name}.${name} (${routeName(deps.config, controller, handler, method)})`;
       if (blockers.length === 0) {
-        approved.push({ controller, handler, settings, headers: staticHeaders(handler) });
+        approved.push({
+          controller,
+          handler,
+          settings,
+          headers: staticHeaders(handler),
+          skip: setting.skip,
+          name: route,
+        });
       } else {
-        refusals.push(
-          `${controller.name}.${name} (${routeName(deps.config, controller, handler, method)}): ${blockers.join('; ')}`,
-        );
+        refusals.push(`${route}: ${blockers.join('; ')}`);
       }
     }
   }

@@ -31,6 +31,21 @@ export interface EdgeGate {
  */
 export type RouteIdentity = (request: HttpRequestLike) => object | undefined;
 
+/** The Fastify hooks that run after `onRequest` and before the handler: an edge hit would skip them. */
+export const FASTIFY_LATER_HOOKS = ['preParsing', 'preValidation', 'preHandler'] as const;
+
+/**
+ * The hooks of the route a Fastify request was routed to that run after the
+ * edge (`preParsing`, `preValidation`, `preHandler`), by kind; known once the
+ * app is ready, so read from the route's context, not at bootstrap.
+ */
+export function fastifyLaterHooks(request: HttpRequestLike): { kind: string; hook: unknown }[] {
+  const context = fastifyContext(request) as Record<string, unknown[] | null | undefined> | undefined;
+  const found: { kind: string; hook: unknown }[] = [];
+  for (const kind of FASTIFY_LATER_HOOKS) for (const hook of context?.[kind] ?? []) found.push({ kind, hook });
+  return found;
+}
+
 /** Express sets `request.route` to the route it dispatches to. */
 export const expressRoute: RouteIdentity = (request) => (request as { route?: object }).route;
 
@@ -42,9 +57,15 @@ let contextSymbol: symbol | undefined;
  * by its `config` object: `request.routeOptions` builds a new object on each read.
  */
 export const fastifyRoute: RouteIdentity = (request) => {
-  if (contextSymbol === undefined) {
-    contextSymbol = Object.getOwnPropertySymbols(request).find((symbol) => symbol.description === 'fastify.context');
-    if (contextSymbol === undefined) return (request as { routeOptions?: { config?: object } }).routeOptions?.config;
-  }
-  return (request as unknown as Record<symbol, { config?: object } | undefined>)[contextSymbol]?.config;
+  const context = fastifyContext(request);
+  return context === undefined
+    ? (request as { routeOptions?: { config?: object } }).routeOptions?.config
+    : (context as { config?: object }).config;
 };
+
+function fastifyContext(request: HttpRequestLike): object | undefined {
+  contextSymbol ??= Object.getOwnPropertySymbols(request).find((symbol) => symbol.description === 'fastify.context');
+  return contextSymbol === undefined
+    ? undefined
+    : (request as unknown as Record<symbol, object | undefined>)[contextSymbol];
+}

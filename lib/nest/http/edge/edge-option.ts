@@ -1,5 +1,6 @@
 import { Check, fail } from '../../options/stampede.option-checks';
 import { EdgeOptions } from '../../options/stampede.options';
+import { FASTIFY_LATER_HOOKS } from './edge-gate';
 
 /** `edge`: `true`, `false`, or `{ skip: [...] }` listing classes or instances. */
 export const edgeOption: Check = (value, name, where) => {
@@ -14,9 +15,18 @@ export const edgeOption: Check = (value, name, where) => {
   if (skip === undefined) return value;
   if (
     !Array.isArray(skip) ||
-    skip.some((item) => item === null || (typeof item !== 'function' && typeof item !== 'object'))
+    skip.some(
+      (item) =>
+        item === null ||
+        (typeof item !== 'function' && typeof item !== 'object' && !FASTIFY_LATER_HOOKS.includes(item as never)),
+    )
   ) {
-    fail(`${name}.skip`, skip, 'a list of guard, interceptor or pipe classes or instances', where);
+    fail(
+      `${name}.skip`,
+      skip,
+      `a list of guard, interceptor or pipe classes or instances, Fastify hook functions or kinds (${FASTIFY_LATER_HOOKS.map((kind) => `'${kind}'`).join(', ')})`,
+      where,
+    );
   }
   return value;
 };

@@ -8,7 +8,16 @@ import { HttpRequestLike, HttpResponseLike, Platform } from '../platform';
 import { StampedeInterceptor } from '../stampede.interceptor';
 import { EdgeAnswer } from './edge-answer';
 import { ApprovedRoute, checkEdgeRoutes } from './edge-check';
-import { EdgeGate, RouteIdentity, expressRoute, fastifyRoute, hasGates, registerGates } from './edge-gate';
+import {
+  EdgeGate,
+  RouteIdentity,
+  expressRoute,
+  fastifyLaterHooks,
+  fastifyRoute,
+  hasGates,
+  registerGates,
+} from './edge-gate';
+import { isListed } from './edge-option';
 
 type ExpressHandler = (request: unknown, response: unknown, next: unknown) => unknown;
 interface ExpressLayer {
@@ -30,6 +39,8 @@ export class StampedeEdgeTier implements OnModuleInit {
   private readonly logger = new Logger('Stampede');
   private readonly approved = new WeakMap<object, WeakMap<object, EdgeGate>>();
   private readonly gates = new WeakMap<object, ApprovedRoute>();
+  /** Routes kept off the edge by hooks it would skip. */
+  private readonly closed = new WeakSet<object>();
   /**
    * The route that produced each stored response: the edge answers a route
    * only with its own, whatever else routing may do with the same URL (Express
@@ -119,7 +130,15 @@ export class StampedeEdgeTier implements OnModuleInit {
   /** The interceptor saw `request` on an approved route: its route now opens the gate to the tier. */
   private open(request: HttpRequestLike, route: ApprovedRoute): void {
     const identity = this.identity?.(request);
-    if (identity !== undefined && !this.gates.has(identity)) this.gates.set(identity, route);
+    if (identity === undefined || this.gates.has(identity) || this.closed.has(identity)) return;
+    const skipped = this.identity === fastifyRoute ? unlistedLaterHooks(request, route) : [];
+    if (skipped.length === 0) return void this.gates.set(identity, route);
+    // Fastify hooks are known only once the app is ready: the route stays off the edge, said once.
+    this.closed.add(identity);
+    this.logger.warn(
+      `edge off for ${route.name}: Fastify ${skipped.join(', ')} hook(s) run before its handler on every request, ` +
+        `and an edge hit would skip them; list each in edge.skip (the hook function, or its kind, e.g. 'preHandler') to answer at the edge anyway`,
+    );
   }
 
   private tryAnswer(request: HttpRequestLike, response: HttpResponseLike): boolean {
@@ -137,4 +156,13 @@ export class StampedeEdgeTier implements OnModuleInit {
       return false;
     }
   }
+}
+
+/** The later Fastify hooks of the route of `request` not listed as safe to skip (by function, or by kind). */
+function unlistedLaterHooks(request: HttpRequestLike, route: ApprovedRoute): string[] {
+  const kinds = new Set<string>();
+  for (const { kind, hook } of fastifyLaterHooks(request)) {
+    if (!isListed(hook, route.skip) && !route.skip.includes(kind)) kinds.add(kind);
+  }
+  return [...kinds];
 }
