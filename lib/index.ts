@@ -20,3 +20,5 @@ export { StampedeOptionsError } from './stampede.options-error';
 export { StampedeService } from './stampede.service';
 export type { RunOptions } from './stampede.run-options';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';
+export type { RedisClusterOptions, RedisSentinelOptions } from './redis/redis.servers';
+export type { RedisClusterLike } from './redis/redis.cluster';
