@@ -78,18 +78,20 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     '--cluster-replica-validity-factor',
     '0',
   ];
-  try {
-    for (let i = 0; i < 6; i++) {
-      const port = await freePort();
+  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const started = await Promise.allSettled(
+    ports.map((port) => {
       const dir = join(root, String(port));
       mkdirSync(dir);
-      children.set(port, await spawnRedis(port, dir, extra(port)));
-    }
-  } catch (error) {
+      return spawnRedis(port, dir, extra(port));
+    }),
+  );
+  started.forEach((result, i) => children.set(ports[i], result.status === 'fulfilled' ? result.value : undefined));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
     for (const child of children.values()) child?.kill('SIGKILL');
-    throw error;
+    throw failed.reason;
   }
-  const ports = [...children.keys()];
   const nodes: ClusterNode[] = ports.map((port) => ({
     port,
     url: `redis://127.0.0.1:${port}`,

@@ -10,6 +10,7 @@ import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
 import { StampedeEngine } from '../../../lib/stampede.engine';
+import { RedisOptions, RedisSentinelOptions } from '../../../lib/redis/redis.options';
 import { createRedisApp } from './redis-app';
 
 /** Executions per id, and gates that hold them. */
@@ -115,13 +116,20 @@ class AdminController {
   }
 }
 
+/** The `redis` option's way to the server: a URL, a cluster's root nodes or Sentinel settings. */
+function server(env: NodeJS.ProcessEnv): RedisOptions {
+  if (env.STAMPEDE_REDIS_CLUSTER) return { cluster: { rootNodes: JSON.parse(env.STAMPEDE_REDIS_CLUSTER) as [] } };
+  if (env.STAMPEDE_REDIS_SENTINEL) return { sentinel: JSON.parse(env.STAMPEDE_REDIS_SENTINEL) as RedisSentinelOptions };
+  return { url: env.STAMPEDE_REDIS_URL };
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   const app = await createRedisApp(
     { controllers: [ItemsController, AdminController], providers: [Origin] },
     { ttl: Number(env.STAMPEDE_TTL ?? 60_000), invalidateOnWrite: env.STAMPEDE_INVALIDATE_ON_WRITE === '1' },
     {
-      url: env.STAMPEDE_REDIS_URL,
+      ...server(env),
       l1Ttl: env.STAMPEDE_L1_TTL ? Number(env.STAMPEDE_L1_TTL) : undefined,
       keyPrefix: env.STAMPEDE_KEY_PREFIX,
       leaseTtl: env.STAMPEDE_LEASE_TTL ? Number(env.STAMPEDE_LEASE_TTL) : undefined,
