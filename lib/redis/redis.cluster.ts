@@ -52,7 +52,10 @@ export function isClusterClient(value: unknown): value is RedisClusterLike {
 }
 
 /** Commands that name no key: sent to any node. */
-const KEYLESS = new Set(['PING', 'TIME', 'PUBLISH', 'ECHO', 'INFO']);
+const KEYLESS = new Set(['TIME', 'PUBLISH', 'ECHO', 'INFO']);
+
+/** Commands sent to every primary. */
+const EVERY_PRIMARY = new Set(['SCRIPT', 'PING']);
 
 /** Milliseconds between two topology refreshes asked for by failures. */
 const REDISCOVER_EVERY = 250;
@@ -71,7 +74,7 @@ function firstKey(args: ReadonlyArray<string | Buffer>): string | undefined {
 /**
  * A node-redis cluster client as the one-connection `RedisClientLike` the
  * tier speaks to: each command goes to the primary of its first key's slot
- * (node-redis follows `MOVED`/`ASK`), `SCRIPT LOAD` to every primary, and
+ * (node-redis follows `MOVED`/`ASK`), `SCRIPT LOAD` and `PING` to every primary, and
  * `primaries()` gives the node clients a `SCAN` must visit one by one.
  *
  * node-redis learns the topology anew only on a `MOVED` reply, which a dead
@@ -89,7 +92,7 @@ function firstKey(args: ReadonlyArray<string | Buffer>): string | undefined {
  */
 export class ClusterClient implements RedisClientLike {
   private nextRediscover = 0;
-  private rediscovering = false;
+  private rediscovering?: Promise<void>;
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closed = false;
   private readonly onNodeError = () => this.rediscover();
@@ -109,7 +112,9 @@ export class ClusterClient implements RedisClientLike {
   async sendCommand<T = unknown>(args: ReadonlyArray<string | Buffer>): Promise<T> {
     if (!this.isReady) throw new Error('The cluster client is not connected');
     try {
-      if (String(args[0]).toUpperCase() === 'SCRIPT') {
+      // A script is loaded on every primary; a PING (the outage probe, the health check) answers
+      // only if every primary does, so the tier is not back while some slots have none.
+      if (EVERY_PRIMARY.has(String(args[0]).toUpperCase())) {
         const replies = await Promise.all((await this.primaries()).map((node) => node.sendCommand<T>(args)));
         return replies[0];
       }
@@ -140,8 +145,10 @@ export class ClusterClient implements RedisClientLike {
     });
   }
 
-  close(): Promise<unknown> {
+  async close(): Promise<unknown> {
     this.stop();
+    // A refresh still running would open node connections after the close.
+    await this.rediscovering;
     return this.cluster.close();
   }
 
@@ -187,11 +194,10 @@ export class ClusterClient implements RedisClientLike {
     const start = nodes.find((client) => client.isReady) ?? nodes[0];
     if (typeof slots?.rediscover !== 'function' || !start) return;
     this.nextRediscover = now + REDISCOVER_EVERY;
-    this.rediscovering = true;
-    slots
+    this.rediscovering = slots
       .rediscover(start)
       .catch(() => undefined)
-      .finally(() => (this.rediscovering = false));
+      .finally(() => (this.rediscovering = undefined));
   }
 }
 

@@ -32,14 +32,19 @@ describe('the Redis tier on a Redis Cluster', () => {
 
   beforeAll(async () => {
     cluster = await startRedisCluster();
-    raw = createCluster({ rootNodes: cluster.rootNodes });
+    // No reconnection: the last test kills a primary, whose client would otherwise retry after the test ends.
+    raw = createCluster({ rootNodes: cluster.rootNodes, defaults: { socket: { reconnectStrategy: false } } });
     raw.on('error', () => undefined);
     await raw.connect();
   });
 
   afterAll(async () => {
     await Promise.all(tiers.map((made) => made.close()));
-    raw?.destroy();
+    try {
+      raw?.destroy();
+    } catch {
+      // A node client that closed when its server was killed cannot be destroyed again.
+    }
     await cluster?.stop();
   });
 
@@ -86,6 +91,21 @@ describe('the Redis tier on a Redis Cluster', () => {
     await until(() => names.every((name) => a.store.local.get(name) === undefined), 'the L1 copies to be dropped');
   });
 
+  it('works on a cluster client the app made, and leaves it open', async () => {
+    const client = createCluster({ rootNodes: cluster.rootNodes });
+    client.on('error', () => undefined);
+    await client.connect();
+    const made = new RedisTier(validateRedisOptions({ client }), { logger: new RecordingLogger(), maxEntries: 100 });
+    expect(await made.ready(10_000)).toBe(true);
+    expect(made.connection.isCluster).toBe(true);
+    await made.store.set('GET /theirs', entry('theirs'), 60_000);
+    expect(await raw.get(keys.value('GET /theirs'))).toContain('theirs');
+    await made.close();
+    expect(client.isOpen).toBe(true);
+    expect(await client.get(keys.value('GET /theirs'))).toContain('theirs');
+    client.destroy();
+  });
+
   it('shares tag invalidations between instances', async () => {
     const [a, b] = await Promise.all([tier(), tier()]);
     const tagged = entry('tagged', ['products']);
@@ -95,5 +115,28 @@ describe('the Redis tier on a Redis Cluster', () => {
     // A third instance started afterwards reads it from the cluster.
     const c = await tier();
     expect(c.tags.isValid(tagged)).toBe(false);
+  });
+
+  // Last: it leaves the cluster with a replica promoted.
+  it('answers a PING only when every primary does, and writes again once a replica took over a killed one', async () => {
+    const made = await tier();
+    await expect(made.connection.command(['PING'])).resolves.toBe('PONG');
+    const victim = await cluster.primaryOf(keySlot(keys.value('GET /victim')));
+    await victim.kill();
+    await expect(made.connection.command(['PING'])).rejects.toThrow();
+    expect(await made.store.set('GET /victim', entry('lost'), 60_000)).toBe(false);
+    await cluster.healthy();
+    const answers = (call: () => Promise<unknown>) =>
+      call().then(
+        (ok) => ok !== false,
+        () => false,
+      );
+    await until(() => answers(() => made.connection.command(['PING'])), 'a PONG from every primary');
+    await until(
+      () => answers(() => made.store.set('GET /victim', entry('back'), 60_000)),
+      'a write on the promoted replica',
+    );
+    // Read with redis-cli -c: a node-redis cluster client of the test's own would wait for the dead node for good.
+    expect(await cluster.cli('-c', 'GET', keys.value('GET /victim'))).toContain('back');
   });
 });
