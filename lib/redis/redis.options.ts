@@ -183,7 +183,8 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   const { url, client, cluster, sentinel, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } =
     given as RedisOptions;
   // `{ url: process.env.REDIS_URL }` with the variable unset must not quietly connect to localhost.
-  if ('url' in (given as object) && url === undefined && client === undefined && cluster === undefined) {
+  const other = client ?? cluster ?? sentinel;
+  if ('url' in (given as object) && url === undefined && other === undefined) {
     throw new StampedeOptionsError(
       'redis.url',
       undefined,
