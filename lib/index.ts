@@ -22,3 +22,5 @@ export { parseDuration } from './nest/options/duration';
 export type { Duration, DurationUnit } from './nest/options/duration';
 export { CurrentWork } from './nest/http/route-work';
 export type { StaleValue } from './core/work-context';
+export type { RedisClusterOptions, RedisSentinelOptions } from './redis/redis.servers';
+export type { RedisClusterLike } from './redis/redis.cluster';

@@ -9,12 +9,15 @@ import { BenchOptions, Check, ScenarioReport, Target, atMost } from '../shared/r
 import { Table, median, num, pairedRatio, percentile, ratio } from '../shared/stats';
 import { portOf, rotated, settle } from '../shared/systems';
 import { Reply, burstAcross, keepAliveAgent, timedGet } from '../shared/timed-http';
+import { FleetPlan, measureFleet, reportFleet } from './redis-fleet';
 
 /**
  * redis-cold (GitHub issue #6): three instances of one app, a cold burst of
  * 300 GETs of one key spread over them (100 each), 100 ms handler. In process
  * each instance coalesces its own callers (3 origin calls); with the `redis`
- * option the fleet makes one. Also: what the Redis round trip costs a hit.
+ * option the fleet makes one. Also: what the Redis round trip costs a hit,
+ * and (issue #12, `redis-fleet.ts`) the same burst on a Redis Cluster, origin
+ * calls during an outage, and the delay of an invalidation across instances.
  */
 
 const SERVER_SCRIPT = join(__dirname, '..', 'servers', 'fleet-app.js');
@@ -321,8 +324,31 @@ export async function run(options: BenchOptions): Promise<ScenarioReport> {
       raw: { error: why },
     };
   }
+  const fleetPlan: FleetPlan = options.quick
+    ? { clusterRounds: 2, outageMs: 1_500, invalidationTrials: 20 }
+    : { clusterRounds: 7, outageMs: 5_000, invalidationTrials: 100 };
   try {
-    return report(await measure(redis, plan), plan);
+    const own = report(await measure(redis, plan), plan);
+    let fleet;
+    try {
+      fleet = await measureFleet(redis, fleetPlan);
+    } catch (error) {
+      // E.g. no redis-cli to make the cluster with: the rows are missing, and the run fails saying why.
+      const why = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+      own.checks.push({
+        name: 'redis-cold: the cluster, outage and invalidation rows could run',
+        pass: false,
+        detail: why,
+      });
+      return own;
+    }
+    const more = reportFleet(fleet, fleetPlan);
+    return {
+      tables: [...own.tables, ...more.tables],
+      targets: [...own.targets, ...more.targets],
+      checks: [...own.checks, ...more.checks],
+      raw: { ...(own.raw as object), fleetPlan, fleet },
+    };
   } finally {
     await redis.stop();
   }

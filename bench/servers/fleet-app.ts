@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StampedeInterceptor, StampedeModule, StampedeModuleOptions } from '../../lib';
+import { StampedeInterceptor, StampedeModule, StampedeModuleOptions, StampedeService } from '../../lib';
 import { serveParent } from '../shared/child';
 
 /**
@@ -98,6 +98,8 @@ async function main(): Promise<void> {
         return { calls: stats?.calls ?? 0, maxConcurrent: stats?.maxConcurrent ?? 0 };
       },
       hotCalls: () => hotCalls,
+      // redis-cold's invalidation delay: an invalidation issued on this instance.
+      invalidate: (key: string) => app.get(StampedeService).invalidate(key),
     },
     { port: (server.address() as AddressInfo).port },
   );

@@ -126,6 +126,26 @@ export class RedisConnection {
     });
   }
 
+  /** True on a Redis Cluster: a multi-key call must stay within one hash slot. */
+  get isCluster(): boolean {
+    return typeof this.client.primaries === 'function';
+  }
+
+  /**
+   * The clients a `SCAN` must visit: every primary of a cluster, or the one
+   * connection. Rejects when Redis is unreachable.
+   */
+  async primaries(): Promise<RedisClientLike[]> {
+    if (!this.client.primaries) return [this.client];
+    this.admit();
+    try {
+      return await bounded(this.client.primaries(), this.timeout, this.onOverdue);
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    }
+  }
+
   /** True while Redis is considered unreachable. */
   get isDown(): boolean {
     return this.outage.isDown;
@@ -161,17 +181,18 @@ export class RedisConnection {
   }
 
   /**
-   * Sends one command (`['SET', key, value, 'PX', '1000']`); rejects when
-   * Redis is unreachable, slow, or answers with an error.
+   * Sends one command (`['SET', key, value, 'PX', '1000']`), on `via` if
+   * given (one primary of a cluster); rejects when Redis is unreachable,
+   * slow, or answers with an error.
    *
    * @example
    * ```ts
    * await connection.command(['PUBLISH', 'stampede:wake:k', 'done']);
    * ```
    */
-  async command<T>(args: readonly string[]): Promise<T> {
+  async command<T>(args: readonly string[], via: RedisClientLike = this.client): Promise<T> {
     this.admit();
-    const sent = this.client.sendCommand<T>(args);
+    const sent = via.sendCommand<T>(args);
     try {
       const reply = await bounded(sent, this.timeout, this.onOverdue);
       this.succeed();

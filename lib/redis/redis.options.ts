@@ -1,4 +1,15 @@
 import { StampedeOptionsError } from '../errors';
+import type { RedisClusterLike } from './redis.cluster';
+import { isClusterClient } from './redis.cluster';
+import {
+  RedisClusterOptions,
+  RedisSentinelOptions,
+  checkCluster,
+  checkOneServer,
+  checkSentinel,
+} from './redis.servers';
+
+export type { RedisClusterOptions, RedisSentinelOptions } from './redis.servers';
 
 /**
  * The part of a node-redis v5 client (`createClient()` from `redis` or
@@ -25,6 +36,8 @@ export interface RedisClientLike {
   off(event: string, listener: (...args: any[]) => void): unknown;
   subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
   pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  /** A Redis Cluster's primaries (each a client of its own): where a `SCAN` must go one by one. */
+  primaries?(): Promise<RedisClientLike[]>;
 }
 
 /**
@@ -43,9 +56,20 @@ export interface RedisClientLike {
 export interface RedisOptions {
   /** `redis://` or `rediss://` URL; a client is created, connected and closed on shutdown. */
   url?: string;
-  /** A node-redis v5 client you created (connect it yourself); never closed by the module. */
-  client?: RedisClientLike;
-  /** Prefix of every Redis key and channel written. Default `'stampede:'`. */
+  /**
+   * A node-redis v5 client you created: `createClient()`, or `createCluster()`
+   * for a Redis Cluster (told apart by its shape). Never closed by the module.
+   */
+  client?: RedisClientLike | RedisClusterLike;
+  /** A Redis Cluster: a cluster client is created from these options, connected and closed on shutdown. */
+  cluster?: RedisClusterOptions;
+  /** A Sentinel-managed primary: a Sentinel client is created, connected and closed on shutdown. */
+  sentinel?: RedisSentinelOptions;
+  /**
+   * Prefix of every Redis key and channel written (no braces: they would
+   * pick the Redis Cluster slot of every key). Default `'stampede:'`. Give
+   * each app version that changes the shape of cached values its own.
+   */
   keyPrefix?: string;
   /**
    * Milliseconds a lease lasts: how long the other instances trust a holder
@@ -86,7 +110,9 @@ export interface RedisOptions {
  */
 export interface ResolvedRedisOptions {
   url?: string;
-  client?: RedisClientLike;
+  client?: RedisClientLike | RedisClusterLike;
+  cluster?: RedisClusterOptions;
+  sentinel?: RedisSentinelOptions;
   keyPrefix: string;
   leaseTtl: number;
   lockTimeout: number;
@@ -100,9 +126,19 @@ export const DEFAULT_LEASE_TTL = 10_000;
 export const DEFAULT_LOCK_TIMEOUT = 5_000;
 export const DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024;
 
-const REDIS_KEYS = ['url', 'client', 'keyPrefix', 'leaseTtl', 'lockTimeout', 'l1Ttl', 'maxValueBytes'] as const;
+const REDIS_KEYS = [
+  'url',
+  'client',
+  'cluster',
+  'sentinel',
+  'keyPrefix',
+  'leaseTtl',
+  'lockTimeout',
+  'l1Ttl',
+  'maxValueBytes',
+] as const;
 
-function isClient(value: unknown): value is RedisClientLike {
+function isClient(value: unknown): value is RedisClientLike | RedisClusterLike {
   const client = value as Partial<RedisClientLike> | null;
   return (
     client !== null &&
@@ -143,7 +179,11 @@ function requireRedisPackage(): void {
  */
 export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new StampedeOptionsError('redis', value, 'an options object ({ url } or { client })');
+    throw new StampedeOptionsError(
+      'redis',
+      value,
+      'an options object ({ url }, { client }, { cluster } or { sentinel })',
+    );
   }
   const given = value as Record<string, unknown>;
   for (const name of Object.keys(given)) {
@@ -151,9 +191,11 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
       throw new StampedeOptionsError(`redis.${name}`, given[name], `one of ${REDIS_KEYS.join(', ')}`);
     }
   }
-  const { url, client, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } = given as RedisOptions;
+  const { url, client, cluster, sentinel, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } =
+    given as RedisOptions;
   // `{ url: process.env.REDIS_URL }` with the variable unset must not quietly connect to localhost.
-  if ('url' in (given as object) && url === undefined && client === undefined) {
+  const other = client ?? cluster ?? sentinel;
+  if ('url' in (given as object) && url === undefined && other === undefined) {
     throw new StampedeOptionsError(
       'redis.url',
       undefined,
@@ -163,16 +205,23 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
     throw new StampedeOptionsError('redis.url', url, 'a redis:// or rediss:// URL');
   }
-  if (client !== undefined && !isClient(client)) {
-    throw new StampedeOptionsError('redis.client', client, 'a node-redis v5 client (createClient())');
+  if (client !== undefined && !isClient(client) && !isClusterClient(client)) {
+    throw new StampedeOptionsError(
+      'redis.client',
+      client,
+      'a node-redis v5 client (createClient() or createCluster())',
+    );
   }
   // The module creates the client from the `redis` package (an optional peer): say so at bootstrap if it is absent.
   if (client === undefined) requireRedisPackage();
   if (url !== undefined && client !== undefined) {
     throw new StampedeOptionsError('redis.client', '(a client)', 'either redis.url or redis.client, not both');
   }
-  if (keyPrefix !== undefined && typeof keyPrefix !== 'string') {
-    throw new StampedeOptionsError('redis.keyPrefix', keyPrefix, 'a string');
+  checkOneServer(given);
+  if (cluster !== undefined) checkCluster(cluster);
+  if (sentinel !== undefined) checkSentinel(sentinel);
+  if (keyPrefix !== undefined && (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix))) {
+    throw new StampedeOptionsError('redis.keyPrefix', keyPrefix, 'a string without { or } (they pick a cluster slot)');
   }
   if (leaseTtl !== undefined) checkMilliseconds('leaseTtl', leaseTtl, 1);
   if (lockTimeout !== undefined) checkMilliseconds('lockTimeout', lockTimeout, 1);
@@ -186,6 +235,8 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   return {
     url,
     client,
+    ...(cluster !== undefined && { cluster }),
+    ...(sentinel !== undefined && { sentinel }),
     keyPrefix: keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
     leaseTtl: leaseTtl ?? DEFAULT_LEASE_TTL,
     lockTimeout: lockTimeout ?? DEFAULT_LOCK_TIMEOUT,

@@ -5,12 +5,11 @@ import { decodeEntry, encodeEntry } from './redis.codec';
 import { LuaScript, RedisConnection } from './redis.connection';
 import { InvalidationMessage, parseInvalidation } from './redis.invalidation';
 import { DEFAULT_MAX_VALUE_BYTES } from './redis.options';
-import { RedisKeys, escapeGlob } from './redis.keys';
+import { RedisKeys } from './redis.keys';
+import { unlinkMatching } from './redis.scan';
 import { RetryQueue } from './redis.retry';
+import { keySlot } from './redis.slot';
 import { RedisSubscriber } from './redis.subscriber';
-
-/** Keys deleted per `UNLINK` and asked per `SCAN` step by `deletePrefix`. */
-const SCAN_COUNT = 500;
 
 /** Invalidations kept for replay at most; beyond, one delete of everything replaces them. */
 const MAX_REPLAYS = 10_000;
@@ -83,7 +82,8 @@ export function asText(reply: unknown): string | undefined {
 /**
  * A `StampedeStore` in Redis (node-redis v5). Entries are JSON with the types
  * JSON would lose tagged (Buffer, Uint8Array, Date, BigInt, Map, Set), under
- * `<keyPrefix>v:<key>`, expiring by `PX`. An entry read back has its times
+ * `<keyPrefix>v:{<tag>}<key>` (the tag, a hash of the key, keeps the value, lease
+ * and wake-up channel of a key in one Redis Cluster slot), expiring by `PX`. An entry read back has its times
  * moved to the reader's clock by comparing the writer's expected expiry with
  * Redis's remaining TTL, so instances' clocks need not agree. What cannot be
  * read back (garbage, another program's data, a key of another type, a value
@@ -169,6 +169,24 @@ export class RedisStore implements StampedeStore {
   }
 
   private async readMany(keys: string[]): Promise<(StoredEntry | undefined)[]> {
+    if (!this.connection.isCluster) return this.readSlot(keys);
+    // A script may only touch keys of one slot: one call per slot, all at once.
+    const bySlot = new Map<number, string[]>();
+    for (const key of keys) {
+      const slot = keySlot(this.keys.value(key));
+      const group = bySlot.get(slot);
+      if (group) group.push(key);
+      else bySlot.set(slot, [key]);
+    }
+    const groups = [...bySlot.values()];
+    const read = await Promise.all(groups.map((group) => this.readSlot(group)));
+    const found = new Map<string, StoredEntry | undefined>();
+    groups.forEach((group, g) => group.forEach((key, i) => found.set(key, read[g][i])));
+    return keys.map((key) => found.get(key));
+  }
+
+  /** Reads `keys` (of one slot on a cluster) in one script call. */
+  private async readSlot(keys: string[]): Promise<(StoredEntry | undefined)[]> {
     let reply: unknown;
     const sentAt = Date.now();
     try {
@@ -288,27 +306,9 @@ export class RedisStore implements StampedeStore {
   }
 
   private async sendPrefix(prefix: string): Promise<number> {
-    const deleted = await this.unlinkMatching(`${escapeGlob(this.keys.value(prefix))}*`);
-    await this.unlinkMatching(`${escapeGlob(this.keys.lock(prefix))}*`);
+    const deleted = await unlinkMatching(this.connection, this.keys.valuesMatching(prefix));
+    await unlinkMatching(this.connection, this.keys.locksMatching(prefix));
     await this.publish({ p: prefix, o: this.instance });
-    return deleted;
-  }
-
-  private async unlinkMatching(pattern: string): Promise<number> {
-    let cursor = '0';
-    let deleted = 0;
-    do {
-      const [next, keys] = await this.connection.command<[string, string[]]>([
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        String(SCAN_COUNT),
-      ]);
-      cursor = String(next);
-      if (keys.length > 0) deleted += await this.connection.command<number>(['UNLINK', ...keys]);
-    } while (cursor !== '0');
     return deleted;
   }
 

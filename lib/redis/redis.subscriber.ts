@@ -7,7 +7,8 @@ type Listener = (message: string) => void;
 /**
  * The one pub/sub connection of an instance (a subscribed Redis connection
  * can do nothing else). It is subscribed once, to the pattern of every
- * per-key wake-up channel (`<prefix>wake:*`) and to the invalidation channel,
+ * per-key wake-up channel (`<prefix>wake:*`; classic pub/sub, which a
+ * Redis Cluster broadcasts to every node) and to the invalidation channel,
  * and hands each message to the local listeners of its key, so waiting on a
  * key costs no round trip. Messages can be lost (e.g. while reconnecting):
  * waiters poll as well, and `onResubscribed` tells the L1 tier to forget
@@ -23,7 +24,6 @@ type Listener = (message: string) => void;
 export class RedisSubscriber {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly invalidationListeners = new Set<Listener>();
-  private readonly wakePrefix: string;
   private readonly wakePattern: string;
   readonly invalidationChannel: string;
   private subscribing?: Promise<void>;
@@ -37,9 +37,8 @@ export class RedisSubscriber {
 
   constructor(
     readonly client: RedisClientLike,
-    keys: RedisKeys,
+    private readonly keys: RedisKeys,
   ) {
-    this.wakePrefix = keys.wake('');
     this.wakePattern = keys.wakePattern;
     this.invalidationChannel = keys.invalidation;
     // Errors of this connection are the main connection's to report (same server); without a
@@ -90,7 +89,8 @@ export class RedisSubscriber {
     if (this.subscribed || !this.client.isReady) return Promise.resolve();
     this.subscribing ??= Promise.all([
       this.client.pSubscribe(this.wakePattern, (message, channel) => {
-        const listeners = this.listeners.get(channel.slice(this.wakePrefix.length));
+        const key = this.keys.wakeKey(channel);
+        const listeners = key === undefined ? undefined : this.listeners.get(key);
         if (listeners) for (const listener of [...listeners]) listener(message);
       }),
       this.client.subscribe(this.invalidationChannel, (message) => {

@@ -47,6 +47,9 @@ local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 return {string.format('%d', ms), redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', ms - tonumber(ARGV[1])), '+inf', 'WITHSCORES')}
 `);
 
+// Redis's clock where the tag times are kept (on a cluster, the node of that key's slot). KEYS: tags.
+const CLOCK = new LuaScript(`return redis.call('TIME')`);
+
 /**
  * Tag invalidation shared by every instance on one Redis: the same three
  * calls as the core's in-process `TagClock`, so the coalescer uses either.
@@ -101,6 +104,7 @@ export class RedisTags {
     this.replays = new RetryQueue(MAX_REPLAYS, dropAll && (() => ['*', dropAll]));
     connection.preload(INVALIDATE);
     connection.preload(LOAD);
+    connection.preload(CLOCK);
     connection.onBack(() => void this.rejoin());
     subscriber?.onInvalidation((message) => this.hear(message));
     subscriber?.onResubscribed(() => void this.load().catch(() => undefined));
@@ -165,13 +169,13 @@ export class RedisTags {
     return this.offsetError;
   }
 
-  /** Takes up to `samples` readings of Redis's clock (`TIME`), stopping at a precise one; never rejects. */
+  /** Takes up to `samples` readings of Redis's clock (`TIME` on the node of the tag times), stopping at a precise one; never rejects. */
   private async calibrate(samples: number): Promise<void> {
     for (let i = 0; i < samples; i++) {
       const sent = Date.now();
       let reply: [string, string];
       try {
-        reply = await this.connection.command<[string, string]>(['TIME']);
+        reply = await this.connection.run<[string, string]>(CLOCK, [this.keys.tags], []);
       } catch {
         return;
       }

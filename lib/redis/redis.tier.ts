@@ -1,9 +1,11 @@
 import { promiseDeadline } from '../core/deadline';
 import { CoreLogger } from '../core/guarded-store';
+import { ClusterClient, isClusterClient } from './redis.cluster';
 import { RedisConnection } from './redis.connection';
 import { RedisKeys } from './redis.keys';
 import { RedisLease } from './redis.lease';
 import { RedisClientLike, ResolvedRedisOptions } from './redis.options';
+import { RedisSentinelLike, SentinelClient } from './redis.sentinel';
 import { RedisStore } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
 import { RedisTags } from './redis.tags';
@@ -36,6 +38,8 @@ export interface RedisTierDeps {
   maxEntries: number;
 }
 
+type ClusterClientArg = ConstructorParameters<typeof ClusterClient>[0];
+
 /** `promise`, or `undefined` after `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   return promiseDeadline<T, undefined>(promise, ms, () => undefined, { resolve: true });
@@ -43,9 +47,10 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
 
 /**
  * Everything the `redis` option sets up: the connection (the user's client,
- * or one made from `url`), a pub/sub connection, the `RedisStore`, the
- * `RedisLease` and the shared tag clock `RedisTags`. Closes on shutdown only
- * the connections it made.
+ * or one made from `url`, `cluster` or `sentinel`; a cluster client works
+ * through a `ClusterClient`, a Sentinel one through a `SentinelClient`), a
+ * pub/sub connection, the `RedisStore`, the `RedisLease` and the shared tag
+ * clock `RedisTags`. Closes on shutdown only the connections it made.
  *
  * @example
  * ```ts
@@ -71,7 +76,9 @@ export class RedisTier {
 
   constructor(options: ResolvedRedisOptions, deps: RedisTierDeps) {
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? RedisTier.createClient(options.url);
+    const given = options.client;
+    this.client =
+      given === undefined ? RedisTier.createClient(options) : isClusterClient(given) ? new ClusterClient(given) : given;
     const keys = new RedisKeys(options.keyPrefix);
     this.connection = new RedisConnection(this.client, deps.logger);
     this.subscriber = new RedisSubscriber(this.client.duplicate(), keys);
@@ -96,15 +103,30 @@ export class RedisTier {
    * A node-redis client that fails fast while disconnected (no offline queue:
    * a request must not wait for a reconnection) and reconnects forever.
    */
-  private static createClient(url: string | undefined): RedisClientLike {
+  private static createClient(options: ResolvedRedisOptions): RedisClientLike {
     // Loaded only here: an app without the `redis` option never loads the `redis` package.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { createClient } = require('redis') as typeof import('redis');
-    const client = createClient({
-      url,
+    const redis = require('redis') as typeof import('redis');
+    const node = {
       disableOfflineQueue: true,
       socket: { connectTimeout: CONNECT_TIMEOUT, reconnectStrategy: reconnectDelay },
-    }) as unknown as RedisClientLike;
+    };
+    let client: RedisClientLike;
+    if (options.cluster) {
+      const { defaults, ...cluster } = options.cluster as { defaults?: object };
+      const made = redis.createCluster({ ...cluster, defaults: { ...node, ...defaults } } as never);
+      client = new ClusterClient(made as unknown as ClusterClientArg);
+    } else if (options.sentinel) {
+      const { nodeClientOptions, sentinelClientOptions, ...sentinel } = options.sentinel as Record<string, object>;
+      const settings = {
+        ...sentinel,
+        nodeClientOptions: { ...node, ...nodeClientOptions },
+        sentinelClientOptions: { socket: node.socket, ...sentinelClientOptions },
+      };
+      client = new SentinelClient(() => redis.createSentinel(settings as never) as unknown as RedisSentinelLike);
+    } else {
+      client = redis.createClient({ url: options.url, ...node }) as unknown as RedisClientLike;
+    }
     // Stays after the connection's own listener is detached at close: an unheard 'error' would crash the process.
     client.on('error', () => undefined);
     return client;

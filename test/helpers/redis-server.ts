@@ -35,9 +35,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+/** Starts `redis-server` (with `extra` arguments, e.g. cluster mode) and resolves once it accepts connections. */
+export function spawnRedis(port: number, dir: string, extra: readonly string[] = []): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  args.push('--dir', dir, '--logfile', '', '--daemonize', 'no');
+  args.push('--dir', dir, '--logfile', '', '--daemonize', 'no', ...extra);
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   return new Promise<ChildProcess>((resolve, reject) => {

@@ -1,3 +1,4 @@
+import { RedisKeys } from '../../lib/redis/redis.keys';
 import { createClient } from 'redis';
 import { lastValueFrom } from 'rxjs';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
@@ -8,6 +9,9 @@ import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } fro
 import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 import { Tiers } from './support/tiers';
 import { GatedWork } from '../helpers/gated-work';
+
+/** Where the tier keeps each key (hash-tagged names). */
+const KEYS = new RedisKeys('stampede:');
 
 type Raw = RawClient;
 
@@ -25,8 +29,8 @@ describe('lease and value hygiene on a real Redis that stalls, drops or holds fo
   // Long enough that a lease left behind would outlive every wait of these tests.
   const LONG = { leaseTtl: 120_000, lockTimeout: 60_000 };
 
-  const lockOf = (key: string) => `stampede:lock:${key}`;
-  const valueOf = async (key: string) => (await raw.get(`stampede:v:${key}`)) ?? undefined;
+  const lockOf = (key: string) => KEYS.lock(key);
+  const valueOf = async (key: string) => (await raw.get(KEYS.value(key))) ?? undefined;
 
   beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
@@ -97,19 +101,19 @@ describe('lease and value hygiene on a real Redis that stalls, drops or holds fo
 
   it('replaces a value key of another type, without counting it as an outage', async () => {
     const a = await tiers.make(server.url, LONG);
-    await raw.hSet('stampede:v:k', 'field', 'not ours');
+    await raw.hSet(KEYS.value('k'), 'field', 'not ours');
     await expect(a.store.get('k')).resolves.toBeUndefined();
     const work = new GatedWork(() => 'ours', true);
     await expect(lead(a, 'k', work)).resolves.toBe('ours');
     expect(a.connection.isDown).toBe(false);
-    expect(await raw.type('stampede:v:k')).toBe('string');
+    expect(await raw.type(KEYS.value('k'))).toBe('string');
     expect((await a.store.get('k'))?.v).toBe('ours');
   });
 
   it('skips a value over maxValueBytes, reading it neither from the store nor the lease, and writes no such value', async () => {
     const a = await tiers.make(server.url, { ...LONG, maxValueBytes: 1_000 });
     const huge = encodeEntry({ v: 'x'.repeat(5_000), e: Date.now() + 60_000 }, Date.now() + 60_000);
-    await raw.set('stampede:v:big', huge, { PX: 60_000 });
+    await raw.set(KEYS.value('big'), huge, { PX: 60_000 });
     await expect(a.store.get('big')).resolves.toBeUndefined();
     const small = new GatedWork(() => 'small', true);
     await expect(lead(a, 'big', small)).resolves.toBe('small');

@@ -1,3 +1,4 @@
+import { RedisKeys } from '../../lib/redis/redis.keys';
 import { Subscription, lastValueFrom, map } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { CoordinatedWrite } from '../../lib/core/coordinator';
@@ -8,6 +9,9 @@ import { RawClient, RedisServer, freePort, startRedisWithClient, stopRedisWithCl
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
 import { GatedWork } from '../helpers/gated-work';
+
+/** Where the tier keeps each key (hash-tagged names). */
+const KEYS = new RedisKeys('stampede:');
 
 type Raw = RawClient;
 
@@ -28,8 +32,8 @@ describe('RedisLease on a real Redis', () => {
   let b: RedisTier;
   let c: RedisTier;
 
-  const valueOf = async (key: string) => (await raw.get(`stampede:v:${key}`)) ?? undefined;
-  const holdsLease = async (key: string) => (await raw.exists(`stampede:lock:${key}`)) === 1;
+  const valueOf = async (key: string) => (await raw.get(KEYS.value(key))) ?? undefined;
+  const holdsLease = async (key: string) => (await raw.exists(KEYS.lock(key))) === 1;
 
   beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
   afterAll(async () => {
@@ -53,7 +57,7 @@ describe('RedisLease on a real Redis', () => {
     expect(work.map((w) => w.runs)).toEqual([1, 0, 0]);
     expect(await holdsLease('k')).toBe(false);
     expect([a, b, c].map((tier) => tier.subscriber.listenedKeys)).toEqual([0, 0, 0]);
-    expect(await raw.pTTL('stampede:v:k')).toBeGreaterThan(0);
+    expect(await raw.pTTL(KEYS.value('k'))).toBeGreaterThan(0);
   });
 
   it('tells a value found stored on the first look (a hit) from one waited for from another holder (collapsed)', async () => {

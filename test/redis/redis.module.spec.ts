@@ -2,8 +2,9 @@ import { INestApplication } from '@nestjs/common';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { StampedeOptionsError, StampedeService } from '../../lib';
+import { RedisKeys } from '../../lib/redis/redis.keys';
 import { RedisClientLike, validateRedisOptions } from '../../lib/redis/redis.options';
 import { StampedeEngine } from '../../lib/nest/stampede.engine';
 import { createRedisApp } from './apps/redis-app';
@@ -41,6 +42,25 @@ describe('redis options', () => {
     [{ client: {} }, 'redis.client'],
     [{ url: 'redis://a', client: createClient() }, 'redis.client'],
     [{ host: 'cache' }, 'redis.host'],
+    [{ keyPrefix: 'app{1}:' }, 'redis.keyPrefix'],
+    [{ cluster: { rootNodes: [] } }, 'redis.cluster.rootNodes'],
+    [{ cluster: {} }, 'redis.cluster.rootNodes'],
+    [{ cluster: 'redis://a' }, 'redis.cluster'],
+    [{ cluster: { rootNodes: ['redis://a'] } }, 'redis.cluster.rootNodes[0]'],
+    [{ cluster: { rootNodes: [{ url: 'http://a' }] } }, 'redis.cluster.rootNodes[0].url'],
+    [{ url: 'redis://a', cluster: { rootNodes: [{ url: 'redis://b' }] } }, 'redis.cluster'],
+    [
+      { cluster: { rootNodes: [{ url: 'redis://b' }] }, sentinel: { name: 'm', sentinelRootNodes: [] } },
+      'redis.sentinel',
+    ],
+    [{ sentinel: { sentinelRootNodes: [{ host: 'a', port: 26379 }] } }, 'redis.sentinel.name'],
+    [{ sentinel: { name: 'm', sentinelRootNodes: [] } }, 'redis.sentinel.sentinelRootNodes'],
+    [{ sentinel: { name: 'm', sentinelRootNodes: [{ host: 'a' }] } }, 'redis.sentinel.sentinelRootNodes[0].port'],
+    [{ sentinel: { name: 'm', sentinelRootNodes: [{ port: 1 }] } }, 'redis.sentinel.sentinelRootNodes[0].host'],
+    [
+      { client: createClient(), sentinel: { name: 'm', sentinelRootNodes: [{ host: 'a', port: 1 }] } },
+      'redis.sentinel',
+    ],
   ])('rejects %j naming %s', (value, option) => {
     let thrown: unknown;
     try {
@@ -50,6 +70,26 @@ describe('redis options', () => {
     }
     expect(thrown).toBeInstanceOf(StampedeOptionsError);
     expect((thrown as StampedeOptionsError).option).toBe(option);
+  });
+});
+
+describe('redis options for a cluster or a Sentinel', () => {
+  it('accepts a cluster client made with createCluster, told apart by its shape', () => {
+    const cluster = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:1' }] });
+    expect(validateRedisOptions({ client: cluster }).client).toBe(cluster);
+  });
+
+  it('keeps the cluster and sentinel options as given', () => {
+    const cluster = { rootNodes: [{ url: 'redis://10.0.0.1:6379' }], useReplicas: false };
+    expect(validateRedisOptions({ cluster })).toMatchObject({ cluster, keyPrefix: 'stampede:' });
+    const sentinel = { name: 'mymaster', sentinelRootNodes: [{ host: '10.0.0.5', port: 26379 }] };
+    expect(validateRedisOptions({ sentinel })).toMatchObject({ sentinel });
+  });
+
+  it('names both options when two ways to reach Redis are given, at bootstrap', async () => {
+    await expect(
+      createRedisApp({}, {}, { url: 'redis://a', cluster: { rootNodes: [{ url: 'redis://b' }] } }),
+    ).rejects.toThrow(/invalid option "redis.cluster".*not both redis.url and redis.cluster/);
   });
 });
 
@@ -102,7 +142,7 @@ describe('StampedeModule with the redis option', () => {
     await client.connect();
     const made = await app({ client: client as unknown as RedisClientLike, keyPrefix: 'mine:' });
     await made.get(StampedeService).run('k', () => 'v');
-    expect(await client.keys('mine:*')).toEqual(['mine:v:k']);
+    expect(await client.keys('mine:*')).toEqual([new RedisKeys('mine:').value('k')]);
     await made.close();
     expect(client.isOpen).toBe(true);
     expect(await client.ping()).toBe('PONG');

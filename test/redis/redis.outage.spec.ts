@@ -1,3 +1,4 @@
+import { RedisKeys } from '../../lib/redis/redis.keys';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
@@ -8,6 +9,9 @@ import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } fro
 import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
+
+/** Where the tier keeps each key (hash-tagged names). */
+const KEYS = new RedisKeys('stampede:');
 
 type Raw = RawClient;
 
@@ -84,7 +88,7 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     expect(a.tier.store.local.size).toBe(0);
     expect(a.logger.count(/Redis answers again/)).toBe(1);
     expect((await get(a, 'k1')).value).toBe('k1 #2');
-    expect(await raw.exists('stampede:v:k1')).toBe(1);
+    expect(await raw.exists(KEYS.value('k1'))).toBe(1);
   });
 
   it('bounds what it keeps during an outage by maxEntries', async () => {
@@ -110,7 +114,7 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
 
     await restore(a);
     await until(() => a.tier.store.pendingReplays === 0, 'the invalidations replayed');
-    expect(await raw.exists('stampede:v:k')).toBe(0);
+    expect(await raw.exists(KEYS.value('k'))).toBe(0);
     await until(() => isPromiseLike(b.tier.store.get('k')), "b's L1 copy dropped");
     expect((await get(b, 'k')).value).toBe('k #3');
   });
@@ -208,9 +212,9 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     await cut(a);
     for (let i = 0; i <= 10_000; i++) a.coalescer.invalidateTags([`tag-${i}`]);
     await until(() => a.tier.tags.pendingReplays === 1, 'the replays collapsed into one');
-    expect(await raw.exists('stampede:v:k')).toBe(1);
+    expect(await raw.exists(KEYS.value('k'))).toBe(1);
     await restore(a);
     await until(() => a.tier.tags.pendingReplays === 0 && a.tier.store.pendingReplays === 0, 'the replay sent');
-    expect(await raw.exists('stampede:v:k')).toBe(0);
+    expect(await raw.exists(KEYS.value('k'))).toBe(0);
   });
 });

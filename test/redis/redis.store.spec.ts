@@ -1,3 +1,4 @@
+import { RedisKeys } from '../../lib/redis/redis.keys';
 import { StoredEntry, isPromiseLike } from '../../lib/core/store';
 import { decodeEntry, encodeEntry } from '../../lib/redis/redis.codec';
 import { RedisTier } from '../../lib/redis/redis.tier';
@@ -5,6 +6,10 @@ import { until } from '../helpers/deferred';
 import { RawClient, RedisServer, freePort, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
 import { RecordingLogger } from '../helpers/logger';
 import { Tiers } from './support/tiers';
+
+/** Where the tier keeps each key (hash-tagged names). */
+const KEYS = new RedisKeys('stampede:');
+const OTHER = new RedisKeys('other-app:');
 
 type Raw = RawClient;
 
@@ -110,8 +115,8 @@ describe('RedisStore on a real Redis', () => {
     const entry: StoredEntry = { v: snapshot(), e: Date.now() + 60_000, t: Date.now(), d: 3 };
     await expect(tier.store.set('GET /files/1', entry, 60_000)).resolves.toBe(true);
 
-    expect(await raw.keys('*')).toEqual(['stampede:v:GET /files/1']);
-    const pttl = await raw.pTTL('stampede:v:GET /files/1');
+    expect(await raw.keys('*')).toEqual([KEYS.value('GET /files/1')]);
+    const pttl = await raw.pTTL(KEYS.value('GET /files/1'));
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(60_000);
 
@@ -122,9 +127,9 @@ describe('RedisStore on a real Redis', () => {
   });
 
   it('reads garbage, a malformed entry and a key of another type as a miss, without calling Redis down', async () => {
-    await raw.set('stampede:v:a', 'garbage');
-    await raw.set('stampede:v:b', '{"e":1,"v":{"$t":"B","v":1}}');
-    await raw.hSet('stampede:v:c', 'field', 'value');
+    await raw.set(KEYS.value('a'), 'garbage');
+    await raw.set(KEYS.value('b'), '{"e":1,"v":{"$t":"B","v":1}}');
+    await raw.hSet(KEYS.value('c'), 'field', 'value');
     for (const key of ['a', 'b', 'c', 'missing']) await expect(tier.store.get(key)).resolves.toBeUndefined();
     expect(tier.connection.isDown).toBe(false);
   });
@@ -134,7 +139,7 @@ describe('RedisStore on a real Redis', () => {
     const ttl = 5_000;
     const writerNow = Date.now() + skew;
     const text = encodeEntry({ v: 'x', e: writerNow + ttl }, writerNow + ttl);
-    await raw.set('stampede:v:skewed', text, { PX: ttl });
+    await raw.set(KEYS.value('skewed'), text, { PX: ttl });
     const back = await tier.store.get('skewed');
     expect(back?.e).toBeGreaterThan(Date.now());
     expect(back?.e).toBeLessThanOrEqual(Date.now() + ttl);
@@ -143,19 +148,17 @@ describe('RedisStore on a real Redis', () => {
   it('deletes a key with its lease, and every key under a prefix (SCAN + UNLINK), glob characters included', async () => {
     const entry = { v: 1, e: Date.now() + 60_000 };
     for (const key of ['GET /a*[1]?x', 'GET /a*[1]?y', 'GET /a1', 'GET /b']) await tier.store.set(key, entry, 60_000);
-    await raw.set('stampede:lock:GET /a*[1]?x', 'someone');
-    await raw.set('other-app:v:GET /a*[1]?x', 'theirs');
+    await raw.set(KEYS.lock('GET /a*[1]?x'), 'someone');
+    await raw.set(OTHER.value('GET /a*[1]?x'), 'theirs');
 
     await expect(tier.store.deletePrefix('GET /a*[1]?')).resolves.toBe(2);
-    expect((await raw.keys('*')).sort()).toEqual([
-      'other-app:v:GET /a*[1]?x',
-      'stampede:v:GET /a1',
-      'stampede:v:GET /b',
-    ]);
+    expect((await raw.keys('*')).sort()).toEqual(
+      [OTHER.value('GET /a*[1]?x'), KEYS.value('GET /a1'), KEYS.value('GET /b')].sort(),
+    );
 
-    await raw.set('stampede:lock:GET /b', 'someone');
+    await raw.set(KEYS.lock('GET /b'), 'someone');
     await expect(tier.store.delete('GET /b')).resolves.toBe(true);
-    expect((await raw.keys('*')).sort()).toEqual(['other-app:v:GET /a*[1]?x', 'stampede:v:GET /a1']);
+    expect((await raw.keys('*')).sort()).toEqual([OTHER.value('GET /a*[1]?x'), KEYS.value('GET /a1')].sort());
   });
 
   it('keeps values in L1 when asked, and drops them on every instance when one invalidates', async () => {

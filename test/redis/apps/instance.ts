@@ -10,6 +10,7 @@ import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Coalesce, SkipCoalesce, StampedeInterceptor, StampedeService } from '../../../lib';
 import { StampedeEngine } from '../../../lib/nest/stampede.engine';
+import { RedisOptions, RedisSentinelOptions } from '../../../lib/redis/redis.options';
 import { createRedisApp } from './redis-app';
 
 /** Executions per id, and gates that hold them. */
@@ -121,6 +122,13 @@ function loadTracing() {
   return (require('./tracing') as typeof import('./tracing')).startTracing();
 }
 
+/** The `redis` option's way to the server: a URL, a cluster's root nodes or Sentinel settings. */
+function server(env: NodeJS.ProcessEnv): RedisOptions {
+  if (env.STAMPEDE_REDIS_CLUSTER) return { cluster: { rootNodes: JSON.parse(env.STAMPEDE_REDIS_CLUSTER) as [] } };
+  if (env.STAMPEDE_REDIS_SENTINEL) return { sentinel: JSON.parse(env.STAMPEDE_REDIS_SENTINEL) as RedisSentinelOptions };
+  return { url: env.STAMPEDE_REDIS_URL };
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   const tracing = env.STAMPEDE_TRACING === '1' ? loadTracing() : undefined;
@@ -132,7 +140,7 @@ async function main(): Promise<void> {
       ...(tracing && { openTelemetry: { tracer: tracing.tracer } }),
     },
     {
-      url: env.STAMPEDE_REDIS_URL,
+      ...server(env),
       l1Ttl: env.STAMPEDE_L1_TTL ? Number(env.STAMPEDE_L1_TTL) : undefined,
       keyPrefix: env.STAMPEDE_KEY_PREFIX,
       leaseTtl: env.STAMPEDE_LEASE_TTL ? Number(env.STAMPEDE_LEASE_TTL) : undefined,

@@ -9,7 +9,12 @@ const START_TIMEOUT = 30_000;
 
 /** Settings of one app instance (see `apps/instance.ts`). */
 export interface InstanceSettings {
-  redisUrl: string;
+  /** The Redis to use: a URL, or (instead) `cluster` / `sentinel` below. */
+  redisUrl?: string;
+  /** `redis.cluster.rootNodes`: a Redis Cluster. */
+  cluster?: { url: string }[];
+  /** `redis.sentinel`: a Sentinel-managed primary. */
+  sentinel?: { name: string; sentinelRootNodes: { host: string; port: number }[] };
   leaseTtl?: number;
   lockTimeout?: number;
   ttl?: number;
@@ -32,7 +37,10 @@ export interface Instance {
 
 /** Forks `apps/instance.ts` and resolves when it listens. */
 export async function startInstance(settings: InstanceSettings): Promise<Instance> {
-  const env: NodeJS.ProcessEnv = { ...process.env, STAMPEDE_REDIS_URL: settings.redisUrl };
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (settings.redisUrl !== undefined) env.STAMPEDE_REDIS_URL = settings.redisUrl;
+  if (settings.cluster) env.STAMPEDE_REDIS_CLUSTER = JSON.stringify(settings.cluster);
+  if (settings.sentinel) env.STAMPEDE_REDIS_SENTINEL = JSON.stringify(settings.sentinel);
   if (settings.leaseTtl !== undefined) env.STAMPEDE_LEASE_TTL = String(settings.leaseTtl);
   if (settings.lockTimeout !== undefined) env.STAMPEDE_LOCK_TIMEOUT = String(settings.lockTimeout);
   if (settings.ttl !== undefined) env.STAMPEDE_TTL = String(settings.ttl);

@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { RedisKeys } from '../../lib/redis/redis.keys';
+import { until } from '../helpers/deferred';
+import { RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-sentinel';
+import { Fleet } from './support/fleet';
+import { send } from './support/http';
+import { Instance, startInstance } from './support/instances';
+
+/** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
+const itemKey = (id: string) => `GET http://api.example/item/${id}`;
+
+jest.setTimeout(90_000);
+
+describe('3 instances on a Sentinel-managed primary (1 primary, 1 replica, 1 Sentinel)', () => {
+  let sentinel: RedisSentinelSetup;
+  let instances: Instance[] = [];
+  let fleet: Fleet;
+  const figures: string[] = [];
+  const keys = new RedisKeys('stampede:');
+
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel();
+    instances = await Promise.all(
+      [1, 2, 3].map(() => startInstance({ sentinel: sentinel.options, lockTimeout: 30_000 })),
+    );
+    fleet = new Fleet(instances);
+    await until(() => fleet.allUp(), 'every instance connected through the Sentinel');
+  });
+
+  afterAll(async () => {
+    await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
+    await sentinel?.stop();
+    if (figures.length > 0) console.log(`sentinel figures:\n${figures.join('\n')}`);
+  });
+
+  it('shares values through the primary: one origin call for a cold burst, hits on the others', async () => {
+    const id = `burst-${randomUUID()}`;
+    const replies = await fleet.coldBurst(id, 30);
+    expect(replies.map((reply) => reply.status)).toEqual(Array(90).fill(200));
+    expect(new Set(replies.map((reply) => reply.text)).size).toBe(1);
+    expect(await fleet.executions(id)).toBe(1);
+    const primary = await sentinel.primaryPort();
+    expect(await sentinel.cli(primary, 'EXISTS', keys.value(itemKey(id)))).toBe('1');
+    const again = await Promise.all(instances.map((instance) => send(`${instance.url}/item/${id}`)));
+    expect(again.map((reply) => reply.cacheStatus)).toEqual(instances.map(() => expect.stringMatching(/; hit; ttl=/)));
+  });
+
+  it('loses no request through a failover mid-traffic, and caches on the new primary after it', async () => {
+    const load = fleet.load(30, `failover-${randomUUID()}`);
+    await until(() => load.completed() >= 300, 'load under way');
+    const before = await sentinel.primaryPort();
+    const after = await sentinel.failover();
+    expect(after).not.toBe(before);
+    const atFailover = load.completed();
+    await until(() => load.completed() >= atFailover + 600, '600 requests served after the failover');
+    await until(() => fleet.allUp(), 'every instance on the new primary');
+    await load.stop();
+    figures.push(`SENTINEL FAILOVER mid-load: ${load.completed()} requests, ${load.failures.length} failed`);
+    expect(load.failures).toEqual([]);
+
+    const id = `after-failover-${randomUUID()}`;
+    const replies = await fleet.coldBurst(id, 30);
+    expect(replies.every((reply) => reply.status === 200)).toBe(true);
+    expect(new Set(replies.map((reply) => reply.text)).size).toBe(1);
+    expect(await fleet.executions(id)).toBe(1);
+    expect(await sentinel.cli(after, 'EXISTS', keys.value(itemKey(id)))).toBe('1');
+    expect((await send(`${instances[1].url}/item/${id}`)).cacheStatus).toMatch(/; hit; ttl=/);
+  });
+});
