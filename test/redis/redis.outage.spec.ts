@@ -200,7 +200,8 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     proxy.restore();
     const seen = await reading;
     expect(seen?.v).toBe('k #1');
-    expect(seen!.e).toBeLessThanOrEqual(stored!.e + 5);
+    // Not 300 ms younger (the stall); the margin covers a loaded machine's write and read delays.
+    expect(seen!.e).toBeLessThan(stored!.e + 100);
     expect(b.tier.tags.isValid(seen!)).toBe(false);
     expect(await get(b, 'k', ['t'])).toMatchObject({ value: 'k #2', outcome: 'miss' });
   });
