@@ -30,11 +30,11 @@ export interface RedisLeaseOptions {
  * The single flight across instances, on Redis (a `FlightCoordinator`).
  *
  * The in-process leader of a key that missed takes a lease,
- * `SET <prefix>lock:<key> <token> NX PX leaseTtl` (with tracing, the token is
+ * `SET <prefix>lock:{<tag>}<key> <token> NX PX leaseTtl` (with tracing, the token is
  * followed by the `traceparent` of the holder's flight span, for the waiters
  * of other instances to link to). The holder runs the work,
  * writes the value only while it still holds the lease (a Lua script compares
- * the token: fencing), deletes the lease and publishes on `<prefix>wake:<key>`,
+ * the token: fencing), deletes the lease and publishes on `<prefix>wake:{<tag>}<key>`,
  * all in one script. The other instances wait for that message, polling the
  * value and the lease now and then (jittered) in case it is lost, and answer
  * with the stored value; after `lockTimeout` they run the work themselves
