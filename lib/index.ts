@@ -18,8 +18,8 @@ export { StampedeMissingKeyError, StampedeOptionsError, StampedeTimeoutError } f
 export { StampedeService } from './nest/stampede.service';
 export type { RunOptions } from './nest/options/stampede.run-options';
 export type { RedisClientLike, RedisOptions } from './redis/redis.options';
-export { parseDuration } from './nest/options/duration';
-export type { Duration, DurationUnit } from './nest/options/duration';
+export { parseDuration } from './core/duration';
+export type { Duration, DurationUnit } from './core/duration';
 export { CurrentWork } from './nest/http/route-work';
 export type { StaleValue } from './core/work-context';
 export type { RedisClusterOptions, RedisSentinelOptions } from './redis/redis.servers';

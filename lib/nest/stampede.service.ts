@@ -16,7 +16,7 @@ import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './options/sta
 const WHERE = 'StampedeService.run';
 import { StampedeOptionsError } from '../errors';
 import { validateOptions } from './options/stampede.validation';
-import { Duration, parseDuration } from './options/duration';
+import { Duration, parseDuration } from '../core/duration';
 
 /**
  * The coalescing engine, for code: `run(key, fn)` runs `fn` once for all

@@ -1,3 +1,4 @@
+import type { Duration } from '../core/duration';
 import { StampedeOptionsError } from '../errors';
 import type { RedisClusterLike } from './redis.cluster';
 import { isClusterClient } from './redis.cluster';
@@ -78,20 +79,20 @@ export interface RedisOptions {
    * working when it expires may see a second execution start elsewhere
    * (its own write is then refused). Default 10 000.
    */
-  leaseTtl?: number;
+  leaseTtl?: Duration;
   /**
    * Milliseconds an instance waits for the holder's value before it runs the
    * work itself, without storing the result (as nginx's
    * `proxy_cache_lock_timeout`). Default 5000.
    */
-  lockTimeout?: number;
+  lockTimeout?: Duration;
   /**
    * Milliseconds values read from Redis are also kept in process (a small L1
    * tier, bounded by `maxEntries`), so hot keys are served without a round
    * trip. `invalidate` reaches every instance's L1 through Redis pub/sub.
    * Default 0 (off).
    */
-  l1Ttl?: number;
+  l1Ttl?: Duration;
   /**
    * Bytes one value may take in Redis (its JSON). A bigger value is shared
    * with the callers of the instance that computed it but not written, and
@@ -149,9 +150,13 @@ function isClient(value: unknown): value is RedisClientLike | RedisClusterLike {
   );
 }
 
-function checkMilliseconds(name: string, value: unknown, min: number): void {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new StampedeOptionsError(`redis.${name}`, value, `an integer number of milliseconds >= ${min}`);
+/** The longest delay a Node timer takes; past it Node fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function checkMilliseconds(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const bound = max === Number.MAX_SAFE_INTEGER ? '' : ` and <= ${max} (a Node timer's limit)`;
+    throw new StampedeOptionsError(`redis.${name}`, value, `an integer number of milliseconds >= ${min}${bound}`);
   }
 }
 
@@ -224,7 +229,7 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
     throw new StampedeOptionsError('redis.keyPrefix', keyPrefix, 'a string without { or } (they pick a cluster slot)');
   }
   if (leaseTtl !== undefined) checkMilliseconds('leaseTtl', leaseTtl, 1);
-  if (lockTimeout !== undefined) checkMilliseconds('lockTimeout', lockTimeout, 1);
+  if (lockTimeout !== undefined) checkMilliseconds('lockTimeout', lockTimeout, 1, MAX_TIMER_MS);
   if (l1Ttl !== undefined) checkMilliseconds('l1Ttl', l1Ttl, 0);
   if (
     maxValueBytes !== undefined &&
@@ -238,9 +243,10 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
     ...(cluster !== undefined && { cluster }),
     ...(sentinel !== undefined && { sentinel }),
     keyPrefix: keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
-    leaseTtl: leaseTtl ?? DEFAULT_LEASE_TTL,
-    lockTimeout: lockTimeout ?? DEFAULT_LOCK_TIMEOUT,
-    l1Ttl: l1Ttl ?? 0,
+    // Checked above as numbers: the module's validation turned duration strings into milliseconds before.
+    leaseTtl: (leaseTtl as number | undefined) ?? DEFAULT_LEASE_TTL,
+    lockTimeout: (lockTimeout as number | undefined) ?? DEFAULT_LOCK_TIMEOUT,
+    l1Ttl: (l1Ttl as number | undefined) ?? 0,
     maxValueBytes: maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
   };
 }

@@ -216,4 +216,14 @@ describe('bad duration strings fail with the option, the value and where', () =>
       }).compile(),
     ).rejects.toThrow(/option "redis.lockTimeout".*got "5 s" \(in StampedeModule.forRoot\)/);
   });
+
+  it("redis.lockTimeout: '600h' (past a Node timer's limit) fails bootstrap; redis: { leaseTtl: '10s' } type-checks", async () => {
+    await expect(
+      Test.createTestingModule({
+        imports: [
+          StampedeModule.forRoot({ redis: { url: 'redis://127.0.0.1:1', lockTimeout: '600h', leaseTtl: '10s' } }),
+        ],
+      }).compile(),
+    ).rejects.toThrow(/option "redis.lockTimeout": expected an integer number of milliseconds >= 1 and <= 2147483647/);
+  });
 });

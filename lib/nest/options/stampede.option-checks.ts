@@ -1,5 +1,5 @@
 import { isStoreInput } from '../../core/store-adapter';
-import { parseDuration } from './duration';
+import { parseDuration } from '../../core/duration';
 import { StampedeOptionsError } from '../../errors';
 
 /**

@@ -1,7 +1,7 @@
 import { StatusTtl } from '../../http/cache-rules';
 import { StoreInput } from '../../core/store-adapter';
 import type { RedisOptions, ResolvedRedisOptions } from '../../redis/redis.options';
-import type { Duration, InMilliseconds } from './duration';
+import type { Duration, InMilliseconds } from '../../core/duration';
 
 /**
  * A custom key part. On a route it receives the `ExecutionContext` and its

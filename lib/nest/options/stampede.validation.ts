@@ -21,7 +21,7 @@ import {
   store,
   tags,
 } from './stampede.option-checks';
-import { InMilliseconds } from './duration';
+import { InMilliseconds } from '../../core/duration';
 import { edgeOption } from '../http/edge/edge-option';
 import {
   CoalesceOptions,
