@@ -154,8 +154,9 @@ export class StampedeService {
     if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
     // The usual call (`{ ttl: 30_000 }`): one plain option, found without building a signature.
     const single = surface === 'run' ? onlyOption(options) : undefined;
+    const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
     if (single !== undefined) {
-      const known = this.singles.get(single.name)?.get(single.value);
+      const known = this.singles.get(single)?.get(singleValue);
       if (known !== undefined) return known as RunPolicy<T>;
     }
     const plain = signatureOf(options);
@@ -171,10 +172,10 @@ export class StampedeService {
       this.policies.set(signature, policy);
     }
     if (single !== undefined) {
-      let byValue = this.singles.get(single.name);
-      if (!byValue) this.singles.set(single.name, (byValue = new Map()));
+      let byValue = this.singles.get(single);
+      if (!byValue) this.singles.set(single, (byValue = new Map()));
       if (byValue.size >= MAX_POLICIES) byValue.clear();
-      byValue.set(single.value, policy);
+      byValue.set(singleValue, policy);
     }
     return policy as RunPolicy<T>;
   }

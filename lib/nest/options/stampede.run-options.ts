@@ -30,15 +30,18 @@ export function signatureOf(options: RunOptions): string | undefined {
   return signature;
 }
 
-/** The one option of `options` when it has exactly one, of a primitive value; else `undefined`. */
-export function onlyOption(options: RunOptions): { name: string; value: unknown } | undefined {
-  let found: { name: string; value: unknown } | undefined;
+/**
+ * The name of the one option of `options` when it has exactly one, of a
+ * primitive value; else `undefined`. A name, not a pair: this runs on every
+ * `run()` call, and an object per call is garbage per call.
+ */
+export function onlyOption(options: RunOptions): string | undefined {
+  let found: string | undefined;
   for (const name in options) {
     if (found !== undefined) return undefined;
-    const value = (options as Record<string, unknown>)[name];
-    const type = typeof value;
+    const type = typeof (options as Record<string, unknown>)[name];
     if (type !== 'number' && type !== 'boolean' && type !== 'string') return undefined;
-    found = { name, value };
+    found = name;
   }
   return found;
 }
