@@ -1,4 +1,4 @@
-import type { RedisClientLike } from './redis.options';
+import type { RedisClientLike, RedisConnectionLike } from './redis.options';
 
 /** One node of a node-redis cluster client (`cluster.masters`). */
 interface ClusterNodeLike {
@@ -17,8 +17,7 @@ interface ClusterNodeLike {
  * StampedeModule.forRoot({ redis: { client: cluster } });
  * ```
  */
-export interface RedisClusterLike {
-  readonly isOpen: boolean;
+export interface RedisClusterLike extends RedisConnectionLike {
   readonly masters: readonly ClusterNodeLike[];
   sendCommand<T = unknown>(
     firstKey: string | undefined,
@@ -28,15 +27,6 @@ export interface RedisClusterLike {
   nodeClient(node: ClusterNodeLike): Promise<RedisClientLike>;
   getSlotMaster(slot: number): ClusterNodeLike;
   duplicate(): RedisClusterLike;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  off(event: string, listener: (...args: any[]) => void): unknown;
-  subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
-  pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
 }
 
 /** True for a node-redis cluster client (told apart from a single-node client by its shape). */

@@ -12,6 +12,20 @@ import {
 
 export type { RedisClusterOptions, RedisSentinelOptions } from './redis.servers';
 
+/** What every node-redis v5 client the tier takes has (a client, a cluster, a Sentinel): its lifecycle, events and pub/sub. */
+export interface RedisConnectionLike {
+  readonly isOpen: boolean;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+}
+
 /**
  * The part of a node-redis v5 client (`createClient()` from `redis` or
  * `@redis/client`) the Redis tier uses. Structural, so the library's types
@@ -23,20 +37,11 @@ export type { RedisClusterOptions, RedisSentinelOptions } from './redis.servers'
  * const client: RedisClientLike = await createClient({ url: 'redis://cache:6379' }).connect();
  * ```
  */
-export interface RedisClientLike {
-  readonly isOpen: boolean;
+export interface RedisClientLike extends RedisConnectionLike {
   readonly isReady: boolean;
   sendCommand<T = unknown>(args: ReadonlyArray<string | Buffer>): Promise<T>;
   duplicate(): RedisClientLike;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
   destroy(): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  off(event: string, listener: (...args: any[]) => void): unknown;
-  subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
-  pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
   /** A Redis Cluster's primaries (each a client of its own): where a `SCAN` must go one by one. */
   primaries?(): Promise<RedisClientLike[]>;
 }

@@ -1,4 +1,4 @@
-import type { RedisClientLike } from './redis.options';
+import type { RedisClientLike, RedisConnectionLike } from './redis.options';
 
 /**
  * The part of a node-redis v5 Sentinel client (`createSentinel()` from
@@ -10,19 +10,9 @@ import type { RedisClientLike } from './redis.options';
  * const sentinel: RedisSentinelLike = createSentinel({ name: 'mymaster', sentinelRootNodes: [{ host, port }] });
  * ```
  */
-export interface RedisSentinelLike {
-  readonly isOpen: boolean;
+export interface RedisSentinelLike extends RedisConnectionLike {
   readonly isReady: boolean;
   sendCommand<T = unknown>(isReadonly: boolean | undefined, args: ReadonlyArray<string | Buffer>): Promise<T>;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  off(event: string, listener: (...args: any[]) => void): unknown;
-  subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
-  pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
 }
 
 /**
