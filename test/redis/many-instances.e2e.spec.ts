@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Instance, startInstance } from './support/instances';
+import { Fleet } from './support/fleet';
 import { Reply, json, send } from './support/http';
 import { until } from '../helpers/deferred';
 import { RedisServer, startRedisServer } from '../helpers/redis-server';
@@ -93,38 +94,24 @@ describe('many instances on one Redis', () => {
   });
 
   it('serves every request while Redis is stopped mid-load, logs the outage once, and shares again after a restart', async () => {
-    let completed = 0;
-    const failures: string[] = [];
-    let running = true;
     // 30 clients in a loop over every instance; keys change every round, so misses go on during the outage.
-    const clients = Array.from({ length: 30 }, async (_, client) => {
-      for (let round = 0; running; round++) {
-        const instance = instances[(client + round) % instances.length];
-        const path = `/item/load-${round % 50}-${Math.floor(round / 50)}-${client % 5}`;
-        try {
-          const reply = await send(`${instance.url}${path}`);
-          if (reply.status !== 200) failures.push(`${reply.status} ${reply.text}`);
-        } catch (error) {
-          failures.push(String(error));
-        }
-        completed++;
-      }
-    });
+    const load = new Fleet(instances).load(30, 'load');
+    const completed = () => load.completed();
+    const failures = load.failures;
 
-    await until(() => completed >= 300, 'load under way');
+    await until(() => completed() >= 300, 'load under way');
     const logsBefore = instances.map((instance) => instance.output().length);
     await redis.stop();
-    const atStop = completed;
-    await until(() => completed >= atStop + 600, '600 requests served without Redis');
+    const atStop = completed();
+    await until(() => completed() >= atStop + 600, '600 requests served without Redis');
     await redis.restart();
     await until(() => allUp(), 'every instance reconnected to Redis');
     const outageLogs = instances.map((instance, i) => instance.output().slice(logsBefore[i]));
-    const atRestart = completed;
-    await until(() => completed >= atRestart + 300, 'load after the restart');
-    running = false;
-    await Promise.all(clients);
+    const atRestart = completed();
+    await until(() => completed() >= atRestart + 300, 'load after the restart');
+    await load.stop();
 
-    figures.push(`Redis stopped mid-load: ${completed} requests, ${failures.length} failed`);
+    figures.push(`Redis stopped mid-load: ${completed()} requests, ${failures.length} failed`);
     expect(failures).toEqual([]);
     // One warning when the outage starts and one line when it ends, per instance, whatever the request count.
     for (const output of outageLogs) {
