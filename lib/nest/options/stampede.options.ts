@@ -185,7 +185,7 @@ export interface EdgeOptions {
    * that run after `onRequest` (the function, or its kind) an edge hit may skip.
    */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  skip?: readonly (Function | object | 'preParsing' | 'preValidation' | 'preHandler')[];
+  skip?: readonly (Function | object | 'preValidation' | 'preHandler')[];
 }
 
 /**

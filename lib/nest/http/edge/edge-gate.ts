@@ -31,12 +31,17 @@ export interface EdgeGate {
  */
 export type RouteIdentity = (request: HttpRequestLike) => object | undefined;
 
-/** The Fastify hooks that run after `onRequest` and before the handler: an edge hit would skip them. */
-export const FASTIFY_LATER_HOOKS = ['preParsing', 'preValidation', 'preHandler'] as const;
+/**
+ * The Fastify hooks that run after `onRequest` and before the handler, which
+ * an edge hit would skip. Not `preParsing`: it transforms the request body
+ * stream (`@fastify/compress` decompresses there), and the edge answers only
+ * requests without a body.
+ */
+export const FASTIFY_LATER_HOOKS = ['preValidation', 'preHandler'] as const;
 
 /**
  * The hooks of the route a Fastify request was routed to that run after the
- * edge (`preParsing`, `preValidation`, `preHandler`), by kind; known once the
+ * edge (`preValidation`, `preHandler`), by kind; known once the
  * app is ready, so read from the route's context, not at bootstrap.
  */
 export function fastifyLaterHooks(request: HttpRequestLike): { kind: string; hook: unknown }[] {
