@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
 import { valueOf } from '../core/answer';
-import { Coalescer, RunPolicy } from '../core/coalescer';
+import { Coalescer } from '../core/coalescer';
 import { StampedeListener, StampedeStats } from '../core/events';
-import { PolicyOptions, resolvePolicy } from '../core/policy';
 import { FetchMissing } from '../core/batch';
 import { BatchLoader } from '../core/batch-loader';
 import { Work } from '../core/single-flight';
@@ -11,11 +10,9 @@ import { isPromiseLike } from '../core/store';
 import { STAMPEDE_OPTIONS } from './stampede.constants';
 import { StampedeEngine } from './stampede.engine';
 import { ResolvedStampedeOptions } from './options/stampede.options';
-import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './options/stampede.run-options';
-
-const WHERE = 'StampedeService.run';
+import { RunOptions } from './options/stampede.run-options';
+import { RunPolicies } from './options/run-policies';
 import { StampedeOptionsError } from '../errors';
-import { validateOptions } from './options/stampede.validation';
 import { Duration, parseDuration } from '../core/duration';
 
 /**
@@ -38,15 +35,12 @@ import { Duration, parseDuration } from '../core/duration';
 export class StampedeService {
   private readonly coalescer: Coalescer;
   private readonly defaultTtl: number;
-  private readonly defaults: ResolvedStampedeOptions;
-  private defaultPolicy?: RunPolicy<unknown>;
-  private readonly policies = new Map<string, RunPolicy<unknown>>();
-  private readonly singles = new Map<string, Map<unknown, RunPolicy<unknown>>>();
+  private readonly policies: RunPolicies;
 
   constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
     this.defaultTtl = engine.defaultTtl;
-    this.defaults = options;
+    this.policies = new RunPolicies(options);
   }
 
   /**
@@ -61,7 +55,7 @@ export class StampedeService {
    */
   run<T>(key: string, fn: Work<T>, options?: RunOptions): Promise<T> {
     try {
-      const value = this.coalescer.value(key, fn, this.policyFor<T>(key, options));
+      const value = this.coalescer.value(key, fn, this.policies.for<T>(key, options));
       return isPromiseLike<T>(value) ? (value as Promise<T>) : Promise.resolve(value);
     } catch (error) {
       return Promise.reject(error);
@@ -79,7 +73,7 @@ export class StampedeService {
    * ```
    */
   run$<T>(key: string, fn: Work<T>, options?: RunOptions): Observable<T> {
-    return this.coalescer.run$(key, fn, this.policyFor<T>(key, options)).pipe(map(valueOf));
+    return this.coalescer.run$(key, fn, this.policies.for<T>(key, options)).pipe(map(valueOf));
   }
 
   /**
@@ -112,7 +106,7 @@ export class StampedeService {
       return this.coalescer.runMany(
         keys,
         fetchMissing,
-        this.policyFor<T>('', options, 'StampedeService.runMany', 'batch'),
+        this.policies.for<T>('', options, 'StampedeService.runMany', 'batch'),
       );
     } catch (error) {
       return Promise.reject(error);
@@ -135,56 +129,7 @@ export class StampedeService {
     if (typeof fetchMissing !== 'function') {
       throw new StampedeOptionsError('fetchMissing', fetchMissing, 'a function', 'StampedeService.loader');
     }
-    return this.coalescer.loader(fetchMissing, this.policyFor<T>('', options, 'StampedeService.loader', 'batch'));
-  }
-
-  /**
-   * Validates per-call options and merges them over the module's. Calls
-   * without options share one policy; calls whose options are all plain
-   * values (`{ ttl: 30_000 }`, a fresh literal each call) share one per set of
-   * values, validated once.
-   */
-  private policyFor<T>(
-    key: unknown,
-    options: RunOptions | undefined,
-    where = WHERE,
-    surface: 'run' | 'batch' = 'run',
-  ): RunPolicy<T> {
-    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
-    if (options === undefined) return (this.defaultPolicy ??= this.buildPolicy({})) as RunPolicy<T>;
-    // The usual call (`{ ttl: 30_000 }`): one plain option, found without building a signature.
-    const single = surface === 'run' ? onlyOption(options) : undefined;
-    const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
-    if (single !== undefined) {
-      const known = this.singles.get(single)?.get(singleValue);
-      if (known !== undefined) return known as RunPolicy<T>;
-    }
-    const plain = signatureOf(options);
-    const signature = plain === undefined ? undefined : `${surface}|${plain}`;
-    if (signature !== undefined) {
-      const known = this.policies.get(signature);
-      if (known !== undefined) return known as RunPolicy<T>;
-    }
-    // Built from the options as validated: durations given as strings are milliseconds from here on.
-    const policy = this.buildPolicy(validateOptions(options, surface, where) as RunOptions);
-    if (signature !== undefined) {
-      if (this.policies.size >= MAX_POLICIES) this.policies.clear();
-      this.policies.set(signature, policy);
-    }
-    if (single !== undefined) {
-      let byValue = this.singles.get(single);
-      if (!byValue) this.singles.set(single, (byValue = new Map()));
-      if (byValue.size >= MAX_POLICIES) byValue.clear();
-      byValue.set(singleValue, policy);
-    }
-    return policy as RunPolicy<T>;
-  }
-
-  private buildPolicy(options: RunOptions): RunPolicy<unknown> {
-    const tags = options.tags ?? this.defaults.tags;
-    return resolvePolicy(this.defaults, [options as PolicyOptions], {
-      tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value) : () => tags,
-    });
+    return this.coalescer.loader(fetchMissing, this.policies.for<T>('', options, 'StampedeService.loader', 'batch'));
   }
 
   /**

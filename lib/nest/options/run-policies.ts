@@ -1,0 +1,62 @@
+import { PolicyOptions, RunPolicy, resolvePolicy } from '../../core/policy';
+import { StampedeOptionsError } from '../../errors';
+import { ResolvedStampedeOptions } from './stampede.options';
+import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './stampede.run-options';
+import { validateOptions } from './stampede.validation';
+
+/**
+ * The policies of `StampedeService` calls: per-call options validated and
+ * merged over the module's. Calls without options share one policy; calls
+ * whose options are all plain values (`{ ttl: 30_000 }`, a fresh literal
+ * each call) share one per set of values, validated once.
+ */
+export class RunPolicies {
+  private defaultPolicy?: RunPolicy<unknown>;
+  private readonly policies = new Map<string, RunPolicy<unknown>>();
+  private readonly singles = new Map<string, Map<unknown, RunPolicy<unknown>>>();
+
+  constructor(private readonly defaults: ResolvedStampedeOptions) {}
+
+  for<T>(
+    key: unknown,
+    options: RunOptions | undefined,
+    where = 'StampedeService.run',
+    surface: 'run' | 'batch' = 'run',
+  ): RunPolicy<T> {
+    if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
+    if (options === undefined) return (this.defaultPolicy ??= this.build({})) as RunPolicy<T>;
+    // The usual call (`{ ttl: 30_000 }`): one plain option, found without building a signature.
+    const single = surface === 'run' ? onlyOption(options) : undefined;
+    const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
+    if (single !== undefined) {
+      const known = this.singles.get(single)?.get(singleValue);
+      if (known !== undefined) return known as RunPolicy<T>;
+    }
+    const plain = signatureOf(options);
+    const signature = plain === undefined ? undefined : `${surface}|${plain}`;
+    if (signature !== undefined) {
+      const known = this.policies.get(signature);
+      if (known !== undefined) return known as RunPolicy<T>;
+    }
+    // Built from the options as validated: durations given as strings are milliseconds from here on.
+    const policy = this.build(validateOptions(options, surface, where) as RunOptions);
+    if (signature !== undefined) {
+      if (this.policies.size >= MAX_POLICIES) this.policies.clear();
+      this.policies.set(signature, policy);
+    }
+    if (single !== undefined) {
+      let byValue = this.singles.get(single);
+      if (!byValue) this.singles.set(single, (byValue = new Map()));
+      if (byValue.size >= MAX_POLICIES) byValue.clear();
+      byValue.set(singleValue, policy);
+    }
+    return policy as RunPolicy<T>;
+  }
+
+  private build(options: RunOptions): RunPolicy<unknown> {
+    const tags = options.tags ?? this.defaults.tags;
+    return resolvePolicy(this.defaults, [options as PolicyOptions], {
+      tags: tags === undefined ? undefined : typeof tags === 'function' ? (value) => tags(value) : () => tags,
+    });
+  }
+}
