@@ -27,8 +27,6 @@ export interface RedisClusterLike extends RedisConnectionLike {
   nodeClient(node: ClusterNodeLike): Promise<RedisClientLike>;
   getSlotMaster(slot: number): ClusterNodeLike;
   duplicate(): RedisClusterLike;
-  sSubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
-  sUnsubscribe(channel: string): Promise<unknown>;
 }
 
 /** True for a node-redis cluster client (told apart from a single-node client by its shape). */
@@ -168,14 +166,6 @@ export class ClusterClient implements RedisClientLike {
 
   pSubscribe(pattern: string, listener: (message: string, channel: string) => unknown): Promise<unknown> {
     return this.cluster.pSubscribe(pattern, listener);
-  }
-
-  sSubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown> {
-    return this.cluster.sSubscribe(channel, listener);
-  }
-
-  sUnsubscribe(channel: string): Promise<unknown> {
-    return this.cluster.sUnsubscribe(channel);
   }
 
   private stop(): void {

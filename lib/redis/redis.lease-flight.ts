@@ -37,14 +37,13 @@ return {'w', pttl}
  * (same token) is the value written (if any), the lease deleted and the
  * waiters woken. A holder whose lease expired, or was revoked by an
  * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
- * none), ttl ms, channel, message, 'sharded' to wake with `SPUBLISH` (the
- * channel is in the keys' slot). Returns 1 if it still held the lease.
+ * none), ttl ms, channel, message. Returns 1 if it still held the lease.
  */
 export const COMMIT = new LuaScript(`
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[1])
-redis.call(ARGV[6] == 'sharded' and 'SPUBLISH' or 'PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `);
 
@@ -282,8 +281,7 @@ export class LeaseFlight<T> {
   }
 
   private release(text = '', px = 0): string[] {
-    const wake = this.lease.subscriber?.sharded ? 'sharded' : 'classic';
-    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released', wake];
+    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released'];
   }
 
   private stopWaiting(): void {

@@ -42,9 +42,6 @@ export interface RedisClientLike extends RedisConnectionLike {
   sendCommand<T = unknown>(args: ReadonlyArray<string | Buffer>): Promise<T>;
   duplicate(): RedisClientLike;
   destroy(): void;
-  /** Sharded pub/sub, on a Redis Cluster client: a channel is subscribed on the node of its slot. */
-  sSubscribe?(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
-  sUnsubscribe?(channel: string): Promise<unknown>;
   /** A Redis Cluster's primaries (each a client of its own): where a `SCAN` must go one by one. */
   primaries?(): Promise<RedisClientLike[]>;
 }

@@ -1,6 +1,4 @@
 import { createCluster } from 'redis';
-import { lastValueFrom } from 'rxjs';
-import { Coalescer } from '../../lib/core/coalescer';
 import { StoredEntry } from '../../lib/core/store';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { validateRedisOptions } from '../../lib/redis/redis.options';
@@ -117,51 +115,6 @@ describe('the Redis tier on a Redis Cluster', () => {
     // A third instance started afterwards reads it from the cluster.
     const c = await tier();
     expect(c.tags.isValid(tagged)).toBe(false);
-  });
-
-  it("wakes another instance's waiters by sharded pub/sub: the key's channel subscribed on its slot's node while they wait, no pattern", async () => {
-    const [a, b] = await Promise.all([tier(), tier()]);
-    expect([a.subscriber.sharded, b.subscriber.sharded]).toEqual([true, true]);
-    const logger = new RecordingLogger();
-    const [holder, waiter] = [a, b].map(
-      (made) => new Coalescer({ store: made.store, coordinator: made.lease, logger }),
-    );
-    const key = 'GET /sharded-wake';
-    const channel = keys.wake(key);
-    const shardSubscribers = async () =>
-      Number(((await raw.sendCommand(channel, true, ['PUBSUB', 'SHARDNUMSUB', channel])) as unknown[])[1]);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let runs = 0;
-    const work = async () => {
-      runs++;
-      await gate;
-      return 'fresh';
-    };
-    const held = lastValueFrom(holder.run$(key, work, { ttl: 60_000 }));
-    await until(() => runs === 1, 'the holder running the work');
-    const waited = lastValueFrom(waiter.run$(key, work, { ttl: 60_000 }));
-    await until(
-      async () => (await shardSubscribers()) === 1,
-      "the waiter's instance subscribed to the key's shard channel",
-    );
-    const heard: string[] = [];
-    await raw.sSubscribe(channel, (message) => heard.push(message));
-    release();
-    const [first, second] = await Promise.all([held, waited]);
-    // 'hit' when the waiter's first look reached Redis after the holder's write.
-    expect([first.value, second.value, runs]).toEqual(['fresh', 'fresh', 1]);
-    expect(['collapsed', 'hit']).toContain(second.outcome);
-    // The holder woke its waiters on the shard channel (SPUBLISH from the commit script).
-    await until(() => heard.length > 0, 'the wake-up heard on the shard channel');
-    expect(heard).toEqual(['stored']);
-    await raw.sUnsubscribe(channel);
-    await until(async () => (await shardSubscribers()) === 0, 'the channel unsubscribed once nobody waits');
-    // No instance listens to a pattern of wake-ups: a cluster would broadcast every one to every node.
-    const patterns = await Promise.all(
-      raw.masters.map(async (node) => (await raw.nodeClient(node)).sendCommand(['PUBSUB', 'NUMPAT'])),
-    );
-    expect(patterns.map(Number)).toEqual(raw.masters.map(() => 0));
   });
 
   // Last: it leaves the cluster with a replica promoted.
