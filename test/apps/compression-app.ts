@@ -44,7 +44,9 @@ export const documentOf = (version: number) => ({
 function compressedRoutes(path: string, edge: boolean) {
   @Controller(path)
   @UseInterceptors(PipelineCounter, StampedeInterceptor)
-  @Coalesce({ edge: edge ? { skip: [PipelineCounter] } : false })
+  // @fastify/compress adds an onRequest hook (it decorates the reply) and a preParsing hook (it
+  // decompresses request bodies) to every route: neither matters to an edge hit, so both are listed.
+  @Coalesce({ edge: edge ? { skip: [PipelineCounter, 'onRequest', 'preParsing'] } : false })
   class CompressedController {
     constructor(readonly origin: Origin) {}
 

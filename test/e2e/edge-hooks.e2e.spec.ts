@@ -161,7 +161,7 @@ describe('the edge and the Fastify hooks that run after onRequest', () => {
     expect(handled).toBe(before);
   });
 
-  it('answers at the edge when the hooks are listed as safe to skip (by kind, or the function)', async () => {
+  it('answers at the edge when the kinds of those hooks are listed as safe to skip', async () => {
     running = await startApp(
       'fastify',
       {
@@ -174,5 +174,45 @@ describe('the edge and the Fastify hooks that run after onRequest', () => {
     const blocked = await request(`${running.url}/page`, { headers: { 'x-blocked': '1' } });
     // Listed as safe: the edge answered, the blocking hook did not run.
     expect(blocked.status).toBe(200);
+  });
+
+  it("keeps off the edge a route whose own onRequest hook runs after the edge's (as @fastify/rate-limit adds one per route), and a preParsing hook", async () => {
+    const limited = (app: INestApplication) => {
+      const fastify = app.getHttpAdapter().getInstance() as {
+        addHook(name: string, hook: unknown): void;
+      };
+      // Per route, as a plugin adds it through onRoute: it runs after every root onRequest hook, the edge's too.
+      fastify.addHook('onRoute', (route: { onRequest?: unknown }) => {
+        route.onRequest = [
+          async (
+            req: { headers: Record<string, string> },
+            reply: { code(n: number): { send(b: unknown): unknown } },
+          ) => {
+            if (req.headers['x-over-limit'] === '1') return reply.code(429).send({ limited: true });
+          },
+        ];
+      });
+    };
+    running = await startApp(
+      'fastify',
+      { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [PageController] },
+      limited,
+    );
+    await request(`${running.url}/page`);
+    const over = await request(`${running.url}/page`, { headers: { 'x-over-limit': '1' } });
+    expect([over.status, JSON.parse(over.text)]).toEqual([429, { limited: true }]);
+    await running.close();
+
+    running = await startApp(
+      'fastify',
+      {
+        imports: [StampedeModule.forRoot({ ttl: 60_000, edge: { skip: ['onRequest'] } })],
+        controllers: [PageController],
+      },
+      limited,
+    );
+    await request(`${running.url}/page`);
+    // Listed as safe: the edge answered before the route's own hook.
+    expect((await request(`${running.url}/page`, { headers: { 'x-over-limit': '1' } })).status).toBe(200);
   });
 });

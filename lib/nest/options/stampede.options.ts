@@ -181,11 +181,12 @@ export interface CoalesceOptions extends MethodCoalesceOptions {
  */
 export interface EdgeOptions {
   /**
-   * Guards, interceptors, pipes (classes or instances) and, on Fastify, hooks
-   * that run after `onRequest` (the function, or its kind) an edge hit may skip.
+   * Guards, interceptors, pipes (classes or instances) and, on Fastify, kinds
+   * of hook that run after the edge (`'onRequest'`, `'preParsing'`,
+   * `'preValidation'`, `'preHandler'`) an edge hit may skip.
    */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  skip?: readonly (Function | object | 'preValidation' | 'preHandler')[];
+  skip?: readonly (Function | object | 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler')[];
 }
 
 /**

@@ -32,23 +32,31 @@ export interface EdgeGate {
 export type RouteIdentity = (request: HttpRequestLike) => object | undefined;
 
 /**
- * The Fastify hooks that run after `onRequest` and before the handler, which
- * an edge hit would skip. Not `preParsing`: it transforms the request body
- * stream (`@fastify/compress` decompresses there), and the edge answers only
- * requests without a body.
+ * The Fastify hooks an edge hit would skip, by kind: `onRequest` hooks that
+ * run after the edge's own (a route's own, an encapsulated plugin's:
+ * `@fastify/rate-limit` adds one per route), and every `preParsing`,
+ * `preValidation` and `preHandler` hook (auth, allow-lists, rate limits can
+ * sit there; `@fastify/compress` decompresses request bodies in `preParsing`).
  */
-export const FASTIFY_LATER_HOOKS = ['preValidation', 'preHandler'] as const;
+export const FASTIFY_LATER_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const;
+
+/** The name of the edge's own `onRequest` hook: Fastify stores hooks bound, so it is found by name. */
+export const EDGE_HOOK_NAME = 'nestjsStampedeEdge';
 
 /**
- * The hooks of the route a Fastify request was routed to that run after the
- * edge (`preValidation`, `preHandler`), by kind; known once the
- * app is ready, so read from the route's context, not at bootstrap.
+ * The kinds of hook of the route a Fastify request was routed to that run
+ * after the edge; known once the app is ready, so read from the route's
+ * context, not at bootstrap.
  */
-export function fastifyLaterHooks(request: HttpRequestLike): { kind: string; hook: unknown }[] {
-  const context = fastifyContext(request) as Record<string, unknown[] | null | undefined> | undefined;
-  const found: { kind: string; hook: unknown }[] = [];
-  for (const kind of FASTIFY_LATER_HOOKS) for (const hook of context?.[kind] ?? []) found.push({ kind, hook });
-  return found;
+export function fastifyLaterHooks(request: HttpRequestLike): string[] {
+  const context = fastifyContext(request) as Record<string, { name?: string }[] | null | undefined> | undefined;
+  const kinds: string[] = [];
+  const onRequest = context?.onRequest ?? [];
+  const ours = onRequest.findIndex((hook) => hook.name === EDGE_HOOK_NAME || hook.name === `bound ${EDGE_HOOK_NAME}`);
+  if (ours !== -1 && ours < onRequest.length - 1) kinds.push('onRequest');
+  for (const kind of FASTIFY_LATER_HOOKS)
+    if (kind !== 'onRequest' && (context?.[kind]?.length ?? 0) > 0) kinds.push(kind);
+  return kinds;
 }
 
 /** Express sets `request.route` to the route it dispatches to. */

@@ -24,7 +24,7 @@ export const edgeOption: Check = (value, name, where) => {
     fail(
       `${name}.skip`,
       skip,
-      `a list of guard, interceptor or pipe classes or instances, Fastify hook functions or kinds (${FASTIFY_LATER_HOOKS.map((kind) => `'${kind}'`).join(', ')})`,
+      `a list of guard, interceptor or pipe classes or instances, kinds of Fastify hook (${FASTIFY_LATER_HOOKS.map((kind) => `'${kind}'`).join(', ')})`,
       where,
     );
   }

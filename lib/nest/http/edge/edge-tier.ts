@@ -12,12 +12,12 @@ import {
   EdgeGate,
   RouteIdentity,
   expressRoute,
+  EDGE_HOOK_NAME,
   fastifyLaterHooks,
   fastifyRoute,
   hasGates,
   registerGates,
 } from './edge-gate';
-import { isListed } from './edge-option';
 
 type ExpressHandler = (request: unknown, response: unknown, next: unknown) => unknown;
 interface ExpressLayer {
@@ -122,9 +122,13 @@ export class StampedeEdgeTier implements OnModuleInit {
     const instance = adapter.getInstance<{
       addHook(name: 'onRequest', hook: (request: unknown, reply: unknown, done: () => void) => void): void;
     }>();
-    instance.addHook('onRequest', (request, reply, done) => {
-      if (!this.tryAnswer(request as HttpRequestLike, reply as HttpResponseLike)) done();
-    });
+    // Named: Fastify keeps hooks bound, and the later-hooks check finds this one by its name.
+    const hooks = {
+      [EDGE_HOOK_NAME]: (request: unknown, reply: unknown, done: () => void) => {
+        if (!this.tryAnswer(request as HttpRequestLike, reply as HttpResponseLike)) done();
+      },
+    };
+    instance.addHook('onRequest', hooks[EDGE_HOOK_NAME]);
   }
 
   /** The interceptor saw `request` on an approved route: its route now opens the gate to the tier. */
@@ -137,7 +141,7 @@ export class StampedeEdgeTier implements OnModuleInit {
     this.closed.add(identity);
     this.logger.warn(
       `edge off for ${route.name}: Fastify ${skipped.join(', ')} hook(s) run before its handler on every request, ` +
-        `and an edge hit would skip them; list each in edge.skip (the hook function, or its kind, e.g. 'preHandler') to answer at the edge anyway`,
+        `and an edge hit would skip them; list their kinds in edge.skip (e.g. 'preHandler') to answer at the edge anyway`,
     );
   }
 
@@ -158,11 +162,7 @@ export class StampedeEdgeTier implements OnModuleInit {
   }
 }
 
-/** The later Fastify hooks of the route of `request` not listed as safe to skip (by function, or by kind). */
+/** The kinds of later Fastify hook of the route of `request` not listed as safe to skip. */
 function unlistedLaterHooks(request: HttpRequestLike, route: ApprovedRoute): string[] {
-  const kinds = new Set<string>();
-  for (const { kind, hook } of fastifyLaterHooks(request)) {
-    if (!isListed(hook, route.skip) && !route.skip.includes(kind)) kinds.add(kind);
-  }
-  return [...kinds];
+  return fastifyLaterHooks(request).filter((kind) => !route.skip.includes(kind));
 }
