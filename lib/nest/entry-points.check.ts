@@ -11,7 +11,8 @@ const INTERCEPTORS_METADATA = '__interceptors__';
 /** `@nestjs/graphql`'s options token, to see whether field resolvers are intercepted. */
 const GRAPHQL_MODULE_OPTIONS = 'GqlModuleOptions';
 /** Options that mean something for HTTP responses only. */
-const HTTP_RESPONSE_OPTIONS = ['maxBodyBytes', 'statusTtl', 'respectCacheControl', 'keyBody'];
+// `edge` too: the edge tier answers HTTP routes only, a resolver or a message handler would ignore it.
+const HTTP_RESPONSE_OPTIONS = ['maxBodyBytes', 'statusTtl', 'respectCacheControl', 'keyBody', 'edge'];
 
 type Class = { name: string; prototype: object };
 

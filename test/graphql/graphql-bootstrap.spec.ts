@@ -76,6 +76,15 @@ class HttpOptionResolver {
 }
 
 @Resolver(() => Article)
+class EdgeOptionResolver {
+  @Query(() => Int)
+  @Coalesce({ edge: true })
+  edgy(): number {
+    return 1;
+  }
+}
+
+@Resolver(() => Article)
 @Coalesce({ keyBody: true })
 class HttpOptionClassResolver {
   @Query(() => Int)
@@ -160,6 +169,11 @@ describe('GraphQL resolvers at bootstrap', () => {
     const failure = init({ imports: [StampedeModule.forRoot(), graphqlModule()], providers: [HttpOptionResolver] });
     await expect(failure).rejects.toThrow(StampedeOptionsError);
     await expect(failure).rejects.toThrow(/"statusTtl".*HttpOptionResolver\.one/);
+  });
+
+  it('refuses edge on a resolver (the edge tier answers HTTP routes only), naming the option and the resolver', async () => {
+    const failure = init({ imports: [StampedeModule.forRoot(), graphqlModule()], providers: [EdgeOptionResolver] });
+    await expect(failure).rejects.toThrow(/"edge".*HTTP routes only.*EdgeOptionResolver\.edgy/);
   });
 
   it('refuses an HTTP response option on a resolver class, naming the option and the class', async () => {
