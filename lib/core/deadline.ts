@@ -1,5 +1,8 @@
 import { Observable } from 'rxjs';
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); past it Node fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * Thrown to every waiter of a flight whose work outlived its `timeout`
  * (`kind: 'work'`), or to a caller that waited `waitTimeout` for another's

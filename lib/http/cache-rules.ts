@@ -36,6 +36,19 @@ export function requestForbidsStore(headers: HeaderValues): boolean {
 }
 
 /**
+ * True when a request asks past any stored response (`Cache-Control:
+ * no-cache`, `no-store` or `max-age=0`, or `Pragma: no-cache`, RFC 9111 §5.2.1, §5.4).
+ */
+export function requestAsksToRevalidate(headers: HeaderValues): boolean {
+  const pragma = headers['pragma'];
+  if (pragma !== undefined && String(pragma).toLowerCase().includes('no-cache')) return true;
+  const control = headers['cache-control'];
+  if (control === undefined) return false;
+  const directives = cacheControl(control);
+  return directives.has('no-cache') || directives.has('no-store') || directives.get('max-age') === '0';
+}
+
+/**
  * True when a shared cache must not store the response: `Cache-Control:
  * no-store` or `private` (RFC 9111 §3, §5.2.2.7), or `Vary: *` (§4.1).
  */

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../core/deadline';
 import type { Duration } from '../core/duration';
 import { StampedeOptionsError } from '../errors';
 import type { RedisClusterLike } from './redis.cluster';
@@ -154,9 +155,6 @@ function isClient(value: unknown): value is RedisClientLike | RedisClusterLike {
     typeof client.pSubscribe === 'function'
   );
 }
-
-/** The longest delay a Node timer takes; past it Node fires at once. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 function checkMilliseconds(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {

@@ -1,4 +1,5 @@
 import { isStoreInput } from '../../core/store-adapter';
+import { MAX_TIMER_MS } from '../../core/deadline';
 import { parseDuration } from '../../core/duration';
 import { StampedeOptionsError } from '../../errors';
 
@@ -45,8 +46,6 @@ export const milliseconds: Check = (value, name, where) => {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) fail(name, value, DURATION_EXPECTED, where);
   return ms;
 };
-/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); past it Node fires at once. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** Milliseconds some timer waits: bounded, as Node would fire a longer one at once. */
 export const timerMilliseconds: Check = (value, name, where) => {

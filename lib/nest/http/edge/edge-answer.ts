@@ -1,6 +1,6 @@
 import type { AbstractHttpAdapter } from '@nestjs/core';
 import type { Coalescer } from '../../../core/coalescer';
-import { ageSeconds, cacheControl } from '../../../http/cache-rules';
+import { ageSeconds, requestAsksToRevalidate } from '../../../http/cache-rules';
 import { cacheStatus } from '../../../http/cache-status';
 import { HeaderValues, announcesBody } from '../../../http/request-key';
 import { requestPreconditions } from '../../../http/validators';
@@ -36,7 +36,7 @@ export class EdgeAnswer {
     const method = request.method;
     if ((method !== 'GET' && method !== 'HEAD') || !this.options.methods.has(method)) return false;
     const headers = request.headers;
-    if (asksToRevalidate(headers) || request.body !== undefined || announcesBody(headers)) return false;
+    if (requestAsksToRevalidate(headers) || request.body !== undefined || announcesBody(headers)) return false;
     // Never one caller's answer to another: any credential, whatever the route keys by, goes to the pipeline.
     const { settings } = route;
     for (const name of settings.credentialHeaders) if (headers[name] !== undefined) return false;
@@ -71,14 +71,4 @@ export class EdgeAnswer {
 /** A stored response the edge may send as it is: no error to rethrow, and not another variant's. */
 function isEdgeAnswer(snapshot: ResponseSnapshot, headers: HeaderValues): boolean {
   return snapshot.error === undefined && !varyMismatch(snapshot, headers);
-}
-
-/** `Cache-Control: no-cache`, `no-store` or `max-age=0`, or `Pragma: no-cache`: left to the interceptor path. */
-function asksToRevalidate(headers: HeaderValues): boolean {
-  const pragma = headers['pragma'];
-  if (pragma !== undefined && String(pragma).toLowerCase().includes('no-cache')) return true;
-  const control = headers['cache-control'];
-  if (control === undefined) return false;
-  const directives = cacheControl(control);
-  return directives.has('no-cache') || directives.has('no-store') || directives.get('max-age') === '0';
 }
