@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { Answer, answerFromEntry, valueOf } from './answer';
+import { Answer, answerFromEntry } from './answer';
 import { CoreContext } from './context';
 import { FlightCoordinator } from './coordinator';
 import { EventLog, StampedeEventType, StampedeEvent, StampedeListener, StampedeStats } from './events';
@@ -45,6 +45,9 @@ export interface CoalescerDeps {
   /** The random source of XFetch and jitter (injectable for tests). */
   random?: () => number;
 }
+
+// An Observable work that completed without a value answers nothing: `undefined`, as a Promise work would.
+const lastValue = <T>(answer: Answer<T> | undefined): T => answer?.value as T;
 
 const bounded = (key: string) => (key.length > MAX_KEY_LENGTH ? boundKey(key) : key);
 
@@ -152,17 +155,25 @@ export class Coalescer {
 
   /**
    * `run` for callers that want the value alone (`StampedeService.run`,
-   * `@Coalesce` methods): a hit and a cheap join allocate no answer.
+   * `@Coalesce` methods): a hit, a cheap join and the leader of a key with
+   * nothing stored allocate no answer and no sink.
    */
   value<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<T> {
     key = bounded(key);
     // A flight of `key` answers what the store would (the store holds at most its pending write).
     const flight = this.flights.find<T>(key);
-    if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
-    const hit = this.paths.hitEntry(key, policy);
-    if (hit !== undefined) return hit.v;
+    if (flight !== undefined) {
+      if (this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
+      const hit = this.paths.hitEntry(key, policy);
+      if (hit !== undefined) return hit.v;
+    } else {
+      const found = this.paths.lookup(key, policy);
+      if (found === 'absent') {
+        if (this.leading.leadsCheaply(key, policy)) return this.leading.leadValue(key, work, policy);
+      } else if (found !== undefined) return found.v;
+    }
     const answer = this.run(key, work, policy);
-    return isPromiseLike(answer) ? answer.then(valueOf) : answer.value;
+    return isPromiseLike(answer) ? answer.then(lastValue) : lastValue(answer);
   }
 
   /**

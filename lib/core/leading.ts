@@ -177,6 +177,48 @@ export class Leading {
     );
   }
 
+  /**
+   * True when `leadValue` answers exactly as `lead` would: a key with nothing
+   * stored (so no fallback), no bound reached, no hit-for-miss mark, and no
+   * coordinator (whose answer may be another instance's).
+   */
+  leadsCheaply<T>(key: string, policy: RunPolicy<T>): boolean {
+    const core = this.core;
+    return (
+      !(policy.ttl > 0 && core.coordinator !== undefined) &&
+      !(core.limits.maxInFlight > 0 && core.flights.size >= core.limits.maxInFlight) &&
+      (core.uncacheable.size === 0 || !core.uncacheable.has(key, core.now()))
+    );
+  }
+
+  /**
+   * `lead` for a caller that wants the value alone: the flight's own Promise
+   * (a synchronous work's value at once), resolved once its write is known.
+   * Callers check `leadsCheaply` first.
+   */
+  leadValue<T>(key: string, work: Work<T>, policy: RunPolicy<T>): T | Promise<T> {
+    const core = this.core;
+    core.events.report('miss', key);
+    let timedOut = false;
+    const flight = this.startFlight(key, work, policy, 'lead', undefined, () => (timedOut = true));
+    const sync = flight.sync;
+    if (sync !== undefined) {
+      if (!('error' in sync)) return sync.value;
+      core.events.report('error', key, { error: sync.error });
+      throw sync.error;
+    }
+    return flight.joinPromise().then(
+      (value) => {
+        const write = flight.write;
+        return isPromiseLike(write) ? Promise.resolve(write).then(() => value) : value;
+      },
+      (error: unknown) => {
+        core.events.report(timedOut ? 'timeout' : 'error', key, { error });
+        throw error;
+      },
+    );
+  }
+
   /** Runs `work` for this caller alone: uncoalesced, not stored, bounded like a flight. */
   bypass<T>(key: string, work: Work<T>, policy: RunPolicy<T>, sink: AnswerSink<T>, reason: BypassReason): Teardown {
     this.core.events.report('bypass', key, { reason });

@@ -83,6 +83,19 @@ export class CallerPaths {
     return this.leading.lead(key, work, policy, sink, usableOnError(entry, now) ? entry : undefined);
   }
 
+  /**
+   * What a synchronous store says at once, for a caller that wants the value
+   * alone: a fresh hit (reported), `'absent'` when nothing is stored for `key`
+   * (or nothing ever is: `ttl` 0), or `undefined` when only `into` can tell.
+   */
+  lookup<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | 'absent' | undefined {
+    if (policy.ttl <= 0 && !policy.freshnessFor) return 'absent';
+    if (!this.core.store.synchronous) return undefined;
+    const cached = this.core.store.get(key) as StoredEntry | undefined;
+    if (cached === undefined) return 'absent';
+    return policy.earlyRefresh ? undefined : (this.hit(key, cached, policy) as StoredEntry<T> | undefined);
+  }
+
   /** The hit path: no closures, no Promise; reports the hit. */
   hitEntry<T>(key: string, policy: RunPolicy<T>): StoredEntry<T> | undefined;
   hitEntry<T>(
@@ -98,12 +111,17 @@ export class CallerPaths {
     if (!this.core.store.synchronous || policy.earlyRefresh || (policy.ttl <= 0 && !policy.freshnessFor))
       return undefined;
     const cached = this.core.store.get(key) as StoredEntry | undefined;
-    if (
-      cached === undefined ||
-      !isEntry(cached) ||
-      cached.e <= this.core.now() ||
-      this.core.usable(cached, policy) === undefined
-    ) {
+    return cached === undefined ? undefined : this.hit(key, cached, policy, accept);
+  }
+
+  /** `cached` as a hit (reported) when it is fresh and usable; a value `accept` turns down comes back `declined`. */
+  private hit<T>(
+    key: string,
+    cached: StoredEntry,
+    policy: RunPolicy<T>,
+    accept?: (value: T) => boolean,
+  ): StoredEntry<T> | { declined: T } | undefined {
+    if (!isEntry(cached) || cached.e <= this.core.now() || this.core.usable(cached, policy) === undefined) {
       return undefined;
     }
     if (accept !== undefined && !accept(cached.v as T)) return { declined: cached.v as T };
