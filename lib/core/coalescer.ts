@@ -176,6 +176,14 @@ export class Coalescer {
     return isPromiseLike(answer) ? answer.then(lastValue) : lastValue(answer);
   }
 
+  /** The shared Promise of a flight of `key` this caller may join cheaply (see `Waiting.joinsCheaply`), else `undefined`. */
+  joinInFlight<T>(key: string, policy: RunPolicy<T>): Promise<T> | undefined {
+    const flight = this.flights.find<T>(bounded(key));
+    return flight !== undefined && this.waiting.joinsCheaply(flight, policy)
+      ? this.waiting.joinPromise(flight)
+      : undefined;
+  }
+
   /**
    * Batched single flight: the values of `keys` (aligned), each coalesced and
    * stored on its own; the keys neither fresh nor in flight are fetched by

@@ -257,6 +257,27 @@ describe('@Coalesce on provider methods, configured by the module', () => {
     await moduleRef.close();
   });
 
+  it('answers each instance from its own module’s store when two apps call in turn, and one closed app’s instance from none of them', async () => {
+    const mapA = new Map<string, unknown>();
+    const mapB = new Map<string, unknown>();
+    const appA = await compile({ store: new Keyv({ store: mapA }) });
+    const appB = await compile({ store: new Keyv({ store: mapB }) });
+    const a = appA.get(ArticlesRepository);
+    const b = appB.get(ArticlesRepository);
+    await a.byId(1);
+    await b.byId(2);
+    await a.byId(3);
+    expect([...mapA.keys()]).toEqual(['keyv:ArticlesRepository.byId([1])', 'keyv:ArticlesRepository.byId([3])']);
+    expect([...mapB.keys()]).toEqual(['keyv:ArticlesRepository.byId([2])']);
+    await appA.close();
+    // Unbound: the in-process default engine, not app A's store (closed) nor app B's.
+    await a.byId(4);
+    await a.byId(4);
+    expect(calls.filter((c) => c === 'byId:4')).toHaveLength(1);
+    expect(mapA.size + mapB.size).toBe(3);
+    await appB.close();
+  });
+
   it('refuses a request-scoped provider without a key function, naming it', async () => {
     @Injectable({ scope: Scope.REQUEST })
     class PerRequest {

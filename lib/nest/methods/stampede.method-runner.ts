@@ -21,19 +21,24 @@ export interface MethodEngine {
 // class for request-scoped and transient providers (their instances come later).
 const instanceEngines = new WeakMap<object, MethodEngine>();
 const classEngines = new WeakMap<object, MethodEngine>();
+// Counts every change of the bindings: an engine a wrapper remembers for an instance holds while it is unchanged.
+let bindings = 0;
 
 /** Binds a provider instance's decorated methods to a module's engine. */
 export function bindInstance(instance: object, engine: MethodEngine): void {
+  bindings++;
   instanceEngines.set(instance, engine);
 }
 
 /** Binds every instance of a class (request-scoped, transient) to a module's engine. */
 export function bindClass(type: object, engine: MethodEngine): void {
+  bindings++;
   classEngines.set(type, engine);
 }
 
 /** Undoes the bindings to `engine` (when its app shuts down). */
 export function unbind(targets: readonly object[], engine: MethodEngine): void {
+  bindings++;
   for (const target of targets) {
     if (instanceEngines.get(target) === engine) instanceEngines.delete(target);
     if (classEngines.get(target) === engine) classEngines.delete(target);
@@ -114,14 +119,33 @@ export function coalescedMethod(
   const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
   const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> =>
     resolvePolicy(engine.defaults, [options as PolicyOptions], { tags });
+  // The last instance called and its engine and policy (a provider is a singleton: nearly always a match).
+  let lastThis: object | undefined;
+  let lastBindings = -1;
+  let lastEngine: MethodEngine | undefined;
+  let lastPolicy: RunPolicy<unknown> | undefined;
+  const engineOf = (instance: object): MethodEngine => {
+    if (instance === lastThis && bindings === lastBindings) return lastEngine!;
+    lastThis = instance;
+    lastBindings = bindings;
+    lastPolicy = undefined;
+    return (lastEngine = engineFor(instance));
+  };
   const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
     const tags = options.tags ?? engine.defaults.tags;
-    if (typeof tags !== 'function') {
-      let policy = policies.get(engine);
-      if (!policy) policies.set(engine, (policy = buildPolicy(engine, tags === undefined ? undefined : () => tags)));
-      return policy;
-    }
-    return buildPolicy(engine, (value) => tags(value, ...args));
+    if (typeof tags === 'function') return buildPolicy(engine, (value) => tags(value, ...args));
+    if (engine === lastEngine && lastPolicy !== undefined) return lastPolicy;
+    let policy = policies.get(engine);
+    if (!policy) policies.set(engine, (policy = buildPolicy(engine, tags === undefined ? undefined : () => tags)));
+    if (engine === lastEngine) lastPolicy = policy;
+    return policy;
+  };
+
+  // Made outside `wrapper`: a closure there over `this` and `args` would cost every call a context, joins included.
+  const workOf = (self: object, args: unknown[]) => (): unknown => {
+    const result = original.apply(self, args);
+    shape = shapeOf(result);
+    return result;
   };
 
   const wrapper = function (this: object, ...args: unknown[]): unknown {
@@ -140,17 +164,18 @@ export function coalescedMethod(
         logger.warn(`${declaringClass.name}.${methodName}: ${error.message}; such calls are not coalesced`);
       }
     }
-    const engine = engineFor(this);
+    const engine = engineOf(this);
     if (key === undefined) {
       engine.coalescer.report('bypass', name, { reason: 'unserializable-arguments' });
       return original.apply(this, args);
     }
     const policy = policyOf(engine, args);
-    const work = () => {
-      const result = original.apply(this, args);
-      shape = shapeOf(result);
-      return result;
-    };
+    if (shape === 'promise') {
+      // A call in flight is joined before anything is built for a call of its own.
+      const joined = engine.coalescer.joinInFlight(key, policy);
+      if (joined !== undefined) return joined;
+    }
+    const work = workOf(this, args);
     if (shape === 'observable') {
       // A hit answers at once; otherwise every value of the shared flight reaches this caller.
       const hit = engine.coalescer.peek(key, policy);
