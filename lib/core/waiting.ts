@@ -19,10 +19,17 @@ import { Work } from './single-flight';
  *   returns the flight's one shared Promise.
  */
 export class Waiting {
+  // Read on every join: kept here rather than looked up through the context each time.
+  private readonly maxWaiters: number;
+  private readonly events: CoreContext['events'];
+
   constructor(
     private readonly core: CoreContext,
     private readonly leading: Leading,
-  ) {}
+  ) {
+    this.maxWaiters = core.limits.maxWaiters;
+    this.events = core.events;
+  }
 
   /** True when the cheap join answers exactly as `join` would. */
   joinsCheaply<T>(flight: Flight<T>, policy: RunPolicy<T>): boolean {
@@ -32,13 +39,13 @@ export class Waiting {
       !policy.waitTimeout &&
       policy.isFailure === undefined &&
       policy.shareable === undefined &&
-      !(this.core.limits.maxWaiters > 0 && flight.waiters >= this.core.limits.maxWaiters)
+      (this.maxWaiters === 0 || flight.waiters < this.maxWaiters)
     );
   }
 
   /** The cheap join; callers check `joinsCheaply` first. */
   joinPromise<T>(flight: Flight<T>): Promise<T> {
-    this.core.events.coalesced(flight.key, flight.waiters + 1);
+    this.events.coalesced(flight.key, flight.waiters + 1);
     const joined = flight.joinPromise();
     const observer = this.core.observer;
     if (observer) {

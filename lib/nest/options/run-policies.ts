@@ -14,6 +14,8 @@ export class RunPolicies {
   private defaultPolicy?: RunPolicy<unknown>;
   private readonly policies = new Map<string, RunPolicy<unknown>>();
   private readonly singles = new Map<string, Map<unknown, RunPolicy<unknown>>>();
+  // The usual one option, `ttl`, found with one lookup.
+  private readonly byTtl = new Map<unknown, RunPolicy<unknown>>();
 
   constructor(private readonly defaults: ResolvedStampedeOptions) {}
 
@@ -29,7 +31,7 @@ export class RunPolicies {
     const single = surface === 'run' ? onlyOption(options) : undefined;
     const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
     if (single !== undefined) {
-      const known = this.singles.get(single)?.get(singleValue);
+      const known = (single === 'ttl' ? this.byTtl : this.singles.get(single))?.get(singleValue);
       if (known !== undefined) return known as RunPolicy<T>;
     }
     const plain = signatureOf(options);
@@ -45,7 +47,7 @@ export class RunPolicies {
       this.policies.set(signature, policy);
     }
     if (single !== undefined) {
-      let byValue = this.singles.get(single);
+      let byValue = single === 'ttl' ? this.byTtl : this.singles.get(single);
       if (!byValue) this.singles.set(single, (byValue = new Map()));
       if (byValue.size >= MAX_POLICIES) byValue.clear();
       byValue.set(singleValue, policy);
