@@ -168,6 +168,11 @@ export class ClusterClient implements RedisClientLike {
     return this.cluster.pSubscribe(pattern, listener);
   }
 
+  /** Ends the retries of a failed start, and the slot map refreshes (at close, connected or not). */
+  stopRetrying(): void {
+    this.stop();
+  }
+
   private stop(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);

@@ -45,6 +45,8 @@ export interface RedisClientLike extends RedisConnectionLike {
   destroy(): void;
   /** A Redis Cluster's primaries (each a client of its own): where a `SCAN` must go one by one. */
   primaries?(): Promise<RedisClientLike[]>;
+  /** The tier's own wrappers (Cluster, Sentinel) try again after a failed start: this ends that, connected or not. */
+  stopRetrying?(): void;
 }
 
 /**

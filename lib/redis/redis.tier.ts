@@ -123,7 +123,9 @@ export class RedisTier {
         nodeClientOptions: { ...node, ...nodeClientOptions },
         sentinelClientOptions: { socket: node.socket, ...sentinelClientOptions },
       };
-      client = new SentinelClient(() => redis.createSentinel(settings as never) as unknown as RedisSentinelLike);
+      client = new SentinelClient(
+        (overrides) => redis.createSentinel({ ...settings, ...overrides } as never) as unknown as RedisSentinelLike,
+      );
     } else {
       client = redis.createClient({ url: options.url, ...node }) as unknown as RedisClientLike;
     }
@@ -173,6 +175,9 @@ export class RedisTier {
     this.closed = true;
     this.tags.close();
     this.connection.detach();
+    // A connection that never came up is not closed below, but may still be trying to.
+    this.client.stopRetrying?.();
+    this.subscriber.client.stopRetrying?.();
     await this.subscriber.close();
     if (!this.ownsClient || !this.client.isOpen) return;
     try {

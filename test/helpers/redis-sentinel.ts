@@ -67,11 +67,12 @@ function spawnSentinel(port: number, config: string): Promise<ChildProcess> {
 /**
  * Starts a primary and a replica (`--replicaof`), then one `redis-sentinel`
  * monitoring the primary (quorum 1), and waits (bounded) until the replica
- * is in sync and the Sentinel knows it.
+ * is in sync and the Sentinel knows it. `sentinelPort`: the Sentinel's port
+ * (a test may point an app at it before it runs).
  */
-export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
+export async function startRedisSentinel(options: { sentinelPort?: number } = {}): Promise<RedisSentinelSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'stampede-sentinel-'));
-  const [primary, replica, sentinel] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [primary, replica, sentinel] = await Promise.all([freePort(), freePort(), options.sentinelPort ?? freePort()]);
   const children: ChildProcess[] = [];
   const stop = async () => {
     await Promise.all(

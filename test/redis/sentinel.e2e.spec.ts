@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { until } from '../helpers/deferred';
-import { RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-sentinel';
+import { SENTINEL_MASTER, RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-sentinel';
+import { freePort } from '../helpers/redis-server';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
 import { Instance, startInstance } from './support/instances';
@@ -65,5 +66,36 @@ describe('3 instances on a Sentinel-managed primary (1 primary, 1 replica, 1 Sen
     expect(await fleet.executions(id)).toBe(1);
     expect(await sentinel.cli(after, 'EXISTS', keys.value(itemKey(id)))).toBe('1');
     expect((await send(`${instances[1].url}/item/${id}`)).cacheStatus).toMatch(/; hit; ttl=/);
+  });
+});
+
+describe('an instance started before its Sentinel', () => {
+  let sentinel: RedisSentinelSetup | undefined;
+  let instances: Instance[] = [];
+  const keys = new RedisKeys('stampede:');
+
+  afterAll(async () => {
+    await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
+    await sentinel?.stop();
+  });
+
+  it('serves alone while no Sentinel answers, then joins the fleet once one does, without a log line per attempt', async () => {
+    const sentinelPort = await freePort();
+    const options = { name: SENTINEL_MASTER, sentinelRootNodes: [{ host: '127.0.0.1', port: sentinelPort }] };
+    instances = await Promise.all([1, 2].map(() => startInstance({ sentinel: options, lockTimeout: 30_000 })));
+    const fleet = new Fleet(instances);
+    const alone = await Promise.all(instances.map((instance) => send(`${instance.url}/item/alone-${randomUUID()}`)));
+    expect(alone.map((reply) => reply.status)).toEqual([200, 200]);
+    expect(await fleet.allUp()).toBe(false);
+
+    sentinel = await startRedisSentinel({ sentinelPort });
+    await until(() => fleet.allUp(), 'both instances on the primary the Sentinel names', 30_000);
+    const id = `joined-${randomUUID()}`;
+    const replies = await fleet.coldBurst(id, 20);
+    expect(replies.map((reply) => reply.status)).toEqual(Array(40).fill(200));
+    expect(await fleet.executions(id)).toBe(1);
+    expect(await sentinel.cli(await sentinel.primaryPort(), 'EXISTS', keys.value(itemKey(id)))).toBe('1');
+    // node-redis prints each failed attempt of its own connect loop; the quiet probes print nothing.
+    for (const instance of instances) expect(instance.output()).not.toContain('None of the sentinels are available');
   });
 });
