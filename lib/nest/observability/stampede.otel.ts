@@ -36,17 +36,20 @@ function keyHash(key: string): string {
  * Traces and timings of flights, through the OpenTelemetry API: a span per
  * flight on its leader (`stampede.flight`, or `stampede.refresh` for a
  * background refresh), a link to it and a `stampede.wait` event on each
- * follower's request span, and an event on it for answers from the store.
- * Nothing is looked up or built for a request whose span does not record,
- * and with `traces` off only the timings are kept. `durations` receives the
- * work and wait times, for the histograms.
+ * follower's request span, and an event on it for answers from the store
+ * (unless `hitEvents` is false: then a hit looks nothing up). Nothing is
+ * built for a request whose span does not record, and with `traces` off only
+ * the timings are kept. `durations` receives the work and wait times, for the
+ * histograms.
  */
 export function tracingObserver(
   api: OtelApi,
   tracer: Tracer | undefined,
   durations: Durations,
   traces = true,
+  hitEvents = true,
 ): FlightObserver {
+  const marksHits = traces && hitEvents;
   const spans = tracer ?? api.trace.getTracer(SCOPE);
   const contexts = api.context;
   const root = api.ROOT_CONTEXT;
@@ -92,7 +95,7 @@ export function tracingObserver(
     },
     answered(key: string, outcome: 'hit' | 'stale') {
       // Hits make no span: an event on the request's span, only when it records.
-      if (!traces) return;
+      if (!marksHits) return;
       const request = recording();
       if (request !== undefined) request.addEvent(`stampede.${outcome}`, { [ATTR.keyHash]: keyHash(key) });
     },
