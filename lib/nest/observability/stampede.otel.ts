@@ -66,7 +66,7 @@ export function tracingObserver(
   };
   return {
     flightStarted(key: string, kind: FlightKind): FlightTrace {
-      const parent = api.context.active();
+      const parent = contexts.active();
       const span = spans.startSpan(kind === 'refresh' ? 'stampede.refresh' : 'stampede.flight', undefined, parent);
       const hashed = span.isRecording() ? keyHash(key) : undefined;
       if (hashed !== undefined) span.setAttributes({ [ATTR.keyHash]: hashed, [ATTR.kind]: kind });
