@@ -113,12 +113,13 @@ describe('OpenTelemetry: the followers of one flight', () => {
       expect(points.map((point) => point.attributes)).toEqual([{ 'stampede.outcome': 'collapsed' }]);
       const { count, min, max, sum } = points[0].value;
       expect(count).toBe(49);
-      // The second burst waited at least the last 20 ms; the first, 40 ms more (timers fire late, never early).
+      // The second burst waited at least the last 20 ms; the first, 40 ms more (timers fire late, never early),
+      // less how much sooner it may have been told when told one by one (a shared start would give ~0).
       expect(min).toBeGreaterThanOrEqual(19);
-      expect(max! - min!).toBeGreaterThanOrEqual(39);
-      // Two clusters: 24 waits near the longest, 25 near the shortest (some ms apart when told one by one).
-      expect(sum).toBeGreaterThanOrEqual(24 * (max! - 5) + 25 * min!);
-      expect(sum).toBeLessThanOrEqual(24 * max! + 25 * (min! + 5));
+      expect(max! - min!).toBeGreaterThanOrEqual(30);
+      // Two clusters: 24 waits near the longest, 25 near the shortest.
+      expect(sum).toBeGreaterThanOrEqual(24 * (max! - 10) + 25 * min!);
+      expect(sum).toBeLessThanOrEqual(24 * max! + 25 * (min! + 10));
     },
   );
 
