@@ -65,7 +65,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
     const tracer = settings.traces
       ? (settings.tracer as Tracer | undefined)
       : new api.ProxyTracerProvider().getTracer(otel.SCOPE);
-    return otel.tracingObserver(api, tracer, durations, settings.traces);
+    return otel.tracingObserver(api, tracer, durations, settings.traces, settings.hitEvents);
   }
 
   /** Waits (a few seconds at most) for Redis, so the first requests are already coordinated. */

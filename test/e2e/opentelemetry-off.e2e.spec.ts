@@ -23,8 +23,9 @@ describe('OpenTelemetry off', () => {
       const loaded = Object.keys(require.cache);
       // The registry does list what was loaded: the engine is there.
       expect(loaded.some((path) => path.endsWith('stampede.engine.ts'))).toBe(true);
-      expect(loaded.some((path) => path.endsWith('stampede.otel.ts'))).toBe(false);
-      expect(loaded.some((path) => path.endsWith('stampede.otel-flight.ts'))).toBe(false);
+      for (const glue of ['otel', 'otel-flight', 'otel-followers', 'otel-attributes']) {
+        expect(loaded.filter((path) => path.endsWith(`stampede.${glue}.ts`))).toEqual([]);
+      }
       expect(loaded.some((path) => path.includes('@opentelemetry'))).toBe(false);
     } finally {
       await running.close();

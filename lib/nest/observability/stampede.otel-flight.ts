@@ -1,41 +1,18 @@
-import type { Attributes, Histogram, Link, Span, SpanContext } from '@opentelemetry/api';
+import type { Histogram, Link, Span, SpanContext } from '@opentelemetry/api';
 import { FlightKind } from '../../core/flight';
 import { FlightTrace } from '../../core/observer';
+import { ATTR, WORK_ATTRIBUTES, waitAttributes } from './stampede.otel-attributes';
+import { Followers } from './stampede.otel-followers';
+
+export { ATTR } from './stampede.otel-attributes';
 
 /** `@opentelemetry/api`, loaded only when `openTelemetry` is on (an optional peer dependency). */
 export type OtelApi = typeof import('@opentelemetry/api');
-
-/** Attribute names, documented in the README ("Operating it"). */
-export const ATTR = {
-  keyHash: 'stampede.key_hash',
-  kind: 'stampede.flight.kind',
-  outcome: 'stampede.outcome',
-  waiters: 'stampede.waiters',
-  stored: 'stampede.stored',
-  type: 'stampede.event',
-  reason: 'stampede.reason',
-} as const;
 
 /** What a flight's span records its timings into (the histograms, when metrics are on). */
 export interface Durations {
   work?: Histogram;
   wait?: Histogram;
-}
-
-/** Attribute sets of the work histogram, made once: a flight builds none. */
-const WORK_ATTRIBUTES: Record<FlightKind, Record<'ok' | 'error', Attributes>> = {
-  lead: { ok: { [ATTR.kind]: 'lead', [ATTR.outcome]: 'ok' }, error: { [ATTR.kind]: 'lead', [ATTR.outcome]: 'error' } },
-  refresh: {
-    ok: { [ATTR.kind]: 'refresh', [ATTR.outcome]: 'ok' },
-    error: { [ATTR.kind]: 'refresh', [ATTR.outcome]: 'error' },
-  },
-};
-
-/** Attribute sets of the wait histogram by outcome, made once each: a follower builds none. */
-const WAIT_ATTRIBUTES: Partial<Record<string, Attributes>> = {};
-
-export function waitAttributes(outcome: string): Attributes {
-  return (WAIT_ATTRIBUTES[outcome] ??= { [ATTR.outcome]: outcome });
 }
 
 /** W3C `traceparent` of a span context: `00-<trace id>-<span id>-<flags>`. */
@@ -69,8 +46,10 @@ export class FlightSpan implements FlightTrace {
   /** The span that ran the work on another instance, once known. */
   private holder?: SpanContext;
   private elsewhere = false;
-  /** When each caller answered with the flight (and not yet timed) started to wait. */
-  private waits?: number[];
+  /** The callers to be answered with the flight, not yet told. */
+  private followers?: Followers;
+  /** What follower request spans link to, made once (until the holder is known). */
+  private linked?: Link;
 
   constructor(
     private readonly api: OtelApi,
@@ -85,25 +64,26 @@ export class FlightSpan implements FlightTrace {
 
   /** What a follower's request span links to: the span that ran the work, here or on another instance. */
   link(): Link {
-    return {
+    // Shared by every request span that links here: a link is data (the SDK copies what it keeps).
+    return (this.linked ??= {
       context: this.holder ?? this.span.spanContext(),
       attributes: this.keyHash === undefined ? undefined : { [ATTR.keyHash]: this.keyHash },
-    };
+    });
   }
 
   /**
-   * Times a caller answered when the flight settles: the first such caller
-   * gets the callback that records every such wait then; the others none.
+   * A caller answered exactly when the flight settles (`timed`: its wait is
+   * recorded; `request`: its span, when it records). The first such caller
+   * gets the callback that tells them all then; the others none.
    */
-  waitWithFlight(wait: Histogram): ((outcome: string) => void) | undefined {
-    const started = performance.now();
-    if (this.waits) return void this.waits.push(started);
-    const waits = (this.waits = [started]);
+  follow(timed: boolean, request: Span | undefined): ((outcome: string) => void) | undefined {
+    if (!timed && request === undefined) return undefined;
+    if (this.followers) return void this.followers.add(timed, request);
+    const followers = (this.followers = new Followers());
+    followers.add(timed, request);
     return (outcome) => {
-      this.waits = undefined;
-      const now = performance.now();
-      const attributes = waitAttributes(outcome);
-      for (const at of waits) wait.record(now - at, attributes);
+      this.followers = undefined;
+      followers.settle(outcome, this.durations.wait, () => this.link());
     };
   }
 
@@ -115,6 +95,7 @@ export class FlightSpan implements FlightTrace {
   ranElsewhere(holder: string | undefined, waited: boolean): void {
     this.elsewhere = true;
     this.holder = parseTraceparent(this.api, holder);
+    this.linked = undefined;
     const outcome = waited ? 'collapsed' : 'hit';
     if (waited) this.durations.wait?.record(performance.now() - this.started, waitAttributes(outcome));
     const span = this.span;
@@ -128,7 +109,7 @@ export class FlightSpan implements FlightTrace {
     if (!request?.isRecording()) return;
     if (!waited) return void request.addEvent('stampede.hit', { [ATTR.keyHash]: this.keyHash });
     if (this.holder) request.addLink(this.link());
-    request.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
+    request.addEvent('stampede.wait', waitAttributes(outcome));
   }
 
   end({ ok, error, waiters, stored }: { ok: boolean; error?: unknown; waiters: number; stored: boolean }): void {

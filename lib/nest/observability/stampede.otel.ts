@@ -3,10 +3,12 @@ import { hash } from 'node:crypto';
 import { STAT_OF, StampedeStats } from '../../core/events';
 import { FlightKind } from '../../core/flight';
 import { FlightObserver, FlightTrace } from '../../core/observer';
-import { ATTR, Durations, FlightSpan, OtelApi, waitAttributes } from './stampede.otel-flight';
+import { ATTR, waitAttributes } from './stampede.otel-attributes';
+import { Durations, FlightSpan, OtelApi } from './stampede.otel-flight';
+import { turnNow } from './stampede.otel-followers';
 import { StampedeOptionsError } from '../../errors';
 
-export { ATTR } from './stampede.otel-flight';
+export { ATTR } from './stampede.otel-attributes';
 
 /** The instrumentation scope of every span and metric. */
 export const SCOPE = 'nestjs-stampede';
@@ -34,39 +36,52 @@ function keyHash(key: string): string {
  * Traces and timings of flights, through the OpenTelemetry API: a span per
  * flight on its leader (`stampede.flight`, or `stampede.refresh` for a
  * background refresh), a link to it and a `stampede.wait` event on each
- * follower's request span, and an event on it for answers from the store.
- * Nothing is looked up or built for a request whose span does not record,
- * and with `traces` off only the timings are kept. `durations` receives the
- * work and wait times, for the histograms.
+ * follower's request span, and an event on it for answers from the store
+ * (unless `hitEvents` is false: then a hit looks nothing up). Nothing is
+ * built for a request whose span does not record, and with `traces` off only
+ * the timings are kept. `durations` receives the work and wait times, for the
+ * histograms.
  */
 export function tracingObserver(
   api: OtelApi,
   tracer: Tracer | undefined,
   durations: Durations,
   traces = true,
+  hitEvents = true,
 ): FlightObserver {
+  const marksHits = traces && hitEvents;
   const spans = tracer ?? api.trace.getTracer(SCOPE);
-  const recording = (span: Span | undefined) => (span?.isRecording() ? span : undefined);
+  const contexts = api.context;
+  const root = api.ROOT_CONTEXT;
+  const traceApi = api.trace;
+  /**
+   * The active span when it records: the one lookup a hit or a join pays.
+   * The root context (no context manager, or outside any request) holds no span.
+   */
+  const recording = (): Span | undefined => {
+    const active = contexts.active();
+    if (active === root) return undefined;
+    const span = traceApi.getSpan(active);
+    return span?.isRecording() ? span : undefined;
+  };
   return {
     flightStarted(key: string, kind: FlightKind): FlightTrace {
-      const parent = api.context.active();
+      const parent = contexts.active();
       const span = spans.startSpan(kind === 'refresh' ? 'stampede.refresh' : 'stampede.flight', undefined, parent);
       const hashed = span.isRecording() ? keyHash(key) : undefined;
       if (hashed !== undefined) span.setAttributes({ [ATTR.keyHash]: hashed, [ATTR.kind]: kind });
-      const request = traces ? recording(api.trace.getSpan(parent)) : undefined;
-      return new FlightSpan(api, durations, span, request, hashed, kind);
+      const request = traces ? traceApi.getSpan(parent) : undefined;
+      return new FlightSpan(api, durations, span, request?.isRecording() ? request : undefined, hashed, kind);
     },
     joined(_key: string, trace: FlightTrace | undefined, withFlight?: boolean) {
       // No span per follower (that would cost a span per waiting request): the request's own span,
       // when it records, gets a link to the span that ran the work and an event; the wait is timed.
-      const request = traces ? recording(api.trace.getActiveSpan()) : undefined;
+      const request = traces ? recording() : undefined;
       const wait = durations.wait;
-      if (request === undefined) {
-        if (wait === undefined) return undefined;
-        // Answered all at once when the flight settles: one callback times every such wait.
-        if (withFlight && trace instanceof FlightSpan) return trace.waitWithFlight(wait);
-      }
-      const started = wait === undefined ? 0 : performance.now();
+      // Answered all at once when the flight settles: one callback tells every such caller.
+      if (withFlight && trace instanceof FlightSpan) return trace.follow(wait !== undefined, request);
+      if (request === undefined && wait === undefined) return undefined;
+      const started = wait === undefined ? 0 : turnNow();
       let ended = false;
       return (outcome) => {
         if (ended) return;
@@ -75,14 +90,14 @@ export function tracingObserver(
         // Linked once answered: by then a coordinator may have said which instance ran it.
         if (!request?.isRecording()) return;
         if (trace instanceof FlightSpan) request.addLink(trace.link());
-        request.addEvent('stampede.wait', { [ATTR.outcome]: outcome });
+        request.addEvent('stampede.wait', waitAttributes(outcome));
       };
     },
     answered(key: string, outcome: 'hit' | 'stale') {
       // Hits make no span: an event on the request's span, only when it records.
-      if (!traces) return;
-      const active = api.trace.getActiveSpan();
-      if (active?.isRecording()) active.addEvent(`stampede.${outcome}`, { [ATTR.keyHash]: keyHash(key) });
+      if (!marksHits) return;
+      const request = recording();
+      if (request !== undefined) request.addEvent(`stampede.${outcome}`, { [ATTR.keyHash]: keyHash(key) });
     },
   };
 }

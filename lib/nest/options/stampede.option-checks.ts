@@ -153,16 +153,18 @@ export const metrics: Check = (value, name, where) => {
 };
 export const openTelemetry: Check = (value, name, where) => {
   if (typeof value === 'boolean') return value;
-  const known = ['traces', 'metrics', 'tracer', 'meter'];
+  const known = ['traces', 'metrics', 'tracer', 'meter', 'hitEvents'];
   const given = value as Record<string, unknown> | null;
   if (
     typeof value !== 'object' ||
     given === null ||
     Object.keys(given).some((key) => !known.includes(key)) ||
     (given.traces !== undefined && typeof given.traces !== 'boolean') ||
-    (given.metrics !== undefined && typeof given.metrics !== 'boolean')
+    (given.metrics !== undefined && typeof given.metrics !== 'boolean') ||
+    (given.hitEvents !== undefined && typeof given.hitEvents !== 'boolean')
   ) {
-    fail(name, value, 'true, false or { traces?: boolean, metrics?: boolean, tracer?, meter? }', where);
+    const shape = '{ traces?: boolean, metrics?: boolean, tracer?, meter?, hitEvents?: boolean }';
+    fail(name, value, `true, false or ${shape}`, where);
   }
   return value;
 };

@@ -237,10 +237,14 @@ export interface StampedeModuleOptions extends CoalesceOptions {
   /**
    * OpenTelemetry traces and metrics through `@opentelemetry/api` (optional
    * peer dependency, loaded only then): `true`, or `{ traces, metrics, tracer,
-   * meter }` (both signals by default; the global tracer and meter providers
-   * unless given). See README "Operating it" for the spans and instruments.
+   * meter, hitEvents }` (both signals by default; the global tracer and meter
+   * providers unless given). `hitEvents: false` leaves hits and stale answers
+   * unmarked on the request span, so they cost nothing (each pays one lookup
+   * of the active context otherwise). See README "Operating it" for the spans
+   * and instruments.
    */
-  openTelemetry?: boolean | { traces?: boolean; metrics?: boolean; tracer?: unknown; meter?: unknown };
+  openTelemetry?:
+    boolean | { traces?: boolean; metrics?: boolean; tracer?: unknown; meter?: unknown; hitEvents?: boolean };
   /**
    * HTTP: a successful (2xx) `POST`, `PUT`, `PATCH` or `DELETE` through the
    * interceptor drops the stored `GET`/`HEAD` responses of the same path
@@ -290,5 +294,5 @@ export interface ResolvedStampedeOptions {
   invalidateOnWrite: boolean;
   edge?: boolean | EdgeOptions;
   metrics?: { prefix: string; registry?: unknown };
-  openTelemetry?: { traces: boolean; metrics: boolean; tracer?: unknown; meter?: unknown };
+  openTelemetry?: { traces: boolean; metrics: boolean; tracer?: unknown; meter?: unknown; hitEvents: boolean };
 }

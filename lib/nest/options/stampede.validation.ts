@@ -229,6 +229,12 @@ function redisDurations(redis: unknown, where: string): unknown {
 
 function openTelemetryOf(value: StampedeModuleOptions['openTelemetry']): ResolvedStampedeOptions['openTelemetry'] {
   if (value === undefined || value === false) return undefined;
-  if (value === true) return { traces: true, metrics: true };
-  return { traces: value.traces ?? true, metrics: value.metrics ?? true, tracer: value.tracer, meter: value.meter };
+  if (value === true) return { traces: true, metrics: true, hitEvents: true };
+  return {
+    traces: value.traces ?? true,
+    metrics: value.metrics ?? true,
+    tracer: value.tracer,
+    meter: value.meter,
+    hitEvents: value.hitEvents ?? true,
+  };
 }
