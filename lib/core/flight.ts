@@ -5,6 +5,15 @@ import type { FlightHooks, FlightOptions, FlightWork, WorkResult } from './singl
 import type { FlightContext } from './work-context';
 import { StoredEntry, isPromiseLike } from './store';
 
+/** Where a flight is kept: tells it whether it is still its key's flight, and takes it out when it ends. */
+export interface FlightOwner {
+  isCurrent(key: string, flight: object): boolean;
+  /** Takes `flight` out, if it is still the flight of `key`. */
+  leave(key: string, flight: object): void;
+}
+
+const ignore = (): void => undefined;
+
 /** Why a flight exists: a caller needs its value now, or a stale value is being refreshed behind callers' backs. */
 export type FlightKind = 'lead' | 'refresh';
 
@@ -31,6 +40,14 @@ export class Flight<T = unknown> {
   fallback?: StoredEntry<T>;
   /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */
   decided?: { value: T; policy: unknown; decision: unknown };
+  /** The policy it runs under (set by the engine's leader path). */
+  policy?: import('./policy').RunPolicy<T>;
+  /** Epoch ms its work started (for the stored entry's age and the tag clock). */
+  startedAt = 0;
+  /** Its result is written by a coordinator (the Redis lease), fenced, not by this process. */
+  coordinated = false;
+  /** Set when its deadline passed (its waiters get a timeout, not an error of the work). */
+  expired = false;
   /** Its observer's record (a span), when the engine has an observer. */
   trace?: import('./observer').FlightTrace;
   /** What its work said about its result (freshness, not modified, skip the store). */
@@ -47,7 +64,14 @@ export class Flight<T = unknown> {
   sync?: { value: T } | { error: unknown };
   private cancellable = false;
   private settled = false;
-  private cancel?: () => void;
+  private cancelled = false;
+  private failed = false;
+  // Set by `run`: what the settling steps below need (fields, not closures: a flight is made per miss).
+  private hooks!: FlightHooks<T>;
+  private timeout = 0;
+  private timeoutOf?: () => unknown;
+  private signal!: FlightSignal;
+  private owner!: FlightOwner;
 
   constructor(
     readonly key: string,
@@ -118,123 +142,128 @@ export class Flight<T = unknown> {
       this.waiters--;
       // A caller that takes the first value of a Promise-like work must not cancel its completion.
       if (this.waiters === 0 && this.cancellable && !this.settled) {
-        queueMicrotask(() => this.waiters === 0 && !this.settled && this.cancel?.());
+        queueMicrotask(() => this.waiters === 0 && !this.settled && this.cancel());
       }
     };
   }
 
   /** Runs `work` now and shares its outcome; see `SingleFlight.start`. */
-  run(
-    work: FlightWork<T>,
-    hooks: FlightHooks<T>,
-    options: FlightOptions,
-    isCurrent: () => boolean,
-    leave: () => void,
-  ): void {
-    const controller = new FlightSignal();
+  run(work: FlightWork<T>, hooks: FlightHooks<T>, options: FlightOptions, owner: FlightOwner): void {
+    this.hooks = hooks;
+    this.owner = owner;
+    this.signal = new FlightSignal();
     this.cancellable = options.cancelWhenAbandoned === true;
-    let cancelled = false;
-    this.cancel = () => {
-      cancelled = true;
-      fail(new Error('flight cancelled'));
-      controller.abort(new Error('flight cancelled'));
-    };
-    const succeed = (last: T | undefined, emitted: boolean) => {
-      this.settled = true;
-      // A cancelled flight's result reaches nobody and is not stored.
-      if (cancelled) return;
-      let pending: unknown;
-      try {
-        pending = hooks.onSuccess?.(last, emitted, isCurrent(), this);
-      } catch {
-        // A failing hook must not turn a success into an error for the waiters.
-      }
-      if (isPromiseLike(pending)) pending.then(leave, leave);
-      else leave();
-    };
-    let failed = false;
-    const fail = (error?: unknown) => {
-      this.settled = true;
-      leave();
-      if (failed) return;
-      failed = true;
-      hooks.onFailure?.(error, this);
-    };
-    const timeout = options.timeout ?? 0;
-    const timeoutError = () => {
-      controller.abort(new Error('timed out'));
-      return options.timeoutError ? options.timeoutError() : new StampedeTimeoutError(timeout);
-    };
+    this.timeout = options.timeout ?? 0;
+    this.timeoutOf = options.timeoutError;
     hooks.onStart?.(this);
     let result: WorkResult<T>;
     try {
-      result = work(controller);
+      result = work(this.signal);
     } catch (error) {
       // A synchronous throw settles every waiter like any other error, at once.
       this.sync = { error };
-      fail(error);
+      this.fail(error);
       this.promise = Promise.reject(error);
-      this.promise.catch(() => undefined);
+      this.promise.catch(ignore);
       return;
     }
     if (!isObservable(result) && !isPromiseLike(result)) {
       // A plain value: a synchronous method stays synchronous.
       this.sync = { value: result as T };
-      succeed(result as T, true);
+      this.succeed(result as T, true);
       this.promise = Promise.resolve(result as T);
       return;
     }
     if (isObservable(result)) {
       this.cancellable = true;
-      this.shared$ = this.share(result as Observable<T>, timeout, timeoutError, succeed, fail, controller);
+      this.shared$ = this.share(result as Observable<T>);
       return;
     }
     let promise = Promise.resolve(result as PromiseLike<T>);
-    if (timeout > 0) promise = promiseDeadline(promise, timeout, timeoutError, { signal: controller.signal });
+    if (this.timeout > 0) {
+      promise = promiseDeadline(promise, this.timeout, () => this.timedOut(), { signal: this.signal.signal });
+    }
     this.promise = promise.then(
       (value) => {
-        succeed(value, true);
+        this.succeed(value, true);
         return value;
       },
       (error: unknown) => {
-        fail(error);
+        this.fail(error);
         throw error;
       },
     );
     // The leader and every joiner attach their own handlers; this one only keeps an unjoined refresh quiet.
-    this.promise.catch(() => undefined);
+    this.promise.catch(ignore);
   }
 
-  private share(
-    source: Observable<T>,
-    timeout: number,
-    timeoutError: () => unknown,
-    succeed: (last: T | undefined, emitted: boolean) => void,
-    fail: (error?: unknown) => void,
-    controller: FlightSignal,
-  ): Observable<T> {
+  /** The work's last value is in: the success hook (a write, maybe), then the flight leaves once that settled. */
+  private succeed(last: T | undefined, emitted: boolean): void {
+    this.settled = true;
+    // A cancelled flight's result reaches nobody and is not stored.
+    if (this.cancelled) return;
+    let pending: unknown;
+    try {
+      pending = this.hooks.onSuccess?.(last, emitted, this.owner.isCurrent(this.key, this), this);
+    } catch {
+      // A failing hook must not turn a success into an error for the waiters.
+    }
+    if (isPromiseLike(pending)) {
+      const leave = () => this.leave();
+      pending.then(leave, leave);
+    } else this.leave();
+  }
+
+  /** The work failed (or timed out, or was cancelled): the flight leaves first, then the failure hook, once. */
+  private fail(error?: unknown): void {
+    this.settled = true;
+    this.leave();
+    if (this.failed) return;
+    this.failed = true;
+    this.hooks.onFailure?.(error, this);
+  }
+
+  private leave(): void {
+    this.owner.leave(this.key, this);
+  }
+
+  /** Every waiter has gone and the flight may be cancelled: it fails, and its work is aborted. */
+  private cancel(): void {
+    this.cancelled = true;
+    this.fail(new Error('flight cancelled'));
+    this.signal.abort(new Error('flight cancelled'));
+  }
+
+  /** The deadline passed: the work is aborted, and the error the waiters get. */
+  private timedOut(): unknown {
+    this.expired = true;
+    this.signal.abort(new Error('timed out'));
+    return this.timeoutOf ? this.timeoutOf() : new StampedeTimeoutError(this.timeout);
+  }
+
+  private share(source: Observable<T>): Observable<T> {
     let last: T | undefined;
     let emitted = false;
     let completed = false;
-    const bounded$ = timeout > 0 ? deadline$(source, timeout, timeoutError) : source;
+    const bounded$ = this.timeout > 0 ? deadline$(source, this.timeout, () => this.timedOut()) : source;
     return bounded$.pipe(
       tap({
         next: (value) => {
           last = value;
           emitted = true;
         },
-        error: (error: unknown) => fail(error),
+        error: (error: unknown) => this.fail(error),
         complete: () => {
           completed = true;
-          succeed(last, emitted);
+          this.succeed(last, emitted);
         },
       }),
       // Runs when the source is torn down: after complete (handled above), or
       // early (error, deadline, every waiter gone).
       finalize(() => {
         if (completed) return;
-        fail(new Error('flight cancelled'));
-        controller.abort(new Error('flight cancelled'));
+        this.fail(new Error('flight cancelled'));
+        this.signal.abort(new Error('flight cancelled'));
       }),
       share({
         connector: () => new ReplaySubject<T>(),

@@ -7,10 +7,9 @@ import { usableOnError } from './freshness';
 import { Decision, RunPolicy } from './policy';
 import { softTimeout } from './soft-timeout';
 import { Flight, FlightKind } from './flight';
-import type { FlightTrace } from './observer';
 import { FlightContext } from './work-context';
 import { FlightSignal } from './flight-signal';
-import { FlightWork, Work, toObservable } from './single-flight';
+import { FlightHooks, FlightOptions, FlightWork, Work, toObservable } from './single-flight';
 import { StoredEntry, isPromiseLike } from './store';
 import { Writes } from './writes';
 
@@ -25,88 +24,74 @@ export class Leading {
   ) {}
 
   /**
+   * The hooks of every flight this path starts: shared (a flight is made per
+   * miss), reading what they need from the flight itself.
+   */
+  private readonly hooks: FlightHooks<unknown> = {
+    onStart: (flight) => {
+      const observer = this.core.observer;
+      if (observer) flight.trace = observer.flightStarted(flight.key, flight.kind);
+    },
+    onFailure: (error, flight) => flight.trace?.end({ ok: false, error, waiters: flight.waiters, stored: false }),
+    onSuccess: (last, emitted, current, flight) => {
+      // A coordinated flight's write was made (and reported) by the coordinator.
+      const write = this.written(last, emitted, current, flight) ?? flight.write;
+      if (flight.trace) {
+        const end = (stored: boolean) => flight.trace!.end({ ok: true, waiters: flight.waiters, stored });
+        if (isPromiseLike(write)) write.then(end);
+        else end(write === true);
+      }
+      return write;
+    },
+  };
+
+  /**
    * Starts the flight of `key`: it decides about and stores its own result.
    * `old` is the value it may fall back on (and its work sees as `stale`).
    */
-  startFlight<T>(
-    key: string,
-    work: Work<T>,
-    policy: RunPolicy<T>,
-    kind: FlightKind,
-    old?: StoredEntry<T>,
-    onTimeout?: () => void,
-  ): Flight<T> {
+  startFlight<T>(key: string, work: Work<T>, policy: RunPolicy<T>, kind: FlightKind, old?: StoredEntry<T>): Flight<T> {
     const core = this.core;
     // Across instances only what can be shared through the store: ttl > 0.
     const coordinator = policy.ttl > 0 ? core.coordinator : undefined;
-    let startedAt = 0;
     const context = new FlightContext<T>(old);
-    const bound = (signal: FlightSignal) => context.call(work, signal);
-    // Set by `onStart`, before the work (and so the coordinator) starts.
-    let trace: FlightTrace | undefined;
+    const flight = new Flight<T>(key, kind);
+    flight.context = context;
+    flight.policy = policy;
+    flight.coordinated = coordinator !== undefined;
+    if (old) flight.fallback = old;
     const flightWork: FlightWork<T> = coordinator
       ? (signal) => {
-          startedAt = core.now();
-          return coordinator.lead(key, () => toObservable(bound(signal)), {
+          flight.startedAt = core.now();
+          return coordinator.lead(key, () => toObservable(context.call(work, signal)), {
             ttl: policy.ttl,
             storable: (value) => this.stores(core.decisionFor(flight, policy, value), flight),
-            entry: (value) => this.writes.entryFor(value, core.decisionFor(flight, policy, value), startedAt).entry,
+            entry: (value) =>
+              this.writes.entryFor(value, core.decisionFor(flight, policy, value), flight.startedAt).entry,
             found: (entry) => (flight.found = entry),
             stored: (accepted) => (flight.write = accepted),
-            trace,
+            // Set by `onStart`, before the work (and so the coordinator) starts.
+            trace: flight.trace,
           });
         }
-      : (signal) => ((startedAt = core.now()), bound(signal));
-    const timeout = policy.timeout ?? 0;
-    const flight: Flight<T> = core.flights.start(
-      key,
-      flightWork,
-      {
-        onStart: (flight) => {
-          flight.context = context;
-          if (old) flight.fallback = old;
-          if (core.observer) trace = flight.trace = core.observer.flightStarted(key, kind);
-        },
-        onFailure: (error, flight) => flight.trace?.end({ ok: false, error, waiters: flight.waiters, stored: false }),
-        onSuccess: (last, emitted, current, flight) => {
-          // A coordinated flight's write was made (and reported) by the coordinator.
-          const write =
-            this.written(key, last as T, emitted, current, flight, policy, startedAt, coordinator !== undefined) ??
-            flight.write;
-          if (flight.trace) {
-            const end = (stored: boolean) => flight.trace!.end({ ok: true, waiters: flight.waiters, stored });
-            if (isPromiseLike(write)) write.then(end);
-            else end(write === true);
-          }
-          return write;
-        },
-      },
-      {
-        timeout,
-        timeoutError: () => {
-          onTimeout?.();
-          return policy.timeoutError ? policy.timeoutError() : new StampedeTimeoutError(timeout);
-        },
-        cancelWhenAbandoned: policy.cancelWhenAbandoned,
-      },
-      kind,
-    );
+      : (signal) => {
+          flight.startedAt = core.now();
+          return context.call(work, signal);
+        };
+    core.flights.begin(flight, flightWork, this.hooks as FlightHooks<T>, boundsOf(policy));
     return flight;
   }
 
   /** Decides about a flight's result and writes it when it may; the write (or `undefined`: none). */
   private written<T>(
-    key: string,
     last: T,
     emitted: boolean,
     current: boolean,
     flight: Flight<T>,
-    policy: RunPolicy<T>,
-    startedAt: number,
-    coordinated: boolean,
   ): boolean | PromiseLike<boolean> | undefined {
     const core = this.core;
     if (!emitted) return undefined;
+    const { key, startedAt, coordinated } = flight;
+    const policy = flight.policy!;
     const decision = core.decisionFor(flight, policy, last);
     if (!decision.shared) core.uncacheable.mark(key, policy.uncacheableTtl ?? 0, core.now());
     // A coordinator stores the result itself, fenced by its lease.
@@ -136,8 +121,7 @@ export class Leading {
     }
     if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, caller, 'uncacheable');
     core.events.report('miss', key);
-    let timedOut = false;
-    const flight = this.startFlight(key, work, policy, 'lead', fallback, () => (timedOut = true));
+    const flight = this.startFlight(key, work, policy, 'lead', fallback);
     // A coordinator may answer with another instance's value: then this process ran nothing.
     const ranHere = () => flight.context!.ran;
     const soft = softTimeout(core, flight, policy, caller);
@@ -166,7 +150,7 @@ export class Leading {
           held = { value };
         },
         error: (error: unknown) => {
-          core.events.report(timedOut ? 'timeout' : 'error', key, { error });
+          core.events.report(flight.expired ? 'timeout' : 'error', key, { error });
           if (!core.fellBack(flight, policy, { error }, sink)) sink.error(error);
         },
         complete: () => {
@@ -199,8 +183,7 @@ export class Leading {
   leadValue<T>(key: string, work: Work<T>, policy: RunPolicy<T>): T | Promise<T> {
     const core = this.core;
     core.events.report('miss', key);
-    let timedOut = false;
-    const flight = this.startFlight(key, work, policy, 'lead', undefined, () => (timedOut = true));
+    const flight = this.startFlight(key, work, policy, 'lead');
     const sync = flight.sync;
     if (sync !== undefined) {
       if (!('error' in sync)) return sync.value;
@@ -213,7 +196,7 @@ export class Leading {
         return isPromiseLike(write) ? Promise.resolve(write).then(() => value) : value;
       },
       (error: unknown) => {
-        core.events.report(timedOut ? 'timeout' : 'error', key, { error });
+        core.events.report(flight.expired ? 'timeout' : 'error', key, { error });
         throw error;
       },
     );
@@ -271,4 +254,17 @@ function isObservableLike(value: unknown): boolean {
   return (
     value !== null && typeof value === 'object' && typeof (value as { subscribe?: unknown }).subscribe === 'function'
   );
+}
+
+/** A flight with no deadline that is not cancelled when abandoned: the usual case, one object for all. */
+const UNBOUNDED: FlightOptions = {};
+
+/** How a flight of `policy` may end early. */
+function boundsOf<T>(policy: RunPolicy<T>): FlightOptions {
+  if (!policy.timeout && !policy.cancelWhenAbandoned) return UNBOUNDED;
+  return {
+    timeout: policy.timeout,
+    timeoutError: policy.timeoutError,
+    cancelWhenAbandoned: policy.cancelWhenAbandoned,
+  };
 }

@@ -1,5 +1,5 @@
 import { Observable, from, isObservable, of } from 'rxjs';
-import { Flight, FlightKind } from './flight';
+import { Flight, FlightKind, FlightOwner } from './flight';
 import { isPromiseLike } from './store';
 import type { FlightSignal } from './flight-signal';
 import type { WorkContext } from './work-context';
@@ -70,7 +70,7 @@ export interface FlightOptions {
  * no longer current, so it must not store. A synchronous throw in the work is
  * an error of the flight like any other.
  */
-export class SingleFlight {
+export class SingleFlight implements FlightOwner {
   private readonly flights = new Map<string, Flight>();
 
   /** Number of keys with work in progress. */
@@ -84,7 +84,7 @@ export class SingleFlight {
   }
 
   /** True while `flight` is the flight of `key`. */
-  isCurrent(key: string, flight: Flight<unknown>): boolean {
+  isCurrent(key: string, flight: object): boolean {
     return this.flights.get(key) === flight;
   }
 
@@ -127,18 +127,19 @@ export class SingleFlight {
     options: FlightOptions = {},
     kind: FlightKind = 'lead',
   ): Flight<T> {
-    const flight = new Flight<T>(key, kind);
-    this.flights.set(key, flight as Flight);
-    flight.run(
-      work,
-      hooks,
-      options,
-      () => this.flights.get(key) === flight,
-      () => {
-        if (this.flights.get(key) === flight) this.flights.delete(key);
-      },
-    );
+    return this.begin(new Flight<T>(key, kind), work, hooks, options);
+  }
+
+  /** `start` for a flight made (and filled) by the caller; the caller must have checked `find` first. */
+  begin<T>(flight: Flight<T>, work: FlightWork<T>, hooks: FlightHooks<T> = {}, options: FlightOptions = {}): Flight<T> {
+    this.flights.set(flight.key, flight as Flight);
+    flight.run(work, hooks, options, this);
     return flight;
+  }
+
+  /** Takes `flight` out, if it is still the flight of `key` (it ended). */
+  leave(key: string, flight: object): void {
+    if (this.flights.get(key) === flight) this.flights.delete(key);
   }
 }
 
