@@ -109,6 +109,12 @@ export class EventLog {
     else this.report('coalesced', key, { waiters });
   }
 
+  /** A `stored` event, on the write of every miss: no detail object while nobody listens. */
+  stored(key: string, ttl: number): void {
+    if (this.listeners.length === 0) this.counts.stored++;
+    else this.report('stored', key, { ttl });
+  }
+
   /** Counts an event and tells the listeners (a throwing listener is ignored). */
   report(type: StampedeEventType, key: string, detail?: Omit<StampedeEvent, 'type' | 'key'>): void {
     this.counts[STAT_OF[type]]++;

@@ -77,6 +77,20 @@ export class GuardedStore implements StampedeStore {
 
   /** Stores `entry`; answers whether the store accepted it (a failure, or a store's own `false`, is not). */
   set(key: string, entry: StoredEntry, ttl: number): MaybePromise<boolean> {
+    if (this.store.synchronous) {
+      // The write of every miss in the in-process store: no closure.
+      try {
+        const written = this.store.set(key, entry, ttl);
+        if (!isPromiseLike(written)) {
+          this.succeed();
+          return accepted(written);
+        }
+        return this.settled(written, false, 'set').then(accepted);
+      } catch (error) {
+        this.fail(error, 'set');
+        return false;
+      }
+    }
     const result = this.guard(() => this.store.set(key, entry, ttl), false, 'set');
     return isPromiseLike(result) ? Promise.resolve(result).then(accepted) : accepted(result);
   }
@@ -133,6 +147,16 @@ export class GuardedStore implements StampedeStore {
       if (provesHealth(result)) this.succeed();
       return result;
     }
+    return this.settled(result, fallback, operation, provesHealth);
+  }
+
+  /** An asynchronous store call, bounded by `timeout`: its result, or `fallback` once it failed. */
+  private settled<R, F>(
+    result: PromiseLike<R>,
+    fallback: F,
+    operation: string,
+    provesHealth: (result: R) => boolean = () => true,
+  ): Promise<R | F> {
     return this.bounded(result, operation).then(
       (value) => {
         if (provesHealth(value)) this.succeed();

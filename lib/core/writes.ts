@@ -29,12 +29,12 @@ export class Writes {
     const ttl = decision.store!.ttl;
     const written = this.core.store.set(key, entry, storeTtl);
     if (!isPromiseLike(written)) {
-      if (written) this.core.events.report('stored', key, { ttl });
+      if (written) this.core.events.stored(key, ttl);
       return written;
     }
     const settled: Promise<boolean> = Promise.resolve(written).then((accepted) => {
       if (this.pending.get(key) === settled) this.pending.delete(key);
-      if (accepted) this.core.events.report('stored', key, { ttl });
+      if (accepted) this.core.events.stored(key, ttl);
       return accepted;
     });
     this.pending.set(key, settled);
