@@ -1,4 +1,4 @@
-import { StoredEntry } from './store';
+import { MaybePromise, StoredEntry } from './store';
 
 /** Why an old value answered a caller. */
 export type StaleReason = 'revalidate' | 'error' | 'timeout';
@@ -56,3 +56,24 @@ export interface AnswerSink<T> {
 
 /** How a caller stops waiting; `undefined` when it was answered at once. */
 export type Teardown = (() => void) | undefined;
+
+/** The value of an answer, if any: an Observable work that completed without a value answers `undefined`. */
+export const valueOrNothing = <T>(answer: Answer<T> | undefined): T => answer?.value as T;
+
+/**
+ * The last answer `start` gives the sink it is handed: at once when it
+ * settled synchronously (a synchronous work, a synchronous store), else as a
+ * Promise. Throws (or rejects) the error it ends with.
+ */
+export function collected<T>(start: (sink: AnswerSink<T>) => unknown): MaybePromise<Answer<T>> {
+  const early: { done?: boolean; failed?: boolean; error?: unknown; last?: Answer<T> } = {};
+  let settle: { resolve(answer: Answer<T>): void; reject(error: unknown): void } | undefined;
+  start({
+    next: (answer) => (early.last = answer),
+    error: (error) => (settle ? settle.reject(error) : ((early.failed = true), (early.error = error))),
+    complete: () => (settle ? settle.resolve(early.last!) : (early.done = true)),
+  });
+  if (early.done) return early.last!;
+  if (early.failed) throw early.error;
+  return new Promise<Answer<T>>((resolve, reject) => (settle = { resolve, reject }));
+}

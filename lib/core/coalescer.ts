@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { Answer, answerFromEntry } from './answer';
+import { Answer, answerFromEntry, collected, valueOrNothing } from './answer';
 import { CoreContext } from './context';
 import { FlightCoordinator } from './coordinator';
 import { EventLog, StampedeEventType, StampedeEvent, StampedeListener, StampedeStats } from './events';
@@ -45,9 +45,6 @@ export interface CoalescerDeps {
   /** The random source of XFetch and jitter (injectable for tests). */
   random?: () => number;
 }
-
-// An Observable work that completed without a value answers nothing: `undefined`, as a Promise work would.
-const lastValue = <T>(answer: Answer<T> | undefined): T => answer?.value as T;
 
 const bounded = (key: string) => (key.length > MAX_KEY_LENGTH ? boundKey(key) : key);
 
@@ -141,16 +138,7 @@ export class Coalescer {
     const hit = this.paths.hitEntry(key, policy);
     if (hit !== undefined) return answerFromEntry(hit, 'hit');
     // Settled synchronously (a synchronous work, a synchronous store): answered without a Promise.
-    const early: { done?: boolean; failed?: boolean; error?: unknown; last?: Answer<T> } = {};
-    let settle: { resolve(answer: Answer<T>): void; reject(error: unknown): void } | undefined;
-    this.paths.into(key, work, policy, {
-      next: (answer) => (early.last = answer),
-      error: (error) => (settle ? settle.reject(error) : ((early.failed = true), (early.error = error))),
-      complete: () => (settle ? settle.resolve(early.last!) : (early.done = true)),
-    });
-    if (early.done) return early.last!;
-    if (early.failed) throw early.error;
-    return new Promise<Answer<T>>((resolve, reject) => (settle = { resolve, reject }));
+    return collected((sink) => this.paths.into(key, work, policy, sink));
   }
 
   /**
@@ -173,7 +161,7 @@ export class Coalescer {
       } else if (found !== undefined) return found.v;
     }
     const answer = this.run(key, work, policy);
-    return isPromiseLike(answer) ? answer.then(lastValue) : lastValue(answer);
+    return isPromiseLike(answer) ? answer.then(valueOrNothing) : valueOrNothing(answer);
   }
 
   /** The shared Promise of a flight of `key` this caller may join cheaply (see `Waiting.joinsCheaply`), else `undefined`. */

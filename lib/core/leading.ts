@@ -1,4 +1,4 @@
-import { AnswerSink, Teardown, answerFromEntry } from './answer';
+import { AnswerSink, Teardown, answerFromEntry, collected, valueOrNothing } from './answer';
 import { CoreContext } from './context';
 import { Observable } from 'rxjs';
 import { StampedeTimeoutError, deadline$, promiseDeadline } from './deadline';
@@ -121,7 +121,13 @@ export class Leading {
     }
     if (core.uncacheable.has(key, core.now())) return this.bypass(key, work, policy, caller, 'uncacheable');
     core.events.report('miss', key);
-    const flight = this.startFlight(key, work, policy, 'lead', fallback);
+    return this.answerLeader(this.startFlight(key, work, policy, 'lead', fallback), policy, caller);
+  }
+
+  /** Answers the leader of `flight` from its notifications: a `miss`, or what a coordinator found. */
+  private answerLeader<T>(flight: Flight<T>, policy: RunPolicy<T>, caller: AnswerSink<T>): Teardown {
+    const core = this.core;
+    const key = flight.key;
     // A coordinator may answer with another instance's value: then this process ran nothing.
     const ranHere = () => flight.context!.ran;
     const soft = softTimeout(core, flight, policy, caller);
@@ -184,11 +190,19 @@ export class Leading {
     const core = this.core;
     core.events.report('miss', key);
     const flight = this.startFlight(key, work, policy, 'lead');
+    if (flight.observable) {
+      // Its values reach the leader as `lead` hands them (a synchronous Observable answers at once).
+      const answer = collected<T>((sink) => this.answerLeader(flight, policy, sink));
+      return isPromiseLike(answer) ? answer.then(valueOrNothing) : valueOrNothing(answer);
+    }
     const sync = flight.sync;
     if (sync !== undefined) {
-      if (!('error' in sync)) return sync.value;
-      core.events.report('error', key, { error: sync.error });
-      throw sync.error;
+      if ('error' in sync) {
+        core.events.report('error', key, { error: sync.error });
+        throw sync.error;
+      }
+      const write = flight.write;
+      return isPromiseLike(write) ? Promise.resolve(write).then(() => sync.value) : sync.value;
     }
     return flight.joinPromise().then(
       (value) => {

@@ -39,7 +39,7 @@ export class Waiting {
       !policy.waitTimeout &&
       policy.isFailure === undefined &&
       policy.shareable === undefined &&
-      (this.maxWaiters === 0 || flight.waiters < this.maxWaiters)
+      (this.maxWaiters <= 0 || flight.waiters < this.maxWaiters)
     );
   }
 

@@ -47,6 +47,7 @@ export class SentinelClient implements RedisClientLike {
   // Set once `current` failed to connect: node-redis keeps it "opening" for good.
   private spent = false;
   private opening?: Promise<void>;
+  private probing?: RedisSentinelLike;
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closed = false;
 
@@ -86,7 +87,7 @@ export class SentinelClient implements RedisClientLike {
           // Nobody awaits this attempt: its success is announced as 'ready' (node-redis's own came
           // while the client was not ready yet, too early for a listener to use it).
           this.connect().then(
-            () => this.readyListeners.forEach((listener) => listener()),
+            () => !this.closed && this.readyListeners.forEach((listener) => listener()),
             () => undefined,
           );
         }, CONNECT_RETRY);
@@ -98,7 +99,7 @@ export class SentinelClient implements RedisClientLike {
 
   private async open(): Promise<void> {
     await this.probe();
-    if (this.closed) return;
+    if (this.closed) throw new Error('closed');
     if (this.spent) this.replace();
     try {
       await this.current.connect();
@@ -108,13 +109,18 @@ export class SentinelClient implements RedisClientLike {
     }
   }
 
-  /** One attempt that prints nothing: a client that gives up on the first failure, closed at once. */
+  /**
+   * One attempt that prints nothing: a client that gives up on the first
+   * failure, closed at once. Every start pays it (a Sentinel and a primary
+   * connection, once), so that a failed one is never a console full of traces.
+   */
   private async probe(): Promise<void> {
-    const probe = this.create({ maxCommandRediscovers: 0 });
+    const probe = (this.probing = this.create({ maxCommandRediscovers: 0 }));
     probe.on('error', () => undefined);
     try {
       await probe.connect();
     } finally {
+      if (this.probing === probe) this.probing = undefined;
       quietly(() => probe.destroy());
     }
   }
@@ -138,6 +144,9 @@ export class SentinelClient implements RedisClientLike {
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    const probing = this.probing;
+    this.probing = undefined;
+    if (probing) quietly(() => probing.destroy());
   }
 
   close(): Promise<unknown> {

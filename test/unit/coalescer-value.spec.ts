@@ -1,5 +1,5 @@
 import Keyv from 'keyv';
-import { Observable } from 'rxjs';
+import { Observable, of } from 'rxjs';
 import { Coalescer, RunPolicy } from '../../lib/core/coalescer';
 import { StampedeTimeoutError } from '../../lib/core/deadline';
 import { StampedeEvent } from '../../lib/core/events';
@@ -96,6 +96,25 @@ describe('Coalescer.value', () => {
     store.writes[0].resolve();
     expect(await leader).toBe('v');
     expect(store.inner.get('k')?.v).toBe('v');
+  });
+
+  it('answers a synchronous work once its write is known too, when the store writes later', async () => {
+    const store = new SyncReadSlowWriteStore();
+    const { coalescer } = engine(store);
+    const full = coalescer.run('full', () => 7, policy);
+    const fast = coalescer.value('fast', () => 7, policy);
+    expect(full).toBeInstanceOf(Promise);
+    expect(fast).toBeInstanceOf(Promise);
+    store.writes.forEach((write) => write.resolve());
+    expect(await fast).toBe(7);
+    expect(store.inner.get('fast')?.v).toBe(7);
+  });
+
+  it('answers a synchronous Observable work at once, as the full path does, with its last value', () => {
+    const { coalescer } = engine();
+    expect(coalescer.value('k', () => of(1, 2), policy)).toBe(2);
+    expect(coalescer.value('none', () => of(1), { ttl: 0 })).toBe(1);
+    expect(coalescer.run('full', () => of(1, 2), policy)).toMatchObject({ value: 2, outcome: 'miss' });
   });
 
   it('runs a caller beyond maxInFlight on its own, as the full path does', async () => {

@@ -23,6 +23,8 @@ const instanceEngines = new WeakMap<object, MethodEngine>();
 const classEngines = new WeakMap<object, MethodEngine>();
 // Counts every change of the bindings: an engine a wrapper remembers for an instance holds while it is unchanged.
 let bindings = 0;
+// What each wrapper remembers of its last call, dropped when an app's bindings go (no closed app kept alive).
+const remembered = new Set<() => void>();
 
 /** Binds a provider instance's decorated methods to a module's engine. */
 export function bindInstance(instance: object, engine: MethodEngine): void {
@@ -39,6 +41,7 @@ export function bindClass(type: object, engine: MethodEngine): void {
 /** Undoes the bindings to `engine` (when its app shuts down). */
 export function unbind(targets: readonly object[], engine: MethodEngine): void {
   bindings++;
+  for (const forget of remembered) forget();
   for (const target of targets) {
     if (instanceEngines.get(target) === engine) instanceEngines.delete(target);
     if (classEngines.get(target) === engine) classEngines.delete(target);
@@ -119,17 +122,21 @@ export function coalescedMethod(
   const policies = new WeakMap<MethodEngine, RunPolicy<unknown>>();
   const buildPolicy = (engine: MethodEngine, tags?: (value: unknown) => string[]): RunPolicy<unknown> =>
     resolvePolicy(engine.defaults, [options as PolicyOptions], { tags });
-  // The last instance called and its engine and policy (a provider is a singleton: nearly always a match).
+  // The last singleton called and its engine and policy (nearly always a match). Request-scoped and
+  // transient instances are not remembered: each is new, and one kept would keep its request alive.
   let lastThis: object | undefined;
   let lastBindings = -1;
   let lastEngine: MethodEngine | undefined;
   let lastPolicy: RunPolicy<unknown> | undefined;
+  remembered.add(() => (lastThis = lastEngine = lastPolicy = undefined));
   const engineOf = (instance: object): MethodEngine => {
     if (instance === lastThis && bindings === lastBindings) return lastEngine!;
+    const bound = instanceEngines.get(instance);
+    if (bound === undefined) return engineFor(instance);
     lastThis = instance;
     lastBindings = bindings;
     lastPolicy = undefined;
-    return (lastEngine = engineFor(instance));
+    return (lastEngine = bound);
   };
   const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
     const tags = options.tags ?? engine.defaults.tags;
