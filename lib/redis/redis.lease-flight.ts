@@ -37,13 +37,15 @@ return {'w', pttl}
  * (same token) is the value written (if any), the lease deleted and the
  * waiters woken. A holder whose lease expired, or was revoked by an
  * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
- * none), ttl ms, channel, message. Returns 1 if it still held the lease.
+ * none), ttl ms, channel, message, 's' for sharded pub/sub (the channel is in
+ * the keys' slot; a server without it fails the wake-up only, the waiters
+ * poll). Returns 1 if it still held the lease.
  */
 export const COMMIT = new LuaScript(`
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+if ARGV[6] == 's' then redis.pcall('SPUBLISH', ARGV[4], ARGV[5]) else redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 `);
 
@@ -281,7 +283,8 @@ export class LeaseFlight<T> {
   }
 
   private release(text = '', px = 0): string[] {
-    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released'];
+    const [channel, sharded] = [this.store.keys.wake(this.key), this.lease.subscriber?.shards ? 's' : 'p'];
+    return [this.token, text, String(px), channel, text ? 'stored' : 'released', sharded];
   }
 
   private stopWaiting(): void {
