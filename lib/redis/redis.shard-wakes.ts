@@ -107,8 +107,8 @@ export class ShardedWakes {
     this.idle.add(channel);
     entry.idle = setTimeout(() => this.drop(channel), this.idleMs);
     entry.idle.unref();
-    // Over the bound: the channel idle the longest goes now.
-    if (this.idle.size > this.maxIdle) this.drop(this.idle.values().next().value!);
+    // Over the bound: the channels idle the longest go now.
+    while (this.idle.size > this.maxIdle) this.drop(this.idle.values().next().value!);
   }
 
   private drop(channel: string): void {
