@@ -10,6 +10,9 @@ const MAX_IDLE = 1_024;
 /** Milliseconds between two passes that subscribe again what node-redis may have dropped (a failover, a slot move). */
 const RESUBSCRIBE_EVERY = 5_000;
 
+/** Milliseconds a SSUBSCRIBE or SUNSUBSCRIBE may take (node-redis queues them while a node reconnects). */
+const COMMAND_WAIT = 5_000;
+
 /** What a sharded wake-up channel is told once it is subscribed (a wake-up sent before was not heard). */
 export const SUBSCRIBED = 'subscribed';
 
@@ -141,7 +144,8 @@ export class ShardedWakes {
     const sent = want
       ? this.client.sSubscribe(channel, this.onMessage)
       : this.client.sUnsubscribe(channel, this.onMessage);
-    void sent
+    // One that never ends (a node that never answers) would block the channel: given up after a while.
+    void promiseDeadline(sent, COMMAND_WAIT, () => new Error('timed out'))
       .then(
         () => {
           entry.subscribed = want;
