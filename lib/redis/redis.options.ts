@@ -120,7 +120,15 @@ export interface RedisOptions {
   wake?: RedisWakeMode;
 }
 
-/** How holders wake their waiters (see `RedisOptions.wake`). */
+/**
+ * How holders wake their waiters (see `RedisOptions.wake`).
+ *
+ * @example
+ * ```ts
+ * const wake: RedisWakeMode = 'sharded'; // on a Redis Cluster of Redis >= 7 only
+ * StampedeModule.forRoot({ redis: { cluster: { rootNodes }, wake } });
+ * ```
+ */
 export type RedisWakeMode = 'pattern' | 'sharded';
 
 /**

@@ -25,8 +25,8 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
   const keys = new RedisKeys('stampede:');
   const figures: string[] = [];
 
-  async function tier(l1Ttl = 0): Promise<RedisTier> {
-    const options = validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl, wake: 'sharded' });
+  async function tier(l1Ttl = 0, wake: 'pattern' | 'sharded' = 'sharded'): Promise<RedisTier> {
+    const options = validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl, wake });
     const made = new RedisTier(options, { logger: new RecordingLogger(), maxEntries: 1_000 });
     tiers.push(made);
     expect(await made.ready(10_000)).toBe(true);
@@ -212,6 +212,38 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
     made.subscriber.listen(other, () => undefined)();
     await until(() => shards.size === 0, 'nothing subscribed');
     expect([await shardSubscribers(channel), await shardSubscribers(keys.wake(other))]).toEqual([0, 0]);
+  });
+
+  it('still makes one origin call with a fleet of both modes: the other mode is not woken, it polls', async () => {
+    const [sharded, pattern] = await Promise.all([tier(), tier(0, 'pattern')]);
+    const late: number[] = [];
+    for (const [holder, waiter] of [
+      [sharded, pattern],
+      [pattern, sharded],
+    ]) {
+      const key = `GET /mixed/${late.length}`;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let runs = 0;
+      const work = async () => {
+        runs++;
+        await gate;
+        return 'fresh';
+      };
+      const held = lastValueFrom(coalescer(holder).run$(key, work, { ttl: 60_000 }));
+      await until(() => runs === 1, 'the holder running the work');
+      const waited = lastValueFrom(coalescer(waiter).run$(key, work, { ttl: 60_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const releasedAt = performance.now();
+      release();
+      await held;
+      const answer = await waited;
+      late.push(performance.now() - releasedAt);
+      expect([answer.value, answer.outcome, runs]).toEqual(['fresh', 'collapsed', 1]);
+    }
+    figures.push(
+      `mixed fleet: the waiter of the other mode answered ${late.map((ms) => ms.toFixed(0)).join(' / ')} ms after`,
+    );
   });
 
   // Last: it leaves the cluster with a replica promoted.
