@@ -4,7 +4,10 @@ import { CoordinatedWrite } from '../core/coordinator';
 import { StoredEntry } from '../core/store';
 import { LuaScript, mayHaveRun } from './redis.connection';
 import type { RedisLease } from './redis.lease';
+import { leaseValue, sharedBy } from './redis.lease-value';
 import { asText, lastUse } from './redis.store';
+
+export { leaseValue, sharedBy } from './redis.lease-value';
 
 /**
  * Reads the value, or takes the lease, or says who holds it, atomically: a
@@ -98,8 +101,9 @@ export class LeaseFlight<T> {
   }
 
   start(): void {
-    // Listen before the first look, so a wake-up sent right after it is not missed.
-    this.unlisten = this.lease.subscriber?.listen(this.key, () => this.check());
+    // Listen before the first look, so a wake-up sent right after it is not missed; sharded, only
+    // once it says to wait (a subscription costs a command: a holder or a hit needs none).
+    if (!this.lease.subscriber?.shards) this.listen();
     this.deadline = setTimeout(() => this.giveUp(), this.lease.lockTimeout);
     this.check();
   }
@@ -176,6 +180,7 @@ export class LeaseFlight<T> {
     if (kind !== 'w') return this.runOwn();
     this.state = 'waiting';
     this.waited = true;
+    this.listen(sentAt);
     if (reply.length > 2) this.holder = sharedBy(asText(reply[2]));
     if (this.checkAgain) {
       this.checkAgain = false;
@@ -287,22 +292,15 @@ export class LeaseFlight<T> {
     return [this.token, text, String(px), channel, text ? 'stored' : 'released', sharded];
   }
 
+  /** Listens to the key's wake-ups (once); `since`: a wake-up heard after it counts too. */
+  private listen(since?: number): void {
+    this.unlisten ??= this.lease.subscriber?.listen(this.key, () => this.check(), since);
+  }
+
   private stopWaiting(): void {
     clearTimeout(this.pollTimer);
     clearTimeout(this.deadline);
     this.unlisten?.();
     this.unlisten = undefined;
   }
-}
-
-/** A lease value: `token`, then what the holder shares of its trace (if anything), after a space. */
-export function leaseValue(token: string, shared: string | undefined): string {
-  // A token has no space; a shared text with a space or of an odd size is not written.
-  return shared && shared.length <= 128 && !/\s/.test(shared) ? `${token} ${shared}` : token;
-}
-
-/** What a lease value says the holder shares: after its first space, if any. Anything else: `undefined`. */
-export function sharedBy(value: string | undefined): string | undefined {
-  const space = value === undefined ? -1 : value.indexOf(' ');
-  return space < 0 ? undefined : value!.slice(space + 1);
 }

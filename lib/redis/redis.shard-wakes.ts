@@ -25,6 +25,8 @@ interface Channel {
   busy: boolean;
   /** Since the last listener left: unsubscribed when it fires. */
   idle?: ReturnType<typeof setTimeout>;
+  /** When the last message of the channel came (epoch ms). */
+  heardAt?: number;
 }
 
 /**
@@ -63,7 +65,11 @@ export class ShardedWakes {
   /** Milliseconds an unlistened channel stays subscribed (a field so a test can shorten it). */
   idleMs = IDLE_MS;
   maxIdle = MAX_IDLE;
-  private readonly onMessage = (message: string, channel: string) => this.deliver(channel, message);
+  private readonly onMessage = (message: string, channel: string) => {
+    const entry = this.channels.get(channel);
+    if (entry) entry.heardAt = Date.now();
+    this.deliver(channel, message);
+  };
 
   constructor(
     readonly client: ClusterClient,
@@ -89,6 +95,12 @@ export class ShardedWakes {
   /** Channels subscribed or being subscribed (for tests and leak checks). */
   get size(): number {
     return this.channels.size;
+  }
+
+  /** True if `channel` is subscribed and heard a message at `since` (epoch ms) or after. */
+  heardSince(channel: string, since: number): boolean {
+    const entry = this.channels.get(channel);
+    return entry?.subscribed === true && entry.heardAt !== undefined && entry.heardAt >= since;
   }
 
   /** A listener of `channel` arrived: subscribe it if it is not yet. */

@@ -1,7 +1,7 @@
 import { promiseDeadline } from '../core/deadline';
 import { RedisKeys } from './redis.keys';
 import { RedisClientLike } from './redis.options';
-import type { ShardedWakes } from './redis.shard-wakes';
+import { SUBSCRIBED, type ShardedWakes } from './redis.shard-wakes';
 
 type Listener = (message: string) => void;
 
@@ -69,16 +69,18 @@ export class RedisSubscriber {
 
   /**
    * Calls `listener` with every wake-up message of `key` until the returned
-   * function is called (sharded: also with `'subscribed'` once the key's
-   * channel is, since a wake-up sent before was not heard).
+   * function is called. Sharded: also with `'subscribed'` once the key's
+   * channel is (a wake-up sent before was not heard), and at once if the
+   * channel, already subscribed, heard one after `since` (epoch ms).
    */
-  listen(key: string, listener: Listener): () => void {
+  listen(key: string, listener: Listener, since?: number): () => void {
     let set = this.listeners.get(key);
-    if (!set) {
-      this.listeners.set(key, (set = new Set()));
-      this.shards?.hold(this.keys.wake(key));
-    }
+    if (!set) this.listeners.set(key, (set = new Set()));
     set.add(listener);
+    if (set.size === 1) this.shards?.hold(this.keys.wake(key));
+    if (since !== undefined && this.shards?.heardSince(this.keys.wake(key), since)) {
+      queueMicrotask(() => set.has(listener) && listener(SUBSCRIBED));
+    }
     return () => {
       if (!set.delete(listener) || set.size > 0 || this.listeners.get(key) !== set) return;
       this.listeners.delete(key);
