@@ -78,6 +78,8 @@ export class ShardedWakes {
     // Its errors are the main connection's to report; unheard, node-redis would crash the process.
     client.on('error', () => undefined);
     client.onRediscovered(() => this.resubscribe());
+    // node-redis could not move a channel whose slot moved (its name for the event has this spelling).
+    client.on('sharded-shannel-moved-error', () => this.resubscribe());
   }
 
   get isReady(): boolean {
