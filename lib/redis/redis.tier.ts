@@ -50,8 +50,9 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
  * Everything the `redis` option sets up: the connection (the user's client,
  * or one made from `url`, `cluster` or `sentinel`; a cluster client works
  * through a `ClusterClient`, a Sentinel one through a `SentinelClient`), a
- * pub/sub connection, the `RedisStore`, the `RedisLease` and the shared tag
- * clock `RedisTags`. Closes on shutdown only the connections it made.
+ * pub/sub connection (and with `wake: 'sharded'` a cluster connection for the
+ * wake-ups, `ShardedWakes`), the `RedisStore`, the `RedisLease` and the
+ * shared tag clock `RedisTags`. Closes on shutdown only the connections it made.
  *
  * @example
  * ```ts
