@@ -248,6 +248,36 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
     );
   });
 
+  it("follows a key's slot moved to another primary: its channel is subscribed there", async () => {
+    const made = await tier();
+    const key = 'GET /moved-wake';
+    const channel = keys.wake(key);
+    const slot = String(keySlot(channel));
+    const heard: string[] = [];
+    made.subscriber.listen(key, (message) => heard.push(message));
+    await until(() => heard.includes('subscribed'), 'the channel subscribed');
+    const on = async (port: number, ...args: string[]) =>
+      (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
+    const source = await cluster.primaryOf(Number(slot));
+    const roles = await Promise.all(cluster.nodes.map(async (node) => ({ node, role: await on(node.port, 'ROLE') })));
+    const destination = roles.find(({ node, role }) => role.startsWith('master') && node !== source)!.node;
+    const [sourceId, destinationId] = await Promise.all([
+      on(source.port, 'CLUSTER', 'MYID'),
+      on(destination.port, 'CLUSTER', 'MYID'),
+    ]);
+    await on(destination.port, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId);
+    await on(source.port, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', destinationId);
+    for (const node of [destination, source]) await on(node.port, 'CLUSTER', 'SETSLOT', slot, 'NODE', destinationId);
+    await until(async () => (await cluster.primaryOf(Number(slot))).port === destination.port, 'the slot moved');
+    const onDestination = async () =>
+      Number((await on(destination.port, 'PUBSUB', 'SHARDNUMSUB', channel)).split('\n')[1]);
+    await until(async () => (await onDestination()) === 1, 'the channel subscribed on the new primary', 20_000);
+    heard.length = 0;
+    await on(destination.port, 'SPUBLISH', channel, 'after-move');
+    await until(() => heard.includes('after-move'), 'a wake-up heard after the move');
+    await cluster.healthy();
+  });
+
   // Last: it leaves the cluster with a replica promoted.
   it("subscribes a key's channel again on the promoted replica after its primary is killed", async () => {
     const made = await tier();
