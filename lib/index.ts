@@ -17,7 +17,7 @@ export type { CoalesceOptions, EdgeOptions, KeyFunction, StampedeModuleOptions }
 export { StampedeMissingKeyError, StampedeOptionsError, StampedeTimeoutError } from './errors';
 export { StampedeService } from './nest/stampede.service';
 export type { RunOptions } from './nest/options/stampede.run-options';
-export type { RedisClientLike, RedisOptions } from './redis/redis.options';
+export type { RedisClientLike, RedisOptions, RedisWakeMode } from './redis/redis.options';
 export { parseDuration } from './core/duration';
 export type { Duration, DurationUnit } from './core/duration';
 export { CurrentWork } from './nest/http/route-work';

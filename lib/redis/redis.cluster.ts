@@ -27,6 +27,8 @@ export interface RedisClusterLike extends RedisConnectionLike {
   nodeClient(node: ClusterNodeLike): Promise<RedisClientLike>;
   getSlotMaster(slot: number): ClusterNodeLike;
   duplicate(): RedisClusterLike;
+  sSubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  sUnsubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
 }
 
 /** True for a node-redis cluster client (told apart from a single-node client by its shape). */
@@ -86,6 +88,7 @@ export class ClusterClient implements RedisClientLike {
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closed = false;
   private readonly onNodeError = () => this.rediscover();
+  private readonly rediscovered = new Set<() => void>();
 
   constructor(readonly cluster: RedisClusterLike) {
     cluster.on('node-error', this.onNodeError);
@@ -120,7 +123,7 @@ export class ClusterClient implements RedisClientLike {
     return Promise.all(this.cluster.masters.map((node) => this.cluster.nodeClient(node)));
   }
 
-  duplicate(): RedisClientLike {
+  duplicate(): ClusterClient {
     return new ClusterClient(this.cluster.duplicate());
   }
 
@@ -173,6 +176,21 @@ export class ClusterClient implements RedisClientLike {
     this.stop();
   }
 
+  /** `SSUBSCRIBE` on the primary of the channel's slot (node-redis opens a pub/sub connection there if needed). */
+  sSubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown> {
+    return this.cluster.sSubscribe(channel, listener);
+  }
+
+  /** `SUNSUBSCRIBE` of `listener` (node-redis closes that node's pub/sub connection after its last channel). */
+  sUnsubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown> {
+    return this.cluster.sUnsubscribe(channel, listener);
+  }
+
+  /** Calls `listener` after each slot map refresh this asked for (node-redis may have dropped nodes' connections). */
+  onRediscovered(listener: () => void): void {
+    this.rediscovered.add(listener);
+  }
+
   private stop(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
@@ -192,7 +210,10 @@ export class ClusterClient implements RedisClientLike {
     this.rediscovering = slots
       .rediscover(start)
       .catch(() => undefined)
-      .finally(() => (this.rediscovering = undefined));
+      .finally(() => {
+        this.rediscovering = undefined;
+        if (!this.closed) for (const listener of this.rediscovered) listener();
+      });
   }
 }
 

@@ -4,7 +4,10 @@ import { CoordinatedWrite } from '../core/coordinator';
 import { StoredEntry } from '../core/store';
 import { LuaScript, mayHaveRun } from './redis.connection';
 import type { RedisLease } from './redis.lease';
+import { leaseValue, sharedBy } from './redis.lease-value';
 import { asText, lastUse } from './redis.store';
+
+export { leaseValue, sharedBy } from './redis.lease-value';
 
 /**
  * Reads the value, or takes the lease, or says who holds it, atomically: a
@@ -37,13 +40,15 @@ return {'w', pttl}
  * (same token) is the value written (if any), the lease deleted and the
  * waiters woken. A holder whose lease expired, or was revoked by an
  * invalidation, changes nothing. KEYS: lock, value. ARGV: token, value ('' =
- * none), ttl ms, channel, message. Returns 1 if it still held the lease.
+ * none), ttl ms, channel, message, 's' for sharded pub/sub (the channel is in
+ * the keys' slot; a server without it fails the wake-up only, the waiters
+ * poll). Returns 1 if it still held the lease.
  */
 export const COMMIT = new LuaScript(`
 if redis.call('TYPE', KEYS[1]).ok ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+if ARGV[6] == 's' then redis.pcall('SPUBLISH', ARGV[4], ARGV[5]) else redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 `);
 
@@ -96,8 +101,9 @@ export class LeaseFlight<T> {
   }
 
   start(): void {
-    // Listen before the first look, so a wake-up sent right after it is not missed.
-    this.unlisten = this.lease.subscriber?.listen(this.key, () => this.check());
+    // Listen before the first look, so a wake-up sent right after it is not missed; sharded, only
+    // once it says to wait (a subscription costs a command: a holder or a hit needs none).
+    if (!this.lease.subscriber?.shards) this.listen();
     this.deadline = setTimeout(() => this.giveUp(), this.lease.lockTimeout);
     this.check();
   }
@@ -174,6 +180,7 @@ export class LeaseFlight<T> {
     if (kind !== 'w') return this.runOwn();
     this.state = 'waiting';
     this.waited = true;
+    this.listen(sentAt);
     if (reply.length > 2) this.holder = sharedBy(asText(reply[2]));
     if (this.checkAgain) {
       this.checkAgain = false;
@@ -281,7 +288,13 @@ export class LeaseFlight<T> {
   }
 
   private release(text = '', px = 0): string[] {
-    return [this.token, text, String(px), this.store.keys.wake(this.key), text ? 'stored' : 'released'];
+    const [channel, sharded] = [this.store.keys.wake(this.key), this.lease.subscriber?.shards ? 's' : 'p'];
+    return [this.token, text, String(px), channel, text ? 'stored' : 'released', sharded];
+  }
+
+  /** Listens to the key's wake-ups (once); `since`: a wake-up heard after it counts too. */
+  private listen(since?: number): void {
+    this.unlisten ??= this.lease.subscriber?.listen(this.key, () => this.check(), since);
   }
 
   private stopWaiting(): void {
@@ -290,16 +303,4 @@ export class LeaseFlight<T> {
     this.unlisten?.();
     this.unlisten = undefined;
   }
-}
-
-/** A lease value: `token`, then what the holder shares of its trace (if anything), after a space. */
-export function leaseValue(token: string, shared: string | undefined): string {
-  // A token has no space; a shared text with a space or of an odd size is not written.
-  return shared && shared.length <= 128 && !/\s/.test(shared) ? `${token} ${shared}` : token;
-}
-
-/** What a lease value says the holder shares: after its first space, if any. Anything else: `undefined`. */
-export function sharedBy(value: string | undefined): string | undefined {
-  const space = value === undefined ? -1 : value.indexOf(' ');
-  return space < 0 ? undefined : value!.slice(space + 1);
 }

@@ -47,6 +47,9 @@ export interface RedisClientLike extends RedisConnectionLike {
   primaries?(): Promise<RedisClientLike[]>;
   /** The tier's own wrappers (Cluster, Sentinel) try again after a failed start: this ends that, connected or not. */
   stopRetrying?(): void;
+  /** Sharded pub/sub (a `ClusterClient`): the channel is subscribed on the primary of its slot. */
+  sSubscribe?(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  sUnsubscribe?(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
 }
 
 /**
@@ -107,7 +110,28 @@ export interface RedisOptions {
    * one found in Redis is not read (a miss, not an outage). Default 8 MiB.
    */
   maxValueBytes?: number;
+  /**
+   * How a lease holder wakes the instances waiting for its value.
+   * `'pattern'` (default): classic pub/sub, which every instance hears
+   * through one pattern subscription and a Redis Cluster broadcasts to every
+   * node. `'sharded'`: on a Redis Cluster of Redis >= 7 only, sharded pub/sub
+   * (`SPUBLISH` on the key's own slot, `SSUBSCRIBE` by the instances waiting),
+   * so a wake-up stays on the node of its key. Give every instance the same:
+   * instances of the other mode are not woken, they find the value by polling.
+   */
+  wake?: RedisWakeMode;
 }
+
+/**
+ * How holders wake their waiters (see `RedisOptions.wake`).
+ *
+ * @example
+ * ```ts
+ * const wake: RedisWakeMode = 'sharded'; // on a Redis Cluster of Redis >= 7 only
+ * StampedeModule.forRoot({ redis: { cluster: { rootNodes }, wake } });
+ * ```
+ */
+export type RedisWakeMode = 'pattern' | 'sharded';
 
 /**
  * `RedisOptions` after validation, with every default filled in.
@@ -127,6 +151,7 @@ export interface ResolvedRedisOptions {
   lockTimeout: number;
   l1Ttl: number;
   maxValueBytes: number;
+  wake: RedisWakeMode;
 }
 
 /** Defaults of the `redis` options. */
@@ -145,6 +170,7 @@ const REDIS_KEYS = [
   'lockTimeout',
   'l1Ttl',
   'maxValueBytes',
+  'wake',
 ] as const;
 
 function isClient(value: unknown): value is RedisClientLike | RedisClusterLike {
@@ -183,7 +209,7 @@ function requireRedisPackage(): void {
  * @example
  * ```ts
  * validateRedisOptions({ url: 'redis://localhost:6379' });
- * // => { url: 'redis://localhost:6379', keyPrefix: 'stampede:', leaseTtl: 10000, lockTimeout: 5000, l1Ttl: 0, maxValueBytes: 8388608 }
+ * // => { url: 'redis://localhost:6379', keyPrefix: 'stampede:', leaseTtl: 10000, lockTimeout: 5000, l1Ttl: 0, maxValueBytes: 8388608, wake: 'pattern' }
  * validateRedisOptions({ lockTimeout: -1 }); // throws: invalid option "redis.lockTimeout"
  * ```
  */
@@ -201,7 +227,7 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
       throw new StampedeOptionsError(`redis.${name}`, given[name], `one of ${REDIS_KEYS.join(', ')}`);
     }
   }
-  const { url, client, cluster, sentinel, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes } =
+  const { url, client, cluster, sentinel, keyPrefix, leaseTtl, lockTimeout, l1Ttl, maxValueBytes, wake } =
     given as RedisOptions;
   // `{ url: process.env.REDIS_URL }` with the variable unset must not quietly connect to localhost.
   const other = client ?? cluster ?? sentinel;
@@ -242,6 +268,7 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
   ) {
     throw new StampedeOptionsError('redis.maxValueBytes', maxValueBytes, 'an integer number of bytes >= 1');
   }
+  if (wake !== undefined) checkWake(wake, cluster !== undefined || isClusterClient(client));
   return {
     url,
     client,
@@ -253,5 +280,20 @@ export function validateRedisOptions(value: unknown): ResolvedRedisOptions {
     lockTimeout: (lockTimeout as number | undefined) ?? DEFAULT_LOCK_TIMEOUT,
     l1Ttl: (l1Ttl as number | undefined) ?? 0,
     maxValueBytes: maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+    wake: wake ?? 'pattern',
   };
+}
+
+/** `redis.wake`: one of the modes, and `'sharded'` only on a Redis Cluster (a single node or Sentinel has no shards). */
+function checkWake(wake: unknown, onCluster: boolean): void {
+  if (wake !== 'pattern' && wake !== 'sharded') {
+    throw new StampedeOptionsError('redis.wake', wake, "'pattern' or 'sharded'");
+  }
+  if (wake === 'sharded' && !onCluster) {
+    throw new StampedeOptionsError(
+      'redis.wake',
+      wake,
+      "'pattern' (the default): 'sharded' needs a Redis Cluster (redis.cluster, or a createCluster() client)",
+    );
+  }
 }

@@ -1,18 +1,22 @@
 import { promiseDeadline } from '../core/deadline';
 import { RedisKeys } from './redis.keys';
 import { RedisClientLike } from './redis.options';
+import { SUBSCRIBED, type ShardedWakes } from './redis.shard-wakes';
 
 type Listener = (message: string) => void;
 
 /**
- * The one pub/sub connection of an instance (a subscribed Redis connection
- * can do nothing else). It is subscribed once, to the pattern of every
- * per-key wake-up channel (`<prefix>wake:*`; classic pub/sub, which a
- * Redis Cluster broadcasts to every node) and to the invalidation channel,
- * and hands each message to the local listeners of its key, so waiting on a
- * key costs no round trip. Messages can be lost (e.g. while reconnecting):
- * waiters poll as well, and `onResubscribed` tells the L1 tier to forget
- * what it may have missed.
+ * The pub/sub connection of an instance (a subscribed Redis connection can
+ * do nothing else). It is subscribed once to the invalidation channel and,
+ * with `redis.wake: 'pattern'`, to the pattern of every per-key wake-up
+ * channel (`<prefix>wake:*`; classic pub/sub, which a Redis Cluster
+ * broadcasts to every node), and hands each message to the local listeners
+ * of its key, so waiting on a key costs no round trip. With `'sharded'`, the
+ * channels of the keys listened to are subscribed by `ShardedWakes` on a
+ * cluster connection of its own instead. Messages can be lost (e.g. while
+ * reconnecting): waiters poll as well, and `onResubscribed` (this
+ * connection only: it carries the invalidations) tells the L1 tier to
+ * forget what it may have missed.
  *
  * @example
  * ```ts
@@ -38,6 +42,8 @@ export class RedisSubscriber {
   constructor(
     readonly client: RedisClientLike,
     private readonly keys: RedisKeys,
+    /** With `redis.wake: 'sharded'`: the per-key subscriptions (closed with this). */
+    readonly shards?: ShardedWakes,
   ) {
     this.wakePattern = keys.wakePattern;
     this.invalidationChannel = keys.invalidation;
@@ -47,28 +53,47 @@ export class RedisSubscriber {
     client.on('ready', this.onReady);
   }
 
-  /** True once the subscriptions are in place. */
+  /** True once the subscriptions are in place (and, sharded, the wake-up connection is up). */
   get isSubscribed(): boolean {
-    return this.subscribed;
+    return this.subscribed && (this.shards?.isReady ?? true);
   }
 
   /** Connects (if needed) and subscribes; resolves when subscribed, rejects if it could not. */
   async start(): Promise<void> {
+    const sharded = this.shards?.start();
+    sharded?.catch(() => undefined); // awaited below, unless the connection fails first
     if (!this.client.isOpen) await this.client.connect();
-    await this.subscribe();
+    await Promise.all([this.subscribe(), sharded]);
     if (!this.subscribed) throw new Error('could not subscribe');
   }
 
-  /** Calls `listener` with every wake-up message of `key` until the returned function is called. */
-  listen(key: string, listener: Listener): () => void {
+  /**
+   * Calls `listener` with every wake-up message of `key` until the returned
+   * function is called. Sharded: also with `'subscribed'` once the key's
+   * channel is (a wake-up sent before was not heard), and at once if the
+   * channel, already subscribed, heard one after `since` (epoch ms).
+   */
+  listen(key: string, listener: Listener, since?: number): () => void {
     let set = this.listeners.get(key);
     if (!set) this.listeners.set(key, (set = new Set()));
     set.add(listener);
+    if (set.size === 1) this.shards?.hold(this.keys.wake(key));
+    if (since !== undefined && this.shards?.heardSince(this.keys.wake(key), since)) {
+      queueMicrotask(() => set.has(listener) && listener(SUBSCRIBED));
+    }
     return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
+      if (!set.delete(listener) || set.size > 0 || this.listeners.get(key) !== set) return;
+      this.listeners.delete(key);
+      this.shards?.release(this.keys.wake(key));
     };
   }
+
+  /** Hands a wake-up message of `channel` to the local listeners of its key. */
+  readonly wake = (channel: string, message: string): void => {
+    const key = this.keys.wakeKey(channel);
+    const listeners = key === undefined ? undefined : this.listeners.get(key);
+    if (listeners) for (const listener of [...listeners]) listener(message);
+  };
 
   /** Calls `listener` with every message on the invalidation channel. */
   onInvalidation(listener: Listener): void {
@@ -88,11 +113,10 @@ export class RedisSubscriber {
   private subscribe(): Promise<void> {
     if (this.subscribed || !this.client.isReady) return Promise.resolve();
     this.subscribing ??= Promise.all([
-      this.client.pSubscribe(this.wakePattern, (message, channel) => {
-        const key = this.keys.wakeKey(channel);
-        const listeners = key === undefined ? undefined : this.listeners.get(key);
-        if (listeners) for (const listener of [...listeners]) listener(message);
-      }),
+      // Sharded: the pattern would hear nothing (SPUBLISH reaches shard subscribers only).
+      this.shards
+        ? undefined
+        : this.client.pSubscribe(this.wakePattern, (message, channel) => this.wake(channel, message)),
       this.client.subscribe(this.invalidationChannel, (message) => {
         for (const listener of this.invalidationListeners) listener(message);
       }),
@@ -113,6 +137,7 @@ export class RedisSubscriber {
   async close(): Promise<void> {
     this.client.off('ready', this.onReady);
     this.listeners.clear();
+    await this.shards?.close();
     if (!this.client.isOpen) return;
     try {
       await promiseDeadline(this.client.close(), 1_000, () => undefined, { resolve: true });

@@ -6,6 +6,7 @@ import { RedisKeys } from './redis.keys';
 import { RedisLease } from './redis.lease';
 import { RedisClientLike, ResolvedRedisOptions } from './redis.options';
 import { RedisSentinelLike, SentinelClient } from './redis.sentinel';
+import { ShardedWakes } from './redis.shard-wakes';
 import { RedisStore } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
 import { RedisTags } from './redis.tags';
@@ -49,8 +50,9 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
  * Everything the `redis` option sets up: the connection (the user's client,
  * or one made from `url`, `cluster` or `sentinel`; a cluster client works
  * through a `ClusterClient`, a Sentinel one through a `SentinelClient`), a
- * pub/sub connection, the `RedisStore`, the `RedisLease` and the shared tag
- * clock `RedisTags`. Closes on shutdown only the connections it made.
+ * pub/sub connection (and with `wake: 'sharded'` a cluster connection for the
+ * wake-ups, `ShardedWakes`), the `RedisStore`, the `RedisLease` and the
+ * shared tag clock `RedisTags`. Closes on shutdown only the connections it made.
  *
  * @example
  * ```ts
@@ -81,7 +83,12 @@ export class RedisTier {
       given === undefined ? RedisTier.createClient(options) : isClusterClient(given) ? new ClusterClient(given) : given;
     const keys = new RedisKeys(options.keyPrefix);
     this.connection = new RedisConnection(this.client, deps.logger);
-    this.subscriber = new RedisSubscriber(this.client.duplicate(), keys);
+    // Sharded wake-ups: a cluster connection of their own (its node connections come and go with the keys waited on).
+    const shards =
+      options.wake === 'sharded' && this.client instanceof ClusterClient
+        ? new ShardedWakes(this.client.duplicate(), (channel, message) => this.subscriber.wake(channel, message))
+        : undefined;
+    this.subscriber = new RedisSubscriber(this.client.duplicate(), keys, shards);
     this.store = new RedisStore(this.connection, {
       keyPrefix: options.keyPrefix,
       l1Ttl: options.l1Ttl,

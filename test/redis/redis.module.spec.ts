@@ -23,6 +23,7 @@ describe('redis options', () => {
       lockTimeout: 5_000,
       l1Ttl: 0,
       maxValueBytes: 8 * 1024 * 1024,
+      wake: 'pattern',
     });
     expect(validateRedisOptions({})).toMatchObject({ url: undefined, keyPrefix: 'stampede:' });
   });
@@ -43,6 +44,10 @@ describe('redis options', () => {
     [{ url: 'redis://a', client: createClient() }, 'redis.client'],
     [{ host: 'cache' }, 'redis.host'],
     [{ keyPrefix: 'app{1}:' }, 'redis.keyPrefix'],
+    [{ wake: 'broadcast' }, 'redis.wake'],
+    [{ url: 'redis://a', wake: 'sharded' }, 'redis.wake'],
+    [{ client: createClient(), wake: 'sharded' }, 'redis.wake'],
+    [{ sentinel: { name: 'm', sentinelRootNodes: [{ host: 'a', port: 1 }] }, wake: 'sharded' }, 'redis.wake'],
     [{ cluster: { rootNodes: [] } }, 'redis.cluster.rootNodes'],
     [{ cluster: {} }, 'redis.cluster.rootNodes'],
     [{ cluster: 'redis://a' }, 'redis.cluster'],
@@ -84,6 +89,16 @@ describe('redis options for a cluster or a Sentinel', () => {
     expect(validateRedisOptions({ cluster })).toMatchObject({ cluster, keyPrefix: 'stampede:' });
     const sentinel = { name: 'mymaster', sentinelRootNodes: [{ host: '10.0.0.5', port: 26379 }] };
     expect(validateRedisOptions({ sentinel })).toMatchObject({ sentinel });
+  });
+
+  it("takes wake: 'sharded' on a cluster only, and refuses it elsewhere at bootstrap naming the option", async () => {
+    const rootNodes = [{ url: 'redis://10.0.0.1:6379' }];
+    expect(validateRedisOptions({ cluster: { rootNodes }, wake: 'sharded' }).wake).toBe('sharded');
+    expect(validateRedisOptions({ client: createCluster({ rootNodes }), wake: 'sharded' }).wake).toBe('sharded');
+    expect(validateRedisOptions({ cluster: { rootNodes } }).wake).toBe('pattern');
+    await expect(createRedisApp({}, {}, { url: 'redis://a', wake: 'sharded' })).rejects.toThrow(
+      /invalid option "redis.wake".*'sharded' needs a Redis Cluster/,
+    );
   });
 
   it('names both options when two ways to reach Redis are given, at bootstrap', async () => {

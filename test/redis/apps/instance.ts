@@ -73,7 +73,11 @@ class AdminController {
     private readonly origin: Origin,
     private readonly stampede: StampedeService,
     private readonly engine: StampedeEngine,
-  ) {}
+  ) {
+    engine.redis?.subscriber.onResubscribed(() => this.resubscribed++);
+  }
+
+  private resubscribed = 0;
 
   @Get('state/:id')
   state(@Param('id') id: string) {
@@ -84,6 +88,9 @@ class AdminController {
       waiters: this.stampede.waiters(`GET http://${PUBLIC_HOST}/item/${id}`),
       redisUp: redis !== undefined && !redis.connection.isDown && redis.connection.client.isReady,
       subscribed: redis?.subscriber.isSubscribed ?? false,
+      // Sharded wake-ups: commands sent, and how often this instance dropped its L1 for a reconnection.
+      shards: redis?.subscriber.shards?.counts,
+      resubscribed: this.resubscribed,
     };
   }
 
@@ -145,6 +152,7 @@ async function main(): Promise<void> {
       keyPrefix: env.STAMPEDE_KEY_PREFIX,
       leaseTtl: env.STAMPEDE_LEASE_TTL ? Number(env.STAMPEDE_LEASE_TTL) : undefined,
       lockTimeout: env.STAMPEDE_LOCK_TIMEOUT ? Number(env.STAMPEDE_LOCK_TIMEOUT) : undefined,
+      wake: env.STAMPEDE_REDIS_WAKE as RedisOptions['wake'],
     },
     ['log', 'warn', 'error'],
   );

@@ -9,6 +9,10 @@ export interface State {
   waiters: number;
   redisUp: boolean;
   subscribed: boolean;
+  /** `redis.wake: 'sharded'`: the SSUBSCRIBE / SUNSUBSCRIBE commands sent. */
+  shards?: { subscribes: number; unsubscribes: number; resubscribes: number };
+  /** Times the instance dropped its L1 and reloaded tag times for a reconnection of its pub/sub connection. */
+  resubscribed: number;
 }
 
 /** The admin routes of a set of app instances (see `apps/instance.ts`), driven from the test. */

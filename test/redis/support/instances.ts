@@ -21,6 +21,8 @@ export interface InstanceSettings {
   keyPrefix?: string;
   l1Ttl?: number;
   invalidateOnWrite?: boolean;
+  /** `redis.wake`: how holders wake their waiters. */
+  wake?: 'pattern' | 'sharded';
   /** OpenTelemetry on, each finished span written to stdout (see `apps/tracing.ts`). */
   tracing?: boolean;
 }
@@ -48,6 +50,7 @@ export async function startInstance(settings: InstanceSettings): Promise<Instanc
   if (settings.l1Ttl !== undefined) env.STAMPEDE_L1_TTL = String(settings.l1Ttl);
   if (settings.invalidateOnWrite) env.STAMPEDE_INVALIDATE_ON_WRITE = '1';
   if (settings.tracing) env.STAMPEDE_TRACING = '1';
+  if (settings.wake) env.STAMPEDE_REDIS_WAKE = settings.wake;
   const child = fork(join(APPS, 'instance.ts'), [], {
     execArgv: ['-r', join(APPS, 'register.cjs')],
     env,
