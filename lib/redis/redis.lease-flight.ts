@@ -5,7 +5,8 @@ import { StoredEntry } from '../core/store';
 import { LuaScript, mayHaveRun } from './redis.connection';
 import type { RedisLease } from './redis.lease';
 import { leaseValue, sharedBy } from './redis.lease-value';
-import { asText, lastUse } from './redis.store';
+import { asText } from './redis.reads';
+import { lastUse } from './redis.store';
 
 export { leaseValue, sharedBy } from './redis.lease-value';
 

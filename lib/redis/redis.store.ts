@@ -2,41 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { MemoryStore } from '../core/memory-store';
 import { MaybePromise, STAMPEDE_STORE, StampedeStore, StoredEntry } from '../core/store';
 import { decodeEntry, encodeEntry } from './redis.codec';
-import { LuaScript, RedisConnection } from './redis.connection';
+import { RedisConnection } from './redis.connection';
 import { InvalidationMessage, parseInvalidation } from './redis.invalidation';
 import { DEFAULT_MAX_VALUE_BYTES } from './redis.options';
 import { RedisKeys } from './redis.keys';
 import { unlinkMatching } from './redis.scan';
 import { RetryQueue } from './redis.retry';
-import { keySlot } from './redis.slot';
+import { READ, READ_MANY, asText, bySlot } from './redis.reads';
 import { RedisSubscriber } from './redis.subscriber';
 
 /** Invalidations kept for replay at most; beyond, one delete of everything replaces them. */
 const MAX_REPLAYS = 10_000;
-
-// The value and its remaining time in one round trip: Redis's clock, not the writer's, says how
-// fresh it is. A key of another type or over the size bound is a miss (a write replaces it), not
-// an error, and a huge value is never sent. KEYS: value. ARGV: max bytes.
-const READ = new LuaScript(`
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return false end
-if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
-`);
-
-// READ for many keys in one round trip (runMany): a flat list of value, PTTL per key.
-const READ_MANY = new LuaScript(`
-local out = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('TYPE', key).ok == 'string' and redis.call('STRLEN', key) <= tonumber(ARGV[1]) then
-    out[2 * i - 1] = redis.call('GET', key)
-    out[2 * i] = redis.call('PTTL', key)
-  else
-    out[2 * i - 1] = false
-    out[2 * i] = -2
-  end
-end
-return out
-`);
 
 /**
  * Options of a `RedisStore`.
@@ -70,13 +46,6 @@ export interface RedisStoreOptions {
  */
 export function lastUse(entry: StoredEntry): number {
   return Math.max(entry.e, entry.s ?? 0, entry.f ?? 0);
-}
-
-/** A Redis reply, as node-redis gives it (a RESP3 client with a Buffer type mapping gives Buffers). */
-export function asText(reply: unknown): string | undefined {
-  if (typeof reply === 'string') return reply;
-  if (Buffer.isBuffer(reply)) return reply.toString();
-  return undefined;
 }
 
 /**
@@ -171,14 +140,7 @@ export class RedisStore implements StampedeStore {
   private async readMany(keys: string[]): Promise<(StoredEntry | undefined)[]> {
     if (!this.connection.isCluster) return this.readSlot(keys);
     // A script may only touch keys of one slot: one call per slot, all at once.
-    const bySlot = new Map<number, string[]>();
-    for (const key of keys) {
-      const slot = keySlot(this.keys.value(key));
-      const group = bySlot.get(slot);
-      if (group) group.push(key);
-      else bySlot.set(slot, [key]);
-    }
-    const groups = [...bySlot.values()];
+    const groups = bySlot(keys, (key) => this.keys.value(key));
     const read = await Promise.all(groups.map((group) => this.readSlot(group)));
     const found = new Map<string, StoredEntry | undefined>();
     groups.forEach((group, g) => group.forEach((key, i) => found.set(key, read[g][i])));
