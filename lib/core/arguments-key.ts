@@ -42,11 +42,15 @@ const REMEMBERED = 256;
  */
 export class CallKeys {
   private readonly remembered = new Map<unknown, string>();
+  // The last one-primitive call: a burst of callers with one argument (a stampede) skips the Map.
+  private lastArgument: unknown;
+  private lastKey?: string;
 
   constructor(private readonly prefix: string) {}
 
   of(args: readonly unknown[]): string {
     const only = args[0];
+    if (args.length === 1 && this.lastKey !== undefined && Object.is(only, this.lastArgument)) return this.lastKey;
     const type = typeof only;
     // A Map takes -0 for 0; argumentsKey does not.
     const remembers =
@@ -59,6 +63,8 @@ export class CallKeys {
       if (this.remembered.size >= REMEMBERED) this.remembered.clear();
       this.remembered.set(only, key);
     }
+    this.lastArgument = only;
+    this.lastKey = key;
     return key;
   }
 }

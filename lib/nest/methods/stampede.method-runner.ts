@@ -139,9 +139,10 @@ export function coalescedMethod(
     return (lastEngine = bound);
   };
   const policyOf = (engine: MethodEngine, args: unknown[]): RunPolicy<unknown> => {
+    // Never set when tags are a function of the arguments (one policy per call then).
+    if (engine === lastEngine && lastPolicy !== undefined) return lastPolicy;
     const tags = options.tags ?? engine.defaults.tags;
     if (typeof tags === 'function') return buildPolicy(engine, (value) => tags(value, ...args));
-    if (engine === lastEngine && lastPolicy !== undefined) return lastPolicy;
     let policy = policies.get(engine);
     if (!policy) policies.set(engine, (policy = buildPolicy(engine, tags === undefined ? undefined : () => tags)));
     if (engine === lastEngine) lastPolicy = policy;
