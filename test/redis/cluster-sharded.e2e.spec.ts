@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { RedisKeys } from '../../lib/redis/redis.keys';
-import { keySlot } from '../../lib/redis/redis.slot';
 import { until } from '../helpers/deferred';
-import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { RedisCluster } from '../helpers/redis-cluster';
 import { Fleet } from './support/fleet';
-import { Instance, startInstance } from './support/instances';
+import { idServedBy, killPrimaryUnderLoad, startClusterFleet } from './support/cluster';
 
 const PER_INSTANCE = 100;
 const TRIALS = 100;
@@ -17,25 +16,21 @@ jest.setTimeout(150_000);
 
 describe("3 instances on a Redis Cluster with redis.wake: 'sharded'", () => {
   let cluster: RedisCluster;
-  let instances: Instance[] = [];
   let fleet: Fleet;
+  let stop: (() => Promise<void>) | undefined;
   const figures: string[] = [];
   const keys = new RedisKeys('stampede:');
 
   beforeAll(async () => {
-    cluster = await startRedisCluster();
-    instances = await Promise.all(
-      [1, 2, 3].map(() =>
-        startInstance({ cluster: cluster.rootNodes, l1Ttl: 60_000, lockTimeout: 30_000, wake: 'sharded' }),
-      ),
-    );
-    fleet = new Fleet(instances);
-    await until(() => fleet.allUp(), 'every instance connected to the cluster');
+    ({ cluster, fleet, stop } = await startClusterFleet({
+      l1Ttl: 60_000,
+      lockTimeout: 30_000,
+      wake: 'sharded',
+    }));
   });
 
   afterAll(async () => {
-    await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
-    await cluster?.stop();
+    await stop?.();
     if (figures.length > 0) console.log(`sharded cluster figures:\n${figures.join('\n')}`);
   });
 
@@ -70,28 +65,13 @@ describe("3 instances on a Redis Cluster with redis.wake: 'sharded'", () => {
   });
 
   it('loses no request when a primary is killed mid-load, and wakes waiters again on the promoted replica', async () => {
-    const load = fleet.load(30, `failover-${randomUUID()}`);
-    await until(() => load.completed() >= 300, 'load under way');
-    const victim = await cluster.primaryOf(keySlot(keys.value(itemKey('victim'))));
-    await victim.kill();
-    const atKill = load.completed();
-    await cluster.healthy();
-    await until(() => load.completed() >= atKill + 600, '600 requests served across the failover');
-    await until(() => fleet.allUp(), 'every instance back on the cluster');
-    const atBack = load.completed();
-    await until(() => load.completed() >= atBack + 300, 'load after the failover');
-    await load.stop();
-    figures.push(`primary killed mid-load: ${load.completed()} requests, ${load.failures.length} failed`);
-    expect(load.failures).toEqual([]);
+    const { completed, failures, victim, promoted } = await killPrimaryUnderLoad(cluster, fleet);
+    figures.push(`primary killed mid-load: ${completed} requests, ${failures.length} failed`);
+    expect(failures).toEqual([]);
 
     // A key of the promoted replica's slots: its waiters are woken there (a cold burst waits on the wake-up).
-    const promoted = await cluster.primaryOf(keySlot(keys.value(itemKey('victim'))));
     expect(promoted.port).not.toBe(victim.port);
-    let id = '';
-    for (let i = 0; ; i++) {
-      id = `after-failover-${i}-${randomUUID()}`;
-      if ((await cluster.primaryOf(keySlot(keys.value(itemKey(id))))).port === promoted.port) break;
-    }
+    const id = await idServedBy(cluster, promoted, 'after-failover');
     const channel = keys.wake(itemKey(id));
     const replies = fleet.coldBurst(id, 30);
     // The waiting instances (all but the holder's) are subscribed to the key's channel on the promoted replica.

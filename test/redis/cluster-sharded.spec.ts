@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createCluster } from 'redis';
 import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { StoredEntry } from '../../lib/core/store';
@@ -9,14 +8,14 @@ import { validateRedisOptions } from '../../lib/redis/redis.options';
 import { keySlot } from '../../lib/redis/redis.slot';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
+import { GatedWork } from '../helpers/gated-work';
 import { RecordingLogger } from '../helpers/logger';
 import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { RawCluster, connectRaw, destroyRaw } from './support/cluster';
 
 jest.setTimeout(90_000);
 
 const run = promisify(execFile);
-
-type RawCluster = ReturnType<typeof createCluster>;
 
 describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
   let cluster: RedisCluster;
@@ -53,18 +52,12 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
 
   beforeAll(async () => {
     cluster = await startRedisCluster();
-    raw = createCluster({ rootNodes: cluster.rootNodes, defaults: { socket: { reconnectStrategy: false } } });
-    raw.on('error', () => undefined);
-    await raw.connect();
+    raw = await connectRaw(cluster);
   });
 
   afterAll(async () => {
     await Promise.all(tiers.map((made) => made.close()));
-    try {
-      raw?.destroy();
-    } catch {
-      // A node client that closed when its server was killed cannot be destroyed again.
-    }
+    destroyRaw(raw);
     await cluster?.stop();
     if (figures.length > 0) console.log(`sharded wake-up figures:\n${figures.join('\n')}`);
   });
@@ -76,16 +69,10 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
     for (let round = 0; round < 20; round++) {
       const key = `GET /sharded-wake/${round}`;
       const channel = keys.wake(key);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let runs = 0;
-      const work = async () => {
-        runs++;
-        await gate;
-        return 'fresh';
-      };
+      const gated = new GatedWork(() => 'fresh');
+      const work = gated.run;
       const held = lastValueFrom(holder.run$(key, work, { ttl: 60_000 }));
-      await until(() => runs === 1, 'the holder running the work');
+      await until(() => gated.runs === 1, 'the holder running the work');
       let answeredAt = 0;
       const waited = lastValueFrom(waiter.run$(key, work, { ttl: 60_000 })).then((answer) => {
         answeredAt = performance.now();
@@ -98,9 +85,9 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
       // Its first look and the look once subscribed are done: what follows is the wake-up (or a poll).
       await new Promise((resolve) => setTimeout(resolve, 30));
       const releasedAt = performance.now();
-      release();
+      gated.open();
       const [first, second] = await Promise.all([held, waited]);
-      expect([first.value, second.value, runs]).toEqual(['fresh', 'fresh', 1]);
+      expect([first.value, second.value, gated.runs]).toEqual(['fresh', 'fresh', 1]);
       expect(second.outcome).toBe('collapsed');
       latencies.push(answeredAt - releasedAt);
       if (round === 0) {
@@ -224,24 +211,18 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
       [pattern, sharded],
     ]) {
       const key = `GET /mixed/${late.length}`;
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let runs = 0;
-      const work = async () => {
-        runs++;
-        await gate;
-        return 'fresh';
-      };
+      const gated = new GatedWork(() => 'fresh');
+      const work = gated.run;
       const held = lastValueFrom(coalescer(holder).run$(key, work, { ttl: 60_000 }));
-      await until(() => runs === 1, 'the holder running the work');
+      await until(() => gated.runs === 1, 'the holder running the work');
       const waited = lastValueFrom(coalescer(waiter).run$(key, work, { ttl: 60_000 }));
       await new Promise((resolve) => setTimeout(resolve, 50));
       const releasedAt = performance.now();
-      release();
+      gated.open();
       await held;
       const answer = await waited;
       late.push(performance.now() - releasedAt);
-      expect([answer.value, answer.outcome, runs]).toEqual(['fresh', 'collapsed', 1]);
+      expect([answer.value, answer.outcome, gated.runs]).toEqual(['fresh', 'collapsed', 1]);
     }
     figures.push(
       `mixed fleet: the waiter of the other mode answered ${late.map((ms) => ms.toFixed(0)).join(' / ')} ms after`,

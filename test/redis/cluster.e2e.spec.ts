@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { keySlot } from '../../lib/redis/redis.slot';
 import { until } from '../helpers/deferred';
-import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { RedisCluster } from '../helpers/redis-cluster';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
-import { Instance, startInstance } from './support/instances';
+import { Instance } from './support/instances';
+import { idServedBy, killPrimaryUnderLoad, startClusterFleet } from './support/cluster';
 
 const PER_INSTANCE = 100;
 const TRIALS = 100;
@@ -20,29 +21,21 @@ describe('3 instances on a Redis Cluster (3 primaries, 3 replicas)', () => {
   let cluster: RedisCluster;
   let instances: Instance[] = [];
   let fleet: Fleet;
+  let stop: (() => Promise<void>) | undefined;
   const figures: string[] = [];
   const keys = new RedisKeys('stampede:');
 
   beforeAll(async () => {
-    cluster = await startRedisCluster();
-    instances = await Promise.all(
-      [1, 2, 3].map(() =>
-        startInstance({
-          cluster: cluster.rootNodes,
-          l1Ttl: 60_000,
-          invalidateOnWrite: true,
-          // A loaded machine may take seconds to get 300 requests waiting: none of them gives up meanwhile.
-          lockTimeout: 30_000,
-        }),
-      ),
-    );
-    fleet = new Fleet(instances);
-    await until(() => fleet.allUp(), 'every instance connected to the cluster');
+    ({ cluster, instances, fleet, stop } = await startClusterFleet({
+      l1Ttl: 60_000,
+      invalidateOnWrite: true,
+      // A loaded machine may take seconds to get 300 requests waiting: none of them gives up meanwhile.
+      lockTimeout: 30_000,
+    }));
   });
 
   afterAll(async () => {
-    await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
-    await cluster?.stop();
+    await stop?.();
     if (figures.length > 0) console.log(`cluster figures:\n${figures.join('\n')}`);
   });
 
@@ -118,28 +111,13 @@ describe('3 instances on a Redis Cluster (3 primaries, 3 replicas)', () => {
   });
 
   it('loses no request when a primary is killed mid-load, and shares again on the promoted replica', async () => {
-    const load = fleet.load(30, `failover-${randomUUID()}`);
-    await until(() => load.completed() >= 300, 'load under way');
-    const victim = await cluster.primaryOf(keySlot(keys.value(itemKey('victim'))));
-    await victim.kill();
-    const atKill = load.completed();
-    await cluster.healthy();
-    await until(() => load.completed() >= atKill + 600, '600 requests served across the failover');
-    await until(() => fleet.allUp(), 'every instance back on the cluster');
-    const atBack = load.completed();
-    await until(() => load.completed() >= atBack + 300, 'load after the failover');
-    await load.stop();
-    figures.push(`primary killed mid-load: ${load.completed()} requests, ${load.failures.length} failed`);
-    expect(load.failures).toEqual([]);
+    const { completed, failures, victim, promoted } = await killPrimaryUnderLoad(cluster, fleet);
+    figures.push(`primary killed mid-load: ${completed} requests, ${failures.length} failed`);
+    expect(failures).toEqual([]);
 
     // A key of the slots the killed primary served: its replica serves them now, shared again.
-    const promoted = await cluster.primaryOf(keySlot(keys.value(itemKey('victim'))));
     expect(promoted.port).not.toBe(victim.port);
-    let id = '';
-    for (let i = 0; ; i++) {
-      id = `after-failover-${i}-${randomUUID()}`;
-      if ((await cluster.primaryOf(keySlot(keys.value(itemKey(id))))).port === promoted.port) break;
-    }
+    const id = await idServedBy(cluster, promoted, 'after-failover');
     const replies = await fleet.coldBurst(id, 30);
     expect(replies.every((reply) => reply.status === 200)).toBe(true);
     expect(new Set(replies.map((reply) => reply.text)).size).toBe(1);

@@ -7,10 +7,9 @@ import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
 import { RecordingLogger } from '../helpers/logger';
 import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { RawCluster, connectRaw, destroyRaw } from './support/cluster';
 
 jest.setTimeout(60_000);
-
-type RawCluster = ReturnType<typeof createCluster>;
 
 const entry = (v: unknown, tags?: string[]): StoredEntry => ({ v, e: Date.now() + 60_000, t: Date.now(), g: tags });
 
@@ -32,19 +31,12 @@ describe('the Redis tier on a Redis Cluster', () => {
 
   beforeAll(async () => {
     cluster = await startRedisCluster();
-    // No reconnection: the last test kills a primary, whose client would otherwise retry after the test ends.
-    raw = createCluster({ rootNodes: cluster.rootNodes, defaults: { socket: { reconnectStrategy: false } } });
-    raw.on('error', () => undefined);
-    await raw.connect();
+    raw = await connectRaw(cluster);
   });
 
   afterAll(async () => {
     await Promise.all(tiers.map((made) => made.close()));
-    try {
-      raw?.destroy();
-    } catch {
-      // A node client that closed when its server was killed cannot be destroyed again.
-    }
+    destroyRaw(raw);
     await cluster?.stop();
   });
 
