@@ -159,7 +159,14 @@ export class ShardedWakes {
       ? this.client.sSubscribe(channel, this.onMessage)
       : this.client.sUnsubscribe(channel, this.onMessage);
     // One that never ends (a node that never answers) would block the channel: given up after a while.
-    void promiseDeadline(sent, COMMAND_WAIT, () => new Error('timed out'))
+    // A subscribe given up on may still go through later (node-redis queues it): then it is undone.
+    let late = false;
+    if (want)
+      sent.then(
+        () => late && this.undoLate(channel),
+        () => undefined,
+      );
+    void promiseDeadline(sent, COMMAND_WAIT, () => ((late = true), new Error('timed out')))
       .then(
         () => {
           entry.subscribed = want;
@@ -176,6 +183,20 @@ export class ShardedWakes {
         // A failed subscribe waits for the next pass; anything else goes on to the state wanted now.
         if (settled || !this.wanted(channel, entry)) this.sync(channel, entry);
       });
+  }
+
+  /** A SSUBSCRIBE given up on went through after all: kept if the channel is wanted, else undone. */
+  private undoLate(channel: string): void {
+    if (this.closed) return;
+    const entry = this.channels.get(channel);
+    // A command in flight for it decides its state.
+    if (entry?.busy) return;
+    if (entry && this.wanted(channel, entry)) {
+      entry.subscribed = true;
+      return;
+    }
+    this.counts.unsubscribes++;
+    this.client.sUnsubscribe(channel, this.onMessage).catch(() => undefined);
   }
 
   /** Subscribes every channel in use again: a no-op where node-redis still has it. */
