@@ -219,6 +219,8 @@ export class ClusterClient implements RedisClientLike {
 
 function events(event: string): string[] {
   if (event === 'ready') return ['connect', 'node-ready'];
+  // A node connection dropped (node-redis reconnects it, and resubscribes a pub/sub one, saying nothing more).
+  if (event === 'reconnecting') return ['node-reconnecting'];
   if (event === 'error') return ['error', 'node-error'];
   return [event];
 }

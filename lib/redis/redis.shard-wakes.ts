@@ -42,7 +42,8 @@ interface Channel {
  * subscribed, unsubscribed and reconnected per flight. One command per
  * channel is in flight at a time and the next is decided when it is done,
  * so an unsubscribe followed at once by a subscribe ends subscribed. After
- * a slot map refresh, and every 5 s, the channels in use are subscribed
+ * a slot map refresh the client asks for (after a node error), on
+ * node-redis's failed channel move, and every 5 s, the channels in use are subscribed
  * again (a no-op where node-redis still has them; on the new primary after a
  * failover). Meanwhile waiters poll: a lost wake-up costs latency only.
  *

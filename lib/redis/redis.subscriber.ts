@@ -1,6 +1,7 @@
 import { promiseDeadline } from '../core/deadline';
 import { RedisKeys } from './redis.keys';
 import { RedisClientLike } from './redis.options';
+import { ResubscribeCheck } from './redis.resubscribe-check';
 import { SUBSCRIBED, type ShardedWakes } from './redis.shard-wakes';
 
 type Listener = (message: string) => void;
@@ -34,10 +35,18 @@ export class RedisSubscriber {
   private subscribed = false;
   private readonly onReady = () => {
     // A connection that came back may have missed messages while it was away.
-    if (this.subscribed) for (const listener of this.resubscribedListeners) listener();
+    if (this.subscribed) this.resubscribed();
     void this.subscribe();
   };
   private readonly resubscribedListeners = new Set<() => void>();
+  // On a cluster: node-redis resubscribes a node connection that came back without a 'ready' to say so.
+  private readonly check?: ResubscribeCheck;
+  private readonly onLost = () => {
+    if (!this.subscribed) return;
+    // Missed from now until the subscription is back: forgotten now, and again once it is.
+    this.resubscribed();
+    this.check?.lost();
+  };
 
   constructor(
     readonly client: RedisClientLike,
@@ -51,6 +60,10 @@ export class RedisSubscriber {
     // listener node-redis would crash the process on the first one.
     client.on('error', () => undefined);
     client.on('ready', this.onReady);
+    if (client.primaries) {
+      this.check = new ResubscribeCheck(client, this.invalidationChannel, () => this.resubscribed());
+      client.on('reconnecting', this.onLost);
+    }
   }
 
   /** True once the subscriptions are in place (and, sharded, the wake-up connection is up). */
@@ -105,6 +118,10 @@ export class RedisSubscriber {
     this.resubscribedListeners.add(listener);
   }
 
+  private resubscribed(): void {
+    for (const listener of this.resubscribedListeners) listener();
+  }
+
   /** Number of keys with local listeners (for tests and leak checks). */
   get listenedKeys(): number {
     return this.listeners.size;
@@ -118,6 +135,7 @@ export class RedisSubscriber {
         ? undefined
         : this.client.pSubscribe(this.wakePattern, (message, channel) => this.wake(channel, message)),
       this.client.subscribe(this.invalidationChannel, (message) => {
+        if (this.check?.heard(message)) return;
         for (const listener of this.invalidationListeners) listener(message);
       }),
     ]).then(
@@ -136,6 +154,8 @@ export class RedisSubscriber {
   /** Closes the connection (it is always the tier's own). */
   async close(): Promise<void> {
     this.client.off('ready', this.onReady);
+    this.client.off('reconnecting', this.onLost);
+    this.check?.close();
     this.listeners.clear();
     await this.shards?.close();
     if (!this.client.isOpen) return;

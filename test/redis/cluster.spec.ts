@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createCluster } from 'redis';
 import { StoredEntry } from '../../lib/core/store';
 import { RedisKeys } from '../../lib/redis/redis.keys';
@@ -19,14 +21,32 @@ describe('the Redis tier on a Redis Cluster', () => {
   const tiers: RedisTier[] = [];
   const keys = new RedisKeys('stampede:');
 
-  async function tier(l1Ttl = 0): Promise<RedisTier> {
-    const made = new RedisTier(validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl }), {
+  async function tier(l1Ttl = 0, wake: 'pattern' | 'sharded' = 'pattern'): Promise<RedisTier> {
+    const made = new RedisTier(validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl, wake }), {
       logger: new RecordingLogger(),
       maxEntries: 1_000,
     });
     tiers.push(made);
     expect(await made.ready(10_000)).toBe(true);
     return made;
+  }
+
+  /** Ports of the nodes with a subscriber of `channel` (`PUBSUB NUMSUB`). */
+  async function nodesSubscribedTo(channel: string): Promise<number[]> {
+    const counts = await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const reply = await cluster.cli('-p', String(node.port), 'PUBSUB', 'NUMSUB', channel);
+        return { port: node.port, subscribers: Number(reply.split('\n')[1]) };
+      }),
+    );
+    return counts.filter((c) => c.subscribers > 0).map((c) => c.port);
+  }
+
+  /** Sends `commands` (one a line) to the node at `port` in one write: nothing runs between them. */
+  async function pipe(port: number, commands: string): Promise<void> {
+    const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.stdin.end(commands);
+    await once(child, 'exit');
   }
 
   beforeAll(async () => {
@@ -108,6 +128,28 @@ describe('the Redis tier on a Redis Cluster', () => {
     const c = await tier();
     expect(c.tags.isValid(tagged)).toBe(false);
   });
+
+  it.each(['pattern', 'sharded'] as const)(
+    '%s wake-ups: drops L1 when the invalidation connection reconnected, at the loss and once its probe is heard again',
+    async (wake) => {
+      const made = await tier(60_000, wake);
+      let resubscribed = 0;
+      made.subscriber.onResubscribed(() => resubscribed++);
+      const key = `GET /l1-after-reconnect/${wake}`;
+      await made.store.set(key, entry('old'), 60_000);
+      expect(made.store.local.get(key)?.v).toBe('old');
+      // The node carrying the invalidation subscription drops it, and an invalidation goes out meanwhile.
+      const carrying = await nodesSubscribedTo(keys.invalidation);
+      const missed = JSON.stringify({ k: key, o: 'another-instance' });
+      for (const port of carrying) {
+        await pipe(port, `CLIENT KILL TYPE pubsub\nPUBLISH ${keys.invalidation} '${missed}'\n`);
+      }
+      // At the loss, and again once its probe came back on the resubscribed connection.
+      await until(() => resubscribed >= 2, 'the subscription back and its probe heard');
+      expect(made.store.local.get(key)).toBeUndefined();
+      expect(made.subscriber.isSubscribed).toBe(true);
+    },
+  );
 
   // Last: it leaves the cluster with a replica promoted.
   it('answers a PING only when every primary does, and writes again once a replica took over a killed one', async () => {
