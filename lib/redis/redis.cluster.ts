@@ -29,6 +29,8 @@ export interface RedisClusterLike extends RedisConnectionLike {
   duplicate(): RedisClusterLike;
   sSubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
   sUnsubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;
+  /** The node client carrying its classic pub/sub, once it has one. */
+  readonly pubSubNode?: { client?: { isReady?: boolean } };
 }
 
 /** True for a node-redis cluster client (told apart from a single-node client by its shape). */
@@ -151,16 +153,43 @@ export class ClusterClient implements RedisClientLike {
   }
 
   // 'ready' and 'error' of the cluster and of each of its nodes.
+  /** Its classic pub/sub connection may come back, and resubscribe, without a 'ready' to say so. */
+  readonly resubscribesSilently = true;
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(event: string, listener: (...args: any[]) => void): this {
+    if (event === 'pubsub-lost') {
+      this.cluster.on('node-reconnecting', this.pubSubLost(listener));
+      return this;
+    }
     for (const name of events(event)) this.cluster.on(name, listener);
     return this;
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   off(event: string, listener: (...args: any[]) => void): this {
+    if (event === 'pubsub-lost') {
+      this.cluster.off('node-reconnecting', this.pubSubLost(listener));
+      this.lostListeners.delete(listener);
+      return this;
+    }
     for (const name of events(event)) this.cluster.off(name, listener);
     return this;
+  }
+
+  private readonly lostListeners = new Map<() => void, () => void>();
+
+  // 'node-reconnecting' comes from every node client, at each retry: only the pub/sub one's matters.
+  private pubSubLost(listener: () => void): () => void {
+    let filtered = this.lostListeners.get(listener);
+    if (!filtered) {
+      filtered = () => {
+        const pubSub = this.cluster.pubSubNode?.client;
+        if (pubSub !== undefined && pubSub.isReady === false) listener();
+      };
+      this.lostListeners.set(listener, filtered);
+    }
+    return filtered;
   }
 
   subscribe(channels: string, listener: (message: string, channel: string) => unknown): Promise<unknown> {
@@ -219,8 +248,6 @@ export class ClusterClient implements RedisClientLike {
 
 function events(event: string): string[] {
   if (event === 'ready') return ['connect', 'node-ready'];
-  // A node connection dropped (node-redis reconnects it, and resubscribes a pub/sub one, saying nothing more).
-  if (event === 'reconnecting') return ['node-reconnecting'];
   if (event === 'error') return ['error', 'node-error'];
   return [event];
 }

@@ -60,6 +60,9 @@ export class SentinelClient implements RedisClientLike {
     return this.current;
   }
 
+  /** node-redis's pub/sub proxy reconnects and resubscribes reporting only an 'error'. */
+  readonly resubscribesSilently = true;
+
   get isOpen(): boolean {
     return !this.spent && this.current.isOpen;
   }
@@ -98,6 +101,7 @@ export class SentinelClient implements RedisClientLike {
   }
 
   private async open(): Promise<void> {
+    if (this.closed) throw new Error('closed');
     await this.probe();
     if (this.closed) throw new Error('closed');
     if (this.spent) this.replace();
@@ -198,6 +202,12 @@ export class SentinelClient implements RedisClientLike {
         if (change?.type === 'MASTER_CHANGE') listener();
       };
       known = [['topology-change', onChange]];
+    } else if (event === 'pubsub-lost') {
+      // Any error of the client may be its pub/sub connection's: a probe tells (one round at a time).
+      known = [
+        ['error', () => listener()],
+        ['client-error', () => listener()],
+      ];
     } else if (event === 'error') {
       known = [
         ['error', listener],

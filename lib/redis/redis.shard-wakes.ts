@@ -194,6 +194,7 @@ export class ShardedWakes {
     if (entry?.busy) return;
     if (entry && this.wanted(channel, entry)) {
       entry.subscribed = true;
+      if (entry.refs > 0) this.deliver(channel, SUBSCRIBED);
       return;
     }
     this.counts.unsubscribes++;

@@ -34,18 +34,21 @@ export class RedisSubscriber {
   private subscribing?: Promise<void>;
   private subscribed = false;
   private readonly onReady = () => {
-    // A connection that came back may have missed messages while it was away.
-    if (this.subscribed) this.resubscribed();
+    // A connection that came back may have missed messages while it was away (on a cluster its
+    // node client may be new, its SUBSCRIBE not sent yet: the probe says when it is).
+    if (this.subscribed) {
+      this.resubscribed();
+      this.check?.lost();
+    }
     void this.subscribe();
   };
   private readonly resubscribedListeners = new Set<() => void>();
-  // On a cluster: node-redis resubscribes a node connection that came back without a 'ready' to say so.
+  // Cluster, Sentinel: node-redis resubscribes a pub/sub connection that came back without a 'ready'.
   private readonly check?: ResubscribeCheck;
+  // Nothing is dropped yet: while Redis is away, L1 holds what the outage computed. What was
+  // missed is dropped once this instance hears its probe, proof that it hears again.
   private readonly onLost = () => {
-    if (!this.subscribed) return;
-    // Missed from now until the subscription is back: forgotten now, and again once it is.
-    this.resubscribed();
-    this.check?.lost();
+    if (this.subscribed) this.check?.lost();
   };
 
   constructor(
@@ -60,9 +63,9 @@ export class RedisSubscriber {
     // listener node-redis would crash the process on the first one.
     client.on('error', () => undefined);
     client.on('ready', this.onReady);
-    if (client.primaries) {
+    if (client.resubscribesSilently) {
       this.check = new ResubscribeCheck(client, this.invalidationChannel, () => this.resubscribed());
-      client.on('reconnecting', this.onLost);
+      client.on('pubsub-lost', this.onLost);
     }
   }
 
@@ -154,7 +157,7 @@ export class RedisSubscriber {
   /** Closes the connection (it is always the tier's own). */
   async close(): Promise<void> {
     this.client.off('ready', this.onReady);
-    this.client.off('reconnecting', this.onLost);
+    this.client.off('pubsub-lost', this.onLost);
     this.check?.close();
     this.listeners.clear();
     await this.shards?.close();

@@ -130,12 +130,19 @@ describe('the Redis tier on a Redis Cluster', () => {
   });
 
   it.each(['pattern', 'sharded'] as const)(
-    '%s wake-ups: drops L1 when the invalidation connection reconnected, at the loss and once its probe is heard again',
+    '%s wake-ups: drops L1 when the invalidation connection reconnected, once its probe is heard again',
     async (wake) => {
       const made = await tier(60_000, wake);
       let resubscribed = 0;
       made.subscriber.onResubscribed(() => resubscribed++);
       const key = `GET /l1-after-reconnect/${wake}`;
+      // Other connections of the cluster drop (node-redis reports each): not the invalidation one, no probe.
+      for (const node of cluster.nodes) await pipe(node.port, 'CLIENT KILL TYPE normal\n');
+      await until(
+        () => made.store.set(`${key}/after`, entry('x'), 60_000).then((ok) => ok === true),
+        'the tier writing again',
+      );
+      expect(resubscribed).toBe(0);
       await made.store.set(key, entry('old'), 60_000);
       expect(made.store.local.get(key)?.v).toBe('old');
       // The node carrying the invalidation subscription drops it, and an invalidation goes out meanwhile.
@@ -144,9 +151,9 @@ describe('the Redis tier on a Redis Cluster', () => {
       for (const port of carrying) {
         await pipe(port, `CLIENT KILL TYPE pubsub\nPUBLISH ${keys.invalidation} '${missed}'\n`);
       }
-      // At the loss, and again once its probe came back on the resubscribed connection.
-      await until(() => resubscribed >= 2, 'the subscription back and its probe heard');
+      await until(() => resubscribed >= 1, 'the subscription back and its probe heard');
       expect(made.store.local.get(key)).toBeUndefined();
+      expect(resubscribed).toBe(1);
       expect(made.subscriber.isSubscribed).toBe(true);
     },
   );

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { until } from '../helpers/deferred';
@@ -6,6 +8,7 @@ import { freePort } from '../helpers/redis-server';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
 import { Instance, startInstance } from './support/instances';
+import { Tiers } from './support/tiers';
 
 /** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
 const itemKey = (id: string) => `GET http://api.example/item/${id}`;
@@ -99,3 +102,36 @@ describe('an instance started before its Sentinel', () => {
     for (const instance of instances) expect(instance.output()).not.toContain('None of the sentinels are available');
   });
 });
+
+describe('the invalidation connection through a Sentinel', () => {
+  let sentinel: RedisSentinelSetup | undefined;
+  const tiers = new Tiers();
+
+  afterAll(async () => {
+    await tiers.closeAll();
+    await sentinel?.stop();
+  });
+
+  it('drops L1 once its probe is heard again after the pub/sub connection dropped (node-redis says only "error")', async () => {
+    sentinel = await startRedisSentinel();
+    const made = await tiers.make(undefined, { sentinel: sentinel.options, l1Ttl: 60_000 });
+    expect(made.subscriber.isSubscribed).toBe(true);
+    let resubscribed = 0;
+    made.subscriber.onResubscribed(() => resubscribed++);
+    const key = 'GET /l1-after-reconnect/sentinel';
+    await made.store.set(key, { v: 'old', e: Date.now() + 60_000, t: Date.now() }, 60_000);
+    expect(made.store.local.get(key)?.v).toBe('old');
+    const missed = JSON.stringify({ k: key, o: 'another-instance' });
+    const primary = await sentinel.primaryPort();
+    await pipe(primary, `CLIENT KILL TYPE pubsub\nPUBLISH stampede:invalidate '${missed}'\n`);
+    await until(() => resubscribed >= 1, 'the subscription back and its probe heard');
+    expect(made.store.local.get(key)).toBeUndefined();
+  });
+});
+
+/** Sends `commands` (one a line) to the server at `port` in one write: nothing runs between them. */
+async function pipe(port: number, commands: string): Promise<void> {
+  const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
+  child.stdin.end(commands);
+  await once(child, 'exit');
+}

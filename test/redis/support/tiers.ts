@@ -11,11 +11,11 @@ export class Tiers {
   private readonly made: RedisTier[] = [];
 
   /**
-   * A tier on `url`. Resolves once it is connected and subscribed, or after
+   * A tier on `url` (or on the `cluster` / `sentinel` of `options`). Resolves once it is connected and subscribed, or after
    * `wait` ms if Redis cannot be reached (it then works without it).
    */
   async make(
-    url: string,
+    url: string | undefined,
     options: Omit<RedisOptions, 'url' | 'client'> = {},
     logger: CoreLogger = new RecordingLogger(),
     wait?: number,
