@@ -152,10 +152,10 @@ export class ClusterClient implements RedisClientLike {
     this.cluster.destroy();
   }
 
-  // 'ready' and 'error' of the cluster and of each of its nodes.
   /** Its classic pub/sub connection may come back, and resubscribe, without a 'ready' to say so. */
   readonly resubscribesSilently = true;
 
+  // 'ready' and 'error' of the cluster and of each of its nodes; 'pubsub-lost' of its pub/sub node.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   on(event: string, listener: (...args: any[]) => void): this {
     if (event === 'pubsub-lost') {

@@ -203,11 +203,9 @@ export class SentinelClient implements RedisClientLike {
       };
       known = [['topology-change', onChange]];
     } else if (event === 'pubsub-lost') {
-      // Any error of the client may be its pub/sub connection's: a probe tells (one round at a time).
-      known = [
-        ['error', () => listener()],
-        ['client-error', () => listener()],
-      ];
+      // The pub/sub proxy's errors; with `passthroughClientErrorEvents` node-redis also passes on every
+      // node client's, named by the client (those are not the pub/sub connection's).
+      known = [['error', (error: unknown) => !fromNodeClient(error) && listener()]];
     } else if (event === 'error') {
       known = [
         ['error', listener],
@@ -228,4 +226,10 @@ function quietly(teardown: () => unknown): void {
   } catch {
     // Nothing to tear down.
   }
+}
+
+/** True for an error node-redis passes on from one of the Sentinel client's node clients. */
+function fromNodeClient(error: unknown): boolean {
+  if (!(error instanceof Error)) return true;
+  return /^(Master|Replica|Sentinel) Client \(/.test(error.message);
 }

@@ -45,10 +45,11 @@ export class RedisSubscriber {
   private readonly resubscribedListeners = new Set<() => void>();
   // Cluster, Sentinel: node-redis resubscribes a pub/sub connection that came back without a 'ready'.
   private readonly check?: ResubscribeCheck;
-  // Nothing is dropped yet: while Redis is away, L1 holds what the outage computed. What was
-  // missed is dropped once this instance hears its probe, proof that it hears again.
+  // At the start of a round, L1 is dropped unless Redis is away (then it holds what the outage
+  // computed, and the rest of the cluster cannot invalidate either); what was missed meanwhile is
+  // dropped once this instance hears its probe, proof that it hears again.
   private readonly onLost = () => {
-    if (this.subscribed) this.check?.lost();
+    if (this.subscribed && this.check?.lost() && !this.outage()) this.resubscribed();
   };
 
   constructor(
@@ -56,6 +57,8 @@ export class RedisSubscriber {
     private readonly keys: RedisKeys,
     /** With `redis.wake: 'sharded'`: the per-key subscriptions (closed with this). */
     readonly shards?: ShardedWakes,
+    /** True while Redis is unreachable (the tier's connection says). */
+    private readonly outage: () => boolean = () => false,
   ) {
     this.wakePattern = keys.wakePattern;
     this.invalidationChannel = keys.invalidation;

@@ -88,7 +88,7 @@ export class RedisTier {
       options.wake === 'sharded' && this.client instanceof ClusterClient
         ? new ShardedWakes(this.client.duplicate(), (channel, message) => this.subscriber.wake(channel, message))
         : undefined;
-    this.subscriber = new RedisSubscriber(this.client.duplicate(), keys, shards);
+    this.subscriber = new RedisSubscriber(this.client.duplicate(), keys, shards, () => this.connection.isDown);
     this.store = new RedisStore(this.connection, {
       keyPrefix: options.keyPrefix,
       l1Ttl: options.l1Ttl,
