@@ -160,7 +160,8 @@ export class Coalescer {
         if (this.leading.leadsCheaply(key, policy)) return this.leading.leadValue(key, work, policy);
       } else if (found !== undefined) return found.v;
     }
-    const answer = this.run(key, work, policy);
+    // The store was asked for a hit above already: only the full choice of path is left.
+    const answer = collected<T>((sink) => this.paths.into(key, work, policy, sink));
     return isPromiseLike(answer) ? answer.then(valueOrNothing) : valueOrNothing(answer);
   }
 

@@ -47,11 +47,7 @@ export interface RedisClientLike extends RedisConnectionLike {
   primaries?(): Promise<RedisClientLike[]>;
   /** The tier's own wrappers (Cluster, Sentinel) try again after a failed start: this ends that, connected or not. */
   stopRetrying?(): void;
-  /**
-   * True when its pub/sub connection may come back and resubscribe without a
-   * 'ready' (Cluster, Sentinel): then it emits 'pubsub-lost' when that
-   * connection drops, and the subscriber checks with a probe when it is back.
-   */
+  /** Its pub/sub connection may resubscribe without a 'ready' (Cluster, Sentinel): it emits 'pubsub-lost' at its drop. */
   readonly resubscribesSilently?: boolean;
   /** Sharded pub/sub (a `ClusterClient`): the channel is subscribed on the primary of its slot. */
   sSubscribe?(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>;

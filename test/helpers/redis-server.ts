@@ -144,3 +144,10 @@ export async function stopRedisWithClient(server: RedisServer | undefined, raw: 
   raw?.destroy();
   await server?.stop();
 }
+
+/** Sends `commands` (one a line) to the server at `port` in one write with `redis-cli`: nothing runs between them. */
+export async function redisPipe(port: number, commands: string): Promise<void> {
+  const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
+  child.stdin.end(commands);
+  await once(child, 'exit');
+}

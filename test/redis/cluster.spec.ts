@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createCluster } from 'redis';
 import { StoredEntry } from '../../lib/core/store';
 import { RedisKeys } from '../../lib/redis/redis.keys';
@@ -9,6 +7,7 @@ import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
 import { RecordingLogger } from '../helpers/logger';
 import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { redisPipe } from '../helpers/redis-server';
 import { RawCluster, connectRaw, destroyRaw } from './support/cluster';
 
 jest.setTimeout(60_000);
@@ -40,13 +39,6 @@ describe('the Redis tier on a Redis Cluster', () => {
       }),
     );
     return counts.filter((c) => c.subscribers > 0).map((c) => c.port);
-  }
-
-  /** Sends `commands` (one a line) to the node at `port` in one write: nothing runs between them. */
-  async function pipe(port: number, commands: string): Promise<void> {
-    const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
-    child.stdin.end(commands);
-    await once(child, 'exit');
   }
 
   beforeAll(async () => {
@@ -137,7 +129,7 @@ describe('the Redis tier on a Redis Cluster', () => {
       made.subscriber.onResubscribed(() => resubscribed++);
       const key = `GET /l1-after-reconnect/${wake}`;
       // Other connections of the cluster drop (node-redis reports each): not the invalidation one, no probe.
-      for (const node of cluster.nodes) await pipe(node.port, 'CLIENT KILL TYPE normal\n');
+      for (const node of cluster.nodes) await redisPipe(node.port, 'CLIENT KILL TYPE normal\n');
       await until(
         () => made.store.set(`${key}/after`, entry('x'), 60_000).then((ok) => ok === true),
         'the tier writing again',
@@ -149,7 +141,7 @@ describe('the Redis tier on a Redis Cluster', () => {
       const carrying = await nodesSubscribedTo(keys.invalidation);
       const missed = JSON.stringify({ k: key, o: 'another-instance' });
       for (const port of carrying) {
-        await pipe(port, `CLIENT KILL TYPE pubsub\nPUBLISH ${keys.invalidation} '${missed}'\n`);
+        await redisPipe(port, `CLIENT KILL TYPE pubsub\nPUBLISH ${keys.invalidation} '${missed}'\n`);
       }
       // At the drop (Redis answers meanwhile: a missed invalidation must not be served), and once its probe is heard.
       await until(() => resubscribed >= 2, 'the subscription back and its probe heard');

@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { until } from '../helpers/deferred';
 import { SENTINEL_MASTER, RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-sentinel';
-import { freePort } from '../helpers/redis-server';
+import { freePort, redisPipe } from '../helpers/redis-server';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
 import { Instance, startInstance } from './support/instances';
@@ -123,16 +121,9 @@ describe('the invalidation connection through a Sentinel', () => {
     expect(made.store.local.get(key)?.v).toBe('old');
     const missed = JSON.stringify({ k: key, o: 'another-instance' });
     const primary = await sentinel.primaryPort();
-    await pipe(primary, `CLIENT KILL TYPE pubsub\nPUBLISH stampede:invalidate '${missed}'\n`);
+    await redisPipe(primary, `CLIENT KILL TYPE pubsub\nPUBLISH stampede:invalidate '${missed}'\n`);
     // At the drop, and once its probe is heard on the resubscribed connection.
     await until(() => resubscribed >= 2, 'the subscription back and its probe heard');
     expect(made.store.local.get(key)).toBeUndefined();
   });
 });
-
-/** Sends `commands` (one a line) to the server at `port` in one write: nothing runs between them. */
-async function pipe(port: number, commands: string): Promise<void> {
-  const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
-  child.stdin.end(commands);
-  await once(child, 'exit');
-}
