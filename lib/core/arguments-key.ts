@@ -48,6 +48,11 @@ export class CallKeys {
 
   constructor(private readonly prefix: string) {}
 
+  /** The key of a call with the one argument of the last one-argument call, if it is that; else `undefined`. */
+  repeated(only: unknown): string | undefined {
+    return this.lastKey !== undefined && Object.is(only, this.lastArgument) ? this.lastKey : undefined;
+  }
+
   of(args: readonly unknown[]): string {
     const only = args[0];
     if (args.length === 1 && this.lastKey !== undefined && Object.is(only, this.lastArgument)) return this.lastKey;

@@ -86,7 +86,8 @@ export class Flight<T = unknown> {
   /** The last value (or the error) of the work; every caller gets the same Promise. Counts one waiter. */
   joinPromise(): Promise<T> {
     this.waiters++;
-    return this.settledPromise();
+    // A Promise work's Promise is there from the start: read it here, not through a call (joins are the hot path).
+    return this.promise ?? this.settledPromise();
   }
 
   /** The settled Promise without counting a waiter (for the engine's own bookkeeping). */

@@ -22,6 +22,7 @@ export class Waiting {
   // Read on every join: kept here rather than looked up through the context each time.
   private readonly maxWaiters: number;
   private readonly events: CoreContext['events'];
+  private readonly observer: CoreContext['observer'];
 
   constructor(
     private readonly core: CoreContext,
@@ -29,6 +30,7 @@ export class Waiting {
   ) {
     this.maxWaiters = core.limits.maxWaiters;
     this.events = core.events;
+    this.observer = core.observer;
   }
 
   /** True when the cheap join answers exactly as `join` would. */
@@ -47,16 +49,17 @@ export class Waiting {
   joinPromise<T>(flight: Flight<T>): Promise<T> {
     this.events.coalesced(flight.key, flight.waiters + 1);
     const joined = flight.joinPromise();
-    const observer = this.core.observer;
-    if (observer) {
-      const done = observer.joined(flight.key, flight.trace, true);
-      if (done)
-        joined.then(
-          () => done('collapsed'),
-          () => done('error'),
-        );
-    }
+    if (this.observer !== undefined) this.observeJoin(flight, joined);
     return joined;
+  }
+
+  private observeJoin<T>(flight: Flight<T>, joined: Promise<T>): void {
+    const done = this.observer!.joined(flight.key, flight.trace, true);
+    if (done)
+      joined.then(
+        () => done('collapsed'),
+        () => done('error'),
+      );
   }
 
   /** Joins `flight` as one waiter; see the class comment. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
 import { valueOf } from '../core/answer';
-import { Coalescer } from '../core/coalescer';
+import { Coalescer, RunPolicy } from '../core/coalescer';
 import { StampedeListener, StampedeStats } from '../core/events';
 import { FetchMissing } from '../core/batch';
 import { BatchLoader } from '../core/batch-loader';
@@ -55,11 +55,17 @@ export class StampedeService {
    */
   run<T>(key: string, fn: Work<T>, options?: RunOptions): Promise<T> {
     try {
-      const value = this.coalescer.value(key, fn, this.policies.for<T>(key, options));
-      return isPromiseLike<T>(value) ? (value as Promise<T>) : Promise.resolve(value);
+      const policy = this.policies.forRun<T>(key, options);
+      // A join of the call in flight first: small enough for the JIT to inline, as most callers of a stampede join.
+      return this.coalescer.joinInFlight(key, policy) ?? this.answer(key, fn, policy);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  private answer<T>(key: string, fn: Work<T>, policy: RunPolicy<T>): Promise<T> {
+    const value = this.coalescer.value(key, fn, policy);
+    return isPromiseLike<T>(value) ? (value as Promise<T>) : Promise.resolve(value);
   }
 
   /**

@@ -278,6 +278,24 @@ describe('@Coalesce on provider methods, configured by the module', () => {
     await appB.close();
   });
 
+  it('joins only a call in flight of its own app, with its own argument', async () => {
+    gateOf = gate();
+    const appA = await compile({});
+    const appB = await compile({});
+    const a = appA.get(ArticlesRepository);
+    const b = appB.get(ArticlesRepository);
+    // Each call repeats the last one's argument or instance but one: none may take the other's flight.
+    const results = [a.byId(5), a.byId(5), b.byId(5), a.byId(6), a.byId(5), b.byId(5)];
+    expect(appA.get(StampedeService).waiters('ArticlesRepository.byId([5])')).toBe(3);
+    expect(appB.get(StampedeService).waiters('ArticlesRepository.byId([5])')).toBe(2);
+    gateOf.open();
+    const values = await Promise.all(results);
+    expect(calls.sort()).toEqual(['byId:5', 'byId:5', 'byId:6']);
+    expect(values.map((v) => v.id)).toEqual([5, 5, 5, 6, 5, 5]);
+    await appA.close();
+    await appB.close();
+  });
+
   it('refuses a request-scoped provider without a key function, naming it', async () => {
     @Injectable({ scope: Scope.REQUEST })
     class PerRequest {

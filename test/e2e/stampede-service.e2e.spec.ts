@@ -25,6 +25,22 @@ describe('StampedeService', () => {
     expect(runs).toBe(1);
   });
 
+  it('run() checks every call, one repeating the last { ttl } included: a key, other options, their values', async () => {
+    const done = new Subject<string>();
+    const leader = stampede.run('same', () => firstValueFrom(done), { ttl: 1_000 });
+    expect(await Promise.race([stampede.run('same', () => 'own', { ttl: 1_000 }), 'pending'])).toBe('pending');
+    await expect(stampede.run(42 as never, () => 'own', { ttl: 1_000 })).rejects.toThrow(/option "key".*a string/);
+    await expect(stampede.run('same', () => 'own', { ttl: 1_000, staleTtl: -1 })).rejects.toThrow(/option "staleTtl"/);
+    await expect(stampede.run('same', () => 'own', { ttl: 1_000, tll: 5 } as never)).rejects.toThrow(/"tll"/);
+    // Another option with the same ttl is its own policy: this caller's waitTimeout gives up and runs its own.
+    const impatient = stampede.run('same', () => 'own', { ttl: 1_000, waitTimeout: 1 });
+    expect(await impatient).toBe('own');
+    done.next('shared');
+    expect(await leader).toBe('shared');
+    // Both joined; the impatient one left at its waitTimeout.
+    expect(stampede.stats()).toMatchObject({ misses: 1, coalesced: 2, bypasses: 1 });
+  });
+
   it('run() accepts a plain value, a Promise or an Observable (its last value)', async () => {
     expect(await stampede.run('plain', () => 1, { ttl: 0 })).toBe(1);
     expect(await stampede.run('promise', async () => 2, { ttl: 0 })).toBe(2);

@@ -156,7 +156,8 @@ export function coalescedMethod(
     return result;
   };
 
-  const wrapper = function (this: object, ...args: unknown[]): unknown {
+  // Every call but the hot one below.
+  const call = function (this: object, args: unknown[]): unknown {
     // Routes and resolvers are coalesced by the interceptor, per request; a handler call is not a service call.
     isController ??=
       Reflect.getMetadata(CONTROLLER_PATH_METADATA, declaringClass) !== undefined || isResolverClass(declaringClass);
@@ -202,6 +203,18 @@ export function coalescedMethod(
     // The first call of a method found to return an Observable still answers with one.
     if ((shape as Shape | undefined) === 'observable') return isPromiseLike(value) ? from(value) : of(value);
     return value;
+  };
+
+  // Small, so the JIT optimizes (and inlines) it whole.
+  const wrapper = function (this: object, ...args: unknown[]): unknown {
+    // The hot path, a stampede: the last singleton called again with the last argument, its key in flight.
+    // Each check stands for one `call` makes (it set `lastPolicy` only when they passed).
+    if (args.length === 1 && this === lastThis && bindings === lastBindings && lastPolicy !== undefined) {
+      const key = shape === 'promise' && options.key === undefined ? keys.repeated(args[0]) : undefined;
+      const joined = key === undefined ? undefined : lastEngine!.coalescer.joinInFlight(key, lastPolicy);
+      if (joined !== undefined) return joined;
+    }
+    return call.call(this, args);
   };
   Object.defineProperty(wrapper, 'name', { value: original.name || methodName });
   return wrapper;

@@ -1,7 +1,7 @@
 import { PolicyOptions, RunPolicy, resolvePolicy } from '../../core/policy';
 import { StampedeOptionsError } from '../../errors';
 import { ResolvedStampedeOptions } from './stampede.options';
-import { MAX_POLICIES, RunOptions, onlyOption, signatureOf } from './stampede.run-options';
+import { MAX_POLICIES, RunOptions, hasOneOption, onlyOption, signatureOf } from './stampede.run-options';
 import { validateOptions } from './stampede.validation';
 
 /**
@@ -16,8 +16,30 @@ export class RunPolicies {
   private readonly singles = new Map<string, Map<unknown, RunPolicy<unknown>>>();
   // The usual one option, `ttl`, found with one lookup.
   private readonly byTtl = new Map<unknown, RunPolicy<unknown>>();
+  // The last `{ ttl }` call's: a burst of `run(key, fn, { ttl })` (a stampede) skips the lookups.
+  private lastTtl: unknown;
+  private lastTtlPolicy?: RunPolicy<unknown>;
 
   constructor(private readonly defaults: ResolvedStampedeOptions) {}
+
+  /**
+   * The policy of a `run()` call. Kept this small so the JIT inlines it into
+   * `run`: a call repeating the last `{ ttl }` (a burst, a stampede) costs a
+   * comparison and a count of its options.
+   */
+  forRun<T>(key: unknown, options: RunOptions | undefined): RunPolicy<T> {
+    // The last `ttl` is a primitive, so never an absent one.
+    if (
+      typeof key === 'string' &&
+      options !== undefined &&
+      options.ttl === this.lastTtl &&
+      this.lastTtlPolicy !== undefined &&
+      hasOneOption(options)
+    ) {
+      return this.lastTtlPolicy as RunPolicy<T>;
+    }
+    return this.for(key, options);
+  }
 
   for<T>(
     key: unknown,
@@ -32,7 +54,7 @@ export class RunPolicies {
     const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
     if (single !== undefined) {
       const known = (single === 'ttl' ? this.byTtl : this.singles.get(single))?.get(singleValue);
-      if (known !== undefined) return known as RunPolicy<T>;
+      if (known !== undefined) return this.remember(single, singleValue, known) as RunPolicy<T>;
     }
     const plain = signatureOf(options);
     const signature = plain === undefined ? undefined : `${surface}|${plain}`;
@@ -51,8 +73,17 @@ export class RunPolicies {
       if (!byValue) this.singles.set(single, (byValue = new Map()));
       if (byValue.size >= MAX_POLICIES) byValue.clear();
       byValue.set(singleValue, policy);
+      this.remember(single, singleValue, policy);
     }
     return policy as RunPolicy<T>;
+  }
+
+  private remember(name: string, value: unknown, policy: RunPolicy<unknown>): RunPolicy<unknown> {
+    if (name === 'ttl') {
+      this.lastTtl = value;
+      this.lastTtlPolicy = policy;
+    }
+    return policy;
   }
 
   private build(options: RunOptions): RunPolicy<unknown> {

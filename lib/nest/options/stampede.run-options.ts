@@ -30,6 +30,13 @@ export function signatureOf(options: RunOptions): string | undefined {
   return signature;
 }
 
+/** True when `options` has exactly one (enumerable) option. */
+export function hasOneOption(options: RunOptions): boolean {
+  let count = 0;
+  for (const _ in options) if (++count > 1) return false;
+  return count === 1;
+}
+
 /**
  * The name of the one option of `options` when it has exactly one, of a
  * primitive value; else `undefined`. A name, not a pair: this runs on every
