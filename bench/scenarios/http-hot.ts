@@ -102,6 +102,8 @@ export async function run(options: BenchOptions): Promise<ScenarioReport> {
       atLeast(`http-hot ${platform}: hit vs CacheInterceptor hit`, vsCache, 1),
       atLeast(`http-hot ${platform}: hit vs bare route`, pairedRatio(rps('stampede'), rps('bare')), 0.85),
       atLeast(`http-hot ${platform}: hit vs CacheInterceptor hit, 10k keys stored`, vsCacheFull, 1),
+      // Issue #10: a hit costs no more than an interceptor that does nothing (and runs the constant handler).
+      atLeast(`http-hot ${platform}: hit vs no-op interceptor`, pairedRatio(rps('stampede'), rps('noop')), 1),
     );
     // The edge tier's goals (issue 15): a hit at the price of the bare route, its tail within a millisecond of it.
     const p99 = (id: string) => median(runs[id].map((r) => r.p99Ms));

@@ -48,7 +48,7 @@ export class CallKeys {
 
   constructor(private readonly prefix: string) {}
 
-  /** The key of a call with the one argument of the last one-argument call, if it is that; else `undefined`. */
+  /** The key of `of([only])` when `only` is the argument of the last call whose key was remembered; else `undefined`. */
   repeated(only: unknown): string | undefined {
     return this.lastKey !== undefined && Object.is(only, this.lastArgument) ? this.lastKey : undefined;
   }

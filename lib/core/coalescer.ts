@@ -13,6 +13,7 @@ import { CallerPaths } from './paths';
 import { RunPolicy } from './policy';
 import { BackgroundRefresh } from './refresh';
 import { SingleFlight, Work } from './single-flight';
+import { Flight } from './flight';
 import { MaybePromise, StampedeStore, StoredEntry, isPromiseLike } from './store';
 import { TagClock, TagIndex } from './tags';
 import { KeyMarks } from './key-marks';
@@ -148,10 +149,21 @@ export class Coalescer {
    */
   value<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<T> {
     key = bounded(key);
-    // A flight of `key` answers what the store would (the store holds at most its pending write).
+    // Kept this small so the JIT inlines it into its callers: most callers of a stampede join.
     const flight = this.flights.find<T>(key);
+    if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
+    return this.valueOtherwise(key, flight, work, policy);
+  }
+
+  /** `value` for a caller that does not join cheaply; `key` is bounded, `flight` its flight if any. */
+  private valueOtherwise<T>(
+    key: string,
+    flight: Flight<T> | undefined,
+    work: Work<T>,
+    policy: RunPolicy<T>,
+  ): MaybePromise<T> {
+    // A flight of `key` answers what the store would (the store holds at most its pending write).
     if (flight !== undefined) {
-      if (this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
       const hit = this.paths.hitEntry(key, policy);
       if (hit !== undefined) return hit.v;
     } else {

@@ -14,5 +14,14 @@ export const MAX_KEY_LENGTH = 1024;
  * bounded key never equals a key given as it is.
  */
 export function boundKey(key: string): string {
-  return key.length <= MAX_KEY_LENGTH ? key : `${key.slice(0, 128)}\u0000${sha256(key)}`;
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  // A burst of one long key (its callers, and the steps of one call) hashes it once.
+  if (key !== lastLong) {
+    lastBounded = `${key.slice(0, 128)}\u0000${sha256(key)}`;
+    lastLong = key;
+  }
+  return lastBounded;
 }
+
+let lastLong: string | undefined;
+let lastBounded = '';

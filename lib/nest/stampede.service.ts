@@ -56,7 +56,7 @@ export class StampedeService {
   run<T>(key: string, fn: Work<T>, options?: RunOptions): Promise<T> {
     try {
       const policy = this.policies.forRun<T>(key, options);
-      // A join of the call in flight first: small enough for the JIT to inline, as most callers of a stampede join.
+      // A join first, as most callers of a stampede join: small enough for the JIT to inline here.
       return this.coalescer.joinInFlight(key, policy) ?? this.answer(key, fn, policy);
     } catch (error) {
       return Promise.reject(error);

@@ -296,6 +296,40 @@ describe('@Coalesce on provider methods, configured by the module', () => {
     await appB.close();
   });
 
+  it('does not join the flight of an app closed while it ran: the next call runs on its own engine', async () => {
+    gateOf = gate();
+    const app = await compile({});
+    const articles = app.get(ArticlesRepository);
+    const first = articles.byId(7);
+    await app.close();
+    const second = articles.byId(7);
+    gateOf.open();
+    await Promise.all([first, second]);
+    expect(calls).toEqual(['byId:7', 'byId:7']);
+  });
+
+  it('coalesces a method whose tags are a function of its arguments, tagging each result', async () => {
+    @Injectable()
+    class Tagged {
+      @Coalesce({ tags: (_result: unknown, id: number) => [`tagged:${id}`] })
+      async byId(id: number): Promise<string> {
+        calls.push(`tagged:${id}`);
+        await gateOf.promise;
+        return `tagged ${id} run ${calls.length}`;
+      }
+    }
+    gateOf = gate();
+    const app = await compile({}, [Tagged]);
+    const tagged = app.get(Tagged);
+    const results = Array.from({ length: 10 }, () => tagged.byId(1));
+    gateOf.open();
+    expect(new Set(await Promise.all(results))).toEqual(new Set(['tagged 1 run 1']));
+    expect(await tagged.byId(1)).toBe('tagged 1 run 1');
+    app.get(StampedeService).invalidateTags(['tagged:1']);
+    expect(await tagged.byId(1)).toBe('tagged 1 run 2');
+    await app.close();
+  });
+
   it('refuses a request-scoped provider without a key function, naming it', async () => {
     @Injectable({ scope: Scope.REQUEST })
     class PerRequest {

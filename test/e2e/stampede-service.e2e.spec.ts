@@ -1,7 +1,7 @@
 import { Test, TestingModule } from '@nestjs/testing';
 import { Keyv } from 'keyv';
 import { Observable, Subject, firstValueFrom, lastValueFrom, of, toArray } from 'rxjs';
-import { StampedeModule, StampedeService } from '../../lib';
+import { StampedeModule, StampedeOptionsError, StampedeService } from '../../lib';
 
 describe('StampedeService', () => {
   let moduleRef: TestingModule;
@@ -32,6 +32,15 @@ describe('StampedeService', () => {
     await expect(stampede.run(42 as never, () => 'own', { ttl: 1_000 })).rejects.toThrow(/option "key".*a string/);
     await expect(stampede.run('same', () => 'own', { ttl: 1_000, staleTtl: -1 })).rejects.toThrow(/option "staleTtl"/);
     await expect(stampede.run('same', () => 'own', { ttl: 1_000, tll: 5 } as never)).rejects.toThrow(/"tll"/);
+    await expect(stampede.run('same', () => 'own', null as never)).rejects.toThrow(StampedeOptionsError);
+    // A `ttl` read through a getter is no option of its own: the one option here is the typo.
+    class Typo {
+      tll = 5;
+      get ttl() {
+        return 1_000;
+      }
+    }
+    await expect(stampede.run('same', () => 'own', new Typo() as never)).rejects.toThrow(/"tll"/);
     // Another option with the same ttl is its own policy: this caller's waitTimeout gives up and runs its own.
     const impatient = stampede.run('same', () => 'own', { ttl: 1_000, waitTimeout: 1 });
     expect(await impatient).toBe('own');

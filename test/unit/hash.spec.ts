@@ -25,6 +25,18 @@ describe('boundKey', () => {
     expect(boundKey(key).length).toBe(128 + 1 + 43);
   });
 
+  it('answers each long key with its own hash when keys alternate (the last one is remembered)', () => {
+    const a = 'a'.repeat(MAX_KEY_LENGTH + 1);
+    const b = 'b'.repeat(MAX_KEY_LENGTH + 1);
+    const expected = (key: string) => `${key.slice(0, 128)}\u0000${sha256(key)}`;
+    expect([boundKey(a), boundKey(a), boundKey(b), boundKey(a)]).toEqual([
+      expected(a),
+      expected(a),
+      expected(b),
+      expected(a),
+    ]);
+  });
+
   it('keeps long keys that share their first 128 characters apart', () => {
     const prefix = 'p'.repeat(2000);
     expect(boundKey(`${prefix}1`)).not.toBe(boundKey(`${prefix}2`));

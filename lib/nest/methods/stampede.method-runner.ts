@@ -149,7 +149,7 @@ export function coalescedMethod(
     return policy;
   };
 
-  // Made outside `wrapper`: a closure there over `this` and `args` would cost every call a context, joins included.
+  // Made outside `call`: a closure there over `this` and `args` would cost every call a context, joins included.
   const workOf = (self: object, args: unknown[]) => (): unknown => {
     const result = original.apply(self, args);
     shape = shapeOf(result);
@@ -157,7 +157,7 @@ export function coalescedMethod(
   };
 
   // Every call but the hot one below.
-  const call = function (this: object, args: unknown[]): unknown {
+  const call = function (this: object, ...args: unknown[]): unknown {
     // Routes and resolvers are coalesced by the interceptor, per request; a handler call is not a service call.
     isController ??=
       Reflect.getMetadata(CONTROLLER_PATH_METADATA, declaringClass) !== undefined || isResolverClass(declaringClass);
@@ -205,16 +205,19 @@ export function coalescedMethod(
     return value;
   };
 
-  // Small, so the JIT optimizes (and inlines) it whole.
-  const wrapper = function (this: object, ...args: unknown[]): unknown {
+  // Small, so the JIT optimizes (and inlines) it whole. `arguments`, not a rest parameter: read by
+  // index and forwarded with `apply`, the JIT makes no array of them (a rest array costs every join).
+  const wrapper = function (this: object): unknown {
     // The hot path, a stampede: the last singleton called again with the last argument, its key in flight.
     // Each check stands for one `call` makes (it set `lastPolicy` only when they passed).
-    if (args.length === 1 && this === lastThis && bindings === lastBindings && lastPolicy !== undefined) {
-      const key = shape === 'promise' && options.key === undefined ? keys.repeated(args[0]) : undefined;
+    if (arguments.length === 1 && this === lastThis && bindings === lastBindings && lastPolicy !== undefined) {
+      // eslint-disable-next-line prefer-rest-params -- see above
+      const key = shape === 'promise' && options.key === undefined ? keys.repeated(arguments[0]) : undefined;
       const joined = key === undefined ? undefined : lastEngine!.coalescer.joinInFlight(key, lastPolicy);
       if (joined !== undefined) return joined;
     }
-    return call.call(this, args);
+    // eslint-disable-next-line prefer-rest-params -- see above
+    return call.apply(this, arguments as unknown as unknown[]);
   };
   Object.defineProperty(wrapper, 'name', { value: original.name || methodName });
   return wrapper;

@@ -1,7 +1,7 @@
 import { PolicyOptions, RunPolicy, resolvePolicy } from '../../core/policy';
 import { StampedeOptionsError } from '../../errors';
 import { ResolvedStampedeOptions } from './stampede.options';
-import { MAX_POLICIES, RunOptions, hasOneOption, onlyOption, signatureOf } from './stampede.run-options';
+import { MAX_POLICIES, RunOptions, hasOnlyTtl, onlyOption, signatureOf } from './stampede.run-options';
 import { validateOptions } from './stampede.validation';
 
 /**
@@ -32,9 +32,10 @@ export class RunPolicies {
     if (
       typeof key === 'string' &&
       options !== undefined &&
+      options !== null &&
       options.ttl === this.lastTtl &&
       this.lastTtlPolicy !== undefined &&
-      hasOneOption(options)
+      hasOnlyTtl(options)
     ) {
       return this.lastTtlPolicy as RunPolicy<T>;
     }

@@ -13,6 +13,8 @@ export interface RunOptions extends Omit<MethodCoalesceOptions, 'key' | 'tags'> 
   tags?: string[] | ((result: unknown) => string[]);
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** Distinct sets of plain option values remembered at most (a program has a handful). */
 export const MAX_POLICIES = 1_000;
 
@@ -20,6 +22,8 @@ export const MAX_POLICIES = 1_000;
 export function signatureOf(options: RunOptions): string | undefined {
   let signature = '';
   for (const name in options) {
+    // An inherited option is no option (`validateOptions` reads own ones): no signature, validated each call.
+    if (!hasOwn.call(options, name)) return undefined;
     const value = (options as Record<string, unknown>)[name];
     const type = typeof value;
     if (value !== null && type !== 'number' && type !== 'boolean' && type !== 'string' && type !== 'undefined') {
@@ -30,10 +34,11 @@ export function signatureOf(options: RunOptions): string | undefined {
   return signature;
 }
 
-/** True when `options` has exactly one (enumerable) option. */
-export function hasOneOption(options: RunOptions): boolean {
+/** True when `ttl` is the one option of `options`, its own (as `validateOptions` reads them). */
+export function hasOnlyTtl(options: RunOptions): boolean {
   let count = 0;
-  for (const _ in options) if (++count > 1) return false;
+  // `hasOwnProperty` of the key for-in gives: a check the JIT makes free for a plain object.
+  for (const name in options) if (name !== 'ttl' || !hasOwn.call(options, name) || ++count > 1) return false;
   return count === 1;
 }
 
@@ -45,7 +50,7 @@ export function hasOneOption(options: RunOptions): boolean {
 export function onlyOption(options: RunOptions): string | undefined {
   let found: string | undefined;
   for (const name in options) {
-    if (found !== undefined) return undefined;
+    if (found !== undefined || !hasOwn.call(options, name)) return undefined;
     const type = typeof (options as Record<string, unknown>)[name];
     if (type !== 'number' && type !== 'boolean' && type !== 'string') return undefined;
     found = name;
