@@ -1,7 +1,8 @@
 import { Observable } from 'rxjs';
 import { CoordinatedWrite, FlightCoordinator } from '../core/coordinator';
 import { StoredEntry } from '../core/store';
-import { ACQUIRE, COMMIT, LeaseFlight } from './redis.lease-flight';
+import { LeaseFlight } from './redis.lease-flight';
+import { ACQUIRE, COMMIT } from './redis.lease-scripts';
 import { RetryQueue } from './redis.retry';
 import { RedisStore } from './redis.store';
 import { RedisSubscriber } from './redis.subscriber';
