@@ -149,7 +149,7 @@ export class Coalescer {
    */
   value<T>(key: string, work: Work<T>, policy: RunPolicy<T>): MaybePromise<T> {
     key = bounded(key);
-    // Kept this small so the JIT inlines it into its callers: most callers of a stampede join.
+    // The cheap join first, for callers that have not tried `joinInFlight` (a method whose shape is not known yet).
     const flight = this.flights.find<T>(key);
     if (flight !== undefined && this.waiting.joinsCheaply(flight, policy)) return this.waiting.joinPromise(flight);
     return this.valueOtherwise(key, flight, work, policy);

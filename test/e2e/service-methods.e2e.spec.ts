@@ -321,12 +321,17 @@ describe('@Coalesce on provider methods, configured by the module', () => {
     gateOf = gate();
     const app = await compile({}, [Tagged]);
     const tagged = app.get(Tagged);
-    const results = Array.from({ length: 10 }, () => tagged.byId(1));
+    const results = [1, 2, 1, 2, 1].map((id) => tagged.byId(id));
     gateOf.open();
-    expect(new Set(await Promise.all(results))).toEqual(new Set(['tagged 1 run 1']));
-    expect(await tagged.byId(1)).toBe('tagged 1 run 1');
-    app.get(StampedeService).invalidateTags(['tagged:1']);
-    expect(await tagged.byId(1)).toBe('tagged 1 run 2');
+    const values = await Promise.all(results);
+    expect(calls.sort()).toEqual(['tagged:1', 'tagged:2']);
+    const [one, two] = values;
+    expect(values).toEqual([one, two, one, two, one]);
+    // Each result got its own call's tags: invalidating id 2's leaves id 1's stored.
+    app.get(StampedeService).invalidateTags(['tagged:2']);
+    expect(await tagged.byId(1)).toBe(one);
+    expect(await tagged.byId(2)).not.toBe(two);
+    expect(calls).toHaveLength(3);
     await app.close();
   });
 

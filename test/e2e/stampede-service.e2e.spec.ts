@@ -32,8 +32,11 @@ describe('StampedeService', () => {
     await expect(stampede.run(42 as never, () => 'own', { ttl: 1_000 })).rejects.toThrow(/option "key".*a string/);
     await expect(stampede.run('same', () => 'own', { ttl: 1_000, staleTtl: -1 })).rejects.toThrow(/option "staleTtl"/);
     await expect(stampede.run('same', () => 'own', { ttl: 1_000, tll: 5 } as never)).rejects.toThrow(/"tll"/);
+    // `{}` caches its (default) policy: what is no options object must not find it.
+    await stampede.run('other', () => 'other', {});
     await expect(stampede.run('same', () => 'own', null as never)).rejects.toThrow(StampedeOptionsError);
-    // A `ttl` read through a getter is no option of its own: the one option here is the typo.
+    await expect(stampede.run('same', () => 'own', [] as never)).rejects.toThrow(StampedeOptionsError);
+    // A `ttl` from a class getter is no option of its own: the one option here is the typo.
     class Typo {
       tll = 5;
       get ttl() {
@@ -46,8 +49,8 @@ describe('StampedeService', () => {
     expect(await impatient).toBe('own');
     done.next('shared');
     expect(await leader).toBe('shared');
-    // Both joined; the impatient one left at its waitTimeout.
-    expect(stampede.stats()).toMatchObject({ misses: 1, coalesced: 2, bypasses: 1 });
+    // The leader and 'other' missed; both callers of 'same' joined, the impatient one left at its waitTimeout.
+    expect(stampede.stats()).toMatchObject({ misses: 2, coalesced: 2, bypasses: 1 });
   });
 
   it('run() accepts a plain value, a Promise or an Observable (its last value)', async () => {

@@ -50,6 +50,10 @@ export class RunPolicies {
   ): RunPolicy<T> {
     if (typeof key !== 'string') throw new StampedeOptionsError('key', key, 'a string', where);
     if (options === undefined) return (this.defaultPolicy ??= this.build({})) as RunPolicy<T>;
+    // Not an options object (null, a number, an array): no option names to look up by; validation says why.
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      return this.build(validateOptions(options, surface, where) as RunOptions) as RunPolicy<T>;
+    }
     // The usual call (`{ ttl: 30_000 }`): one plain option, found without building a signature.
     const single = surface === 'run' ? onlyOption(options) : undefined;
     const singleValue = single === undefined ? undefined : (options as Record<string, unknown>)[single];
