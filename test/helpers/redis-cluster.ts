@@ -1,6 +1,7 @@
 import { ChildProcess, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,6 +59,25 @@ async function slotOwners(port: number): Promise<{ from: number; to: number; por
   return owners;
 }
 
+/** True when nothing listens on `port` now. */
+async function isFree(port: number): Promise<boolean> {
+  const server = createServer();
+  server.listen(port, '127.0.0.1');
+  const [outcome] = await Promise.race([once(server, 'listening').then(() => ['free']), once(server, 'error')]);
+  if (outcome !== 'free') return false;
+  server.close();
+  await once(server, 'close');
+  return true;
+}
+
+/** A port for a cluster node: free, and so is its cluster bus port (10,000 higher, within 65,535). */
+async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10_000 <= 65_535 && (await isFree(port + 10_000))) return port;
+  }
+}
+
 /**
  * Starts 6 `redis-server --cluster-enabled yes` on free loopback ports,
  * joins them with `redis-cli --cluster create ... --cluster-replicas 1`,
@@ -78,15 +98,25 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     '--cluster-replica-validity-factor',
     '0',
   ];
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const ports: number[] = [];
   const started = await Promise.allSettled(
-    ports.map((port) => {
-      const dir = join(root, String(port));
-      mkdirSync(dir);
-      return spawnRedis(port, dir, extra(port));
+    Array.from({ length: 6 }, async (_, i) => {
+      // Another process may take a port (or its bus port) between the pick and the bind: try a few.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freeClusterPort();
+        const dir = join(root, String(port));
+        mkdirSync(dir);
+        try {
+          const child = await spawnRedis(port, dir, extra(port));
+          ports[i] = port;
+          children.set(port, child);
+          return;
+        } catch (error) {
+          if (attempt >= 3 || !String(error).includes('Address already in use')) throw error;
+        }
+      }
     }),
   );
-  started.forEach((result, i) => children.set(ports[i], result.status === 'fulfilled' ? result.value : undefined));
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) {
     for (const child of children.values()) child?.kill('SIGKILL');
