@@ -4,33 +4,25 @@ import { lastValueFrom } from 'rxjs';
 import { Coalescer } from '../../lib/core/coalescer';
 import { StoredEntry } from '../../lib/core/store';
 import { RedisKeys } from '../../lib/redis/redis.keys';
-import { validateRedisOptions } from '../../lib/redis/redis.options';
 import { keySlot } from '../../lib/redis/redis.slot';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
 import { GatedWork } from '../helpers/gated-work';
 import { RecordingLogger } from '../helpers/logger';
-import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
-import { RawCluster, connectRaw, destroyRaw } from './support/cluster';
+import { RedisCluster } from '../helpers/redis-cluster';
+import { RawCluster, clusterTiers } from './support/cluster';
 
 jest.setTimeout(90_000);
 
 const run = promisify(execFile);
 
 describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
+  const suite = clusterTiers('sharded');
   let cluster: RedisCluster;
   let raw: RawCluster;
-  const tiers: RedisTier[] = [];
+  const tier = suite.tier;
   const keys = new RedisKeys('stampede:');
   const figures: string[] = [];
-
-  async function tier(l1Ttl = 0, wake: 'pattern' | 'sharded' = 'sharded'): Promise<RedisTier> {
-    const options = validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl, wake });
-    const made = new RedisTier(options, { logger: new RecordingLogger(), maxEntries: 1_000 });
-    tiers.push(made);
-    expect(await made.ready(10_000)).toBe(true);
-    return made;
-  }
 
   const coalescer = (made: RedisTier) =>
     new Coalescer({ store: made.store, coordinator: made.lease, tags: made.tags, logger: new RecordingLogger() });
@@ -50,15 +42,11 @@ describe("sharded wake-ups on a Redis Cluster (redis.wake: 'sharded')", () => {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-    raw = await connectRaw(cluster);
+  beforeAll(() => {
+    ({ cluster, raw } = suite);
   });
 
-  afterAll(async () => {
-    await Promise.all(tiers.map((made) => made.close()));
-    destroyRaw(raw);
-    await cluster?.stop();
+  afterAll(() => {
     if (figures.length > 0) console.log(`sharded wake-up figures:\n${figures.join('\n')}`);
   });
 

@@ -5,14 +5,11 @@ import { until } from '../helpers/deferred';
 import { RedisCluster } from '../helpers/redis-cluster';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
-import { Instance } from './support/instances';
+import { Instance, itemKey } from './support/instances';
 import { idServedBy, killPrimaryUnderLoad, startClusterFleet } from './support/cluster';
 
 const PER_INSTANCE = 100;
 const TRIALS = 100;
-
-/** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
-const itemKey = (id: string) => `GET http://api.example/item/${id}`;
 
 // The trials take ~40 s on an idle 2-core machine; more when it is shared.
 jest.setTimeout(120_000);

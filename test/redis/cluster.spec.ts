@@ -6,29 +6,20 @@ import { keySlot } from '../../lib/redis/redis.slot';
 import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
 import { RecordingLogger } from '../helpers/logger';
-import { RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { RedisCluster } from '../helpers/redis-cluster';
 import { redisPipe } from '../helpers/redis-server';
-import { RawCluster, connectRaw, destroyRaw } from './support/cluster';
+import { RawCluster, clusterTiers } from './support/cluster';
 
 jest.setTimeout(60_000);
 
 const entry = (v: unknown, tags?: string[]): StoredEntry => ({ v, e: Date.now() + 60_000, t: Date.now(), g: tags });
 
 describe('the Redis tier on a Redis Cluster', () => {
+  const suite = clusterTiers('pattern');
   let cluster: RedisCluster;
   let raw: RawCluster;
-  const tiers: RedisTier[] = [];
+  const tier = suite.tier;
   const keys = new RedisKeys('stampede:');
-
-  async function tier(l1Ttl = 0, wake: 'pattern' | 'sharded' = 'pattern'): Promise<RedisTier> {
-    const made = new RedisTier(validateRedisOptions({ cluster: { rootNodes: cluster.rootNodes }, l1Ttl, wake }), {
-      logger: new RecordingLogger(),
-      maxEntries: 1_000,
-    });
-    tiers.push(made);
-    expect(await made.ready(10_000)).toBe(true);
-    return made;
-  }
 
   /** Ports of the nodes with a subscriber of `channel` (`PUBSUB NUMSUB`). */
   async function nodesSubscribedTo(channel: string): Promise<number[]> {
@@ -41,15 +32,8 @@ describe('the Redis tier on a Redis Cluster', () => {
     return counts.filter((c) => c.subscribers > 0).map((c) => c.port);
   }
 
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-    raw = await connectRaw(cluster);
-  });
-
-  afterAll(async () => {
-    await Promise.all(tiers.map((made) => made.close()));
-    destroyRaw(raw);
-    await cluster?.stop();
+  beforeAll(() => {
+    ({ cluster, raw } = suite);
   });
 
   it.each(['GET /prices', 'GET /a{b}c', 'GET /{}', 'GET /}{x}', 'ключ {0}'])(

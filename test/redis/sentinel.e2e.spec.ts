@@ -5,11 +5,8 @@ import { SENTINEL_MASTER, RedisSentinelSetup, startRedisSentinel } from '../help
 import { freePort, redisPipe } from '../helpers/redis-server';
 import { Fleet } from './support/fleet';
 import { send } from './support/http';
-import { Instance, startInstance } from './support/instances';
+import { Instance, itemKey, startInstance } from './support/instances';
 import { Tiers } from './support/tiers';
-
-/** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
-const itemKey = (id: string) => `GET http://api.example/item/${id}`;
 
 jest.setTimeout(90_000);
 

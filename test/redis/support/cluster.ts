@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createCluster } from 'redis';
 import { RedisKeys } from '../../../lib/redis/redis.keys';
 import { keySlot } from '../../../lib/redis/redis.slot';
+import { RedisTier } from '../../../lib/redis/redis.tier';
 import { until } from '../../helpers/deferred';
 import { ClusterNode, RedisCluster, startRedisCluster } from '../../helpers/redis-cluster';
 import { Fleet } from './fleet';
-import { Instance, InstanceSettings, startInstance } from './instances';
-
-/** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
-export const itemKey = (id: string) => `GET http://api.example/item/${id}`;
+import { Instance, InstanceSettings, itemKey, startInstance } from './instances';
+import { Tiers } from './tiers';
 
 const keys = new RedisKeys('stampede:');
 
@@ -93,4 +92,39 @@ export function destroyRaw(raw: RawCluster | undefined): void {
   } catch {
     // Already gone.
   }
+}
+
+/** What `clusterTiers` gives a spec: its cluster, a raw client on it, and tiers made on it. */
+export interface ClusterTiers {
+  cluster: RedisCluster;
+  raw: RawCluster;
+  /** A connected tier on the cluster (closed after all tests), waking its waiters by `wake`. */
+  tier(l1Ttl?: number, wake?: 'pattern' | 'sharded'): Promise<RedisTier>;
+}
+
+/**
+ * A cluster for one spec file: started before its tests, with a raw client,
+ * and stopped after them with every tier a test made. Call at describe level.
+ */
+export function clusterTiers(defaultWake: 'pattern' | 'sharded'): ClusterTiers {
+  const tiers = new Tiers();
+  const suite: ClusterTiers = {
+    cluster: undefined as unknown as RedisCluster,
+    raw: undefined as unknown as RawCluster,
+    async tier(l1Ttl = 0, wake = defaultWake) {
+      const made = await tiers.make(undefined, { cluster: { rootNodes: suite.cluster.rootNodes }, l1Ttl, wake });
+      expect(await made.ready(10_000)).toBe(true);
+      return made;
+    },
+  };
+  beforeAll(async () => {
+    suite.cluster = await startRedisCluster();
+    suite.raw = await connectRaw(suite.cluster);
+  });
+  afterAll(async () => {
+    await tiers.closeAll();
+    destroyRaw(suite.raw);
+    await suite.cluster?.stop();
+  });
+  return suite;
 }

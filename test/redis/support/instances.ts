@@ -8,6 +8,9 @@ const APPS = join(__dirname, '..', 'apps');
 const START_TIMEOUT = 30_000;
 
 /** Settings of one app instance (see `apps/instance.ts`). */
+/** The cache key of `/item/<id>` as every instance builds it (see `apps/instance.ts`). */
+export const itemKey = (id: string) => `GET http://api.example/item/${id}`;
+
 export interface InstanceSettings {
   /** The Redis to use: a URL, or (instead) `cluster` / `sentinel` below. */
   redisUrl?: string;
