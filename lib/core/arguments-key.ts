@@ -55,7 +55,8 @@ export class CallKeys {
 
   of(args: readonly unknown[]): string {
     const only = args[0];
-    if (args.length === 1 && this.lastKey !== undefined && Object.is(only, this.lastArgument)) return this.lastKey;
+    const repeated = args.length === 1 ? this.repeated(only) : undefined;
+    if (repeated !== undefined) return repeated;
     const type = typeof only;
     // A Map takes -0 for 0; argumentsKey does not.
     const remembers =

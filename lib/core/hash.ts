@@ -15,8 +15,8 @@ export const MAX_KEY_LENGTH = 1024;
  */
 export function boundKey(key: string): string {
   if (key.length <= MAX_KEY_LENGTH) return key;
-  // A burst of one long key (its callers, and the steps of one call) hashes it once. One key is kept,
-  // for the life of the process: it is no secret the store does not also see (its first 128 characters).
+  // A burst of one long key (its callers, and the steps of one call) hashes it once. The last long key
+  // stays in memory until another comes (header values in a key are hashed already).
   if (key !== lastLong) {
     lastBounded = `${key.slice(0, 128)}\u0000${sha256(key)}`;
     lastLong = key;
