@@ -20,11 +20,13 @@ export async function startApp(
   platform: Platform,
   metadata: ModuleMetadata,
   configure?: (app: INestApplication) => void | Promise<void>,
+  /** Fastify's own options (e.g. `trustProxy`), given to its adapter. */
+  fastifyOptions?: ConstructorParameters<typeof FastifyAdapter>[0],
 ): Promise<RunningApp> {
   const moduleRef = await Test.createTestingModule(metadata).compile();
   const app =
     platform === 'fastify'
-      ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
+      ? moduleRef.createNestApplication(new FastifyAdapter(fastifyOptions), { logger: false })
       : moduleRef.createNestApplication({ logger: false });
   await configure?.(app);
   await app.listen(0, '127.0.0.1');

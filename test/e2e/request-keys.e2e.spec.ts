@@ -171,14 +171,16 @@ describe.each(PLATFORMS)('request keys on %s', (platform: Platform) => {
   }
 });
 
-describe('request keys behind a trusted proxy (Express trust proxy)', () => {
+describe.each(PLATFORMS)('request keys behind a trusted proxy on %s', (platform: Platform) => {
   let running: RunningApp;
 
   beforeAll(async () => {
     running = await startApp(
-      'express',
+      platform,
       { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [KeysController], providers: [Origin] },
-      (app) => void (app as NestExpressApplication).set('trust proxy', true),
+      // Express's `trust proxy`, Fastify's `trustProxy`: each platform's own switch.
+      platform === 'express' ? (app) => void (app as NestExpressApplication).set('trust proxy', true) : undefined,
+      platform === 'fastify' ? { trustProxy: true } : undefined,
     );
   });
   afterAll(() => running.close());

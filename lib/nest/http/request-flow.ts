@@ -207,16 +207,23 @@ export class RequestFlow {
     const notModified = this.notModified(snapshot);
     const headers = replayedHeaders(snapshot, notModified, this.requestHeaders);
     platform.applySnapshot(this.response, notModified ? 304 : snapshot.status, headers);
-    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(this.response);
     if (lookup.outcome === 'collapsed') {
       this.mark(cacheStatus('collapsed'));
-    } else {
+    } else if (!platform.isSent(this.response)) {
+      // `mark`, with the one check of the response both headers need.
       const now = Date.now();
-      if (!platform.isSent(this.response)) {
-        platform.setHeader(this.response, 'Age', String(ageSeconds(lookup.storedAt, now)));
+      platform.setHeader(this.response, 'Age', String(ageSeconds(lookup.storedAt, now)));
+      if (this.deps.options.cacheStatusHeader) {
+        const ttlMs = (lookup.expiresAt ?? 0) - now;
+        platform.setHeader(
+          this.response,
+          'Cache-Status',
+          cacheStatus(lookup.outcome, { ttlMs, staleReason: lookup.staleReason }),
+        );
       }
-      this.mark(cacheStatus(lookup.outcome, { ttlMs: (lookup.expiresAt ?? 0) - now, staleReason: lookup.staleReason }));
     }
+    // Last: the headers set above are no content coding, so they need not pass through its watch.
+    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(this.response);
     if (snapshot.error) return throwError(() => new HttpException(snapshot.body as object, snapshot.status));
     // Nothing to send: Express and Fastify send a 304 without a body or a Content-Length.
     return of(notModified ? undefined : snapshot.body);

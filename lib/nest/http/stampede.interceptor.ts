@@ -62,6 +62,10 @@ export class StampedeInterceptor implements NestInterceptor {
   // Per controller class, then per handler: a handler inherited by two
   // controllers may see different class-level settings.
   private readonly routes = new WeakMap<object, WeakMap<object, RouteSettings | null>>();
+  // The last route's, as `intercept`, `isPerCaller` and `keyFor` each ask for it once per request.
+  private lastController?: object;
+  private lastHandler?: object;
+  private lastSettings: RouteSettings | null = null;
   private readonly deps: FlowDeps;
   protected readonly platform: Platform;
 
@@ -214,6 +218,7 @@ export class StampedeInterceptor implements NestInterceptor {
   protected settingsOf(context: ExecutionContext): RouteSettings | null {
     const controller = context.getClass();
     const handler = context.getHandler();
+    if (controller === this.lastController && handler === this.lastHandler) return this.lastSettings;
     let byHandler = this.routes.get(controller);
     if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
     let settings = byHandler.get(handler);
@@ -226,6 +231,9 @@ export class StampedeInterceptor implements NestInterceptor {
       if (settings) settings.edge = edgeGateOf(this.engine, controller, handler);
       byHandler.set(handler, settings);
     }
+    this.lastController = controller;
+    this.lastHandler = handler;
+    this.lastSettings = settings;
     return settings;
   }
 }

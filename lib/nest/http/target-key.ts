@@ -15,7 +15,12 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
   const queryAt = url.indexOf('?');
   const headers = request.headers;
   const authority = (headers[':authority'] ?? headers.host ?? '') as string;
-  const hostname = platform.requestHostname(request);
+  // Express and Fastify report another host name than the Host's only from a (trusted) forwarding header:
+  // without one, the platform is not asked (its getter parses the Host again on every request).
+  const hostname =
+    headers['x-forwarded-host'] !== undefined || headers.forwarded !== undefined
+      ? platform.requestHostname(request)
+      : undefined;
   return requestKey({
     method: request.method,
     scheme: requestScheme(request),

@@ -56,12 +56,13 @@ export class EdgeAnswer {
       platform.setHeader(response, name, typeof value === 'function' ? value() : value);
     const replayed = replayedHeaders(snapshot, notModified, headers);
     platform.applySnapshot(response, notModified ? 304 : snapshot.status, replayed);
-    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(response);
     const now = Date.now();
     platform.setHeader(response, 'Age', String(ageSeconds(fresh.storedAt, now)));
     if (this.options.cacheStatusHeader) {
       platform.setHeader(response, 'Cache-Status', cacheStatus('hit', { ttlMs: (fresh.expiresAt ?? 0) - now }));
     }
+    // Last: the headers set above are no content coding, so they need not pass through its watch.
+    if (!notModified && snapshot.etag !== undefined) weakenETagWhenEncoded(response);
     // As Nest's router sends a handler's result: the status is already set.
     void this.adapter.reply(response, notModified ? undefined : snapshot.body);
     return true;
