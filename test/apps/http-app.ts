@@ -2,6 +2,7 @@ import { INestApplication, ModuleMetadata } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { AddressInfo } from 'node:net';
 
 /** The two HTTP platforms every e2e suite runs on. */
@@ -112,5 +113,29 @@ export function rawRequest(
     );
     outgoing.on('error', reject);
     outgoing.end(init.body);
+  });
+}
+
+/** One HTTP/2 (cleartext) request with exactly the pseudo-headers and headers given: `:authority` and `host` may disagree. */
+export function http2Request(url: string, headers: http2.OutgoingHttpHeaders): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'GET', ...headers });
+    let status = 0;
+    const received: Record<string, string> = {};
+    stream.on('response', (head) => {
+      status = Number(head[':status']);
+      for (const [name, value] of Object.entries(head)) if (!name.startsWith(':')) received[name] = String(value);
+    });
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (text += chunk));
+    stream.on('error', reject);
+    stream.on('end', () => {
+      session.close();
+      resolve({ status, headers: received, text, setCookie: [] });
+    });
+    stream.end();
   });
 }

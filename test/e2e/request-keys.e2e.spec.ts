@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, Query, Req, UseInterceptors } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SkipCoalesce, StampedeInterceptor, StampedeModule, StampedeService } from '../../lib';
-import { PLATFORMS, Platform, Reply, RunningApp, rawRequest, startApp } from '../apps/http-app';
+import { PLATFORMS, Platform, Reply, RunningApp, http2Request, rawRequest, startApp } from '../apps/http-app';
 import { until } from '../helpers/deferred';
 import { Origin } from '../apps/origin';
 
@@ -195,5 +195,42 @@ describe.each(PLATFORMS)('request keys behind a trusted proxy on %s', (platform:
     const proto = await rawRequest(running.url, '/k/link', { headers: { 'x-forwarded-proto': 'https' } });
     expect(json(proto)).toEqual({ link: 'https://127.0.0.1/k/next' });
     expect(json(await rawRequest(running.url, '/k/link'))).toEqual(json(victim));
+  });
+
+  it('keys the forwarded host alone: an X-Forwarded-Host never answers a request without one, or with another', async () => {
+    const poisoned = await rawRequest(running.url, '/k/link', { headers: { 'x-forwarded-host': 'evil.example' } });
+    expect(json(poisoned)).toEqual({ link: 'http://evil.example/k/next' });
+    expect(json(await rawRequest(running.url, '/k/link'))).toEqual({ link: 'http://127.0.0.1/k/next' });
+    const other = await rawRequest(running.url, '/k/link', { headers: { 'x-forwarded-host': 'shop.example' } });
+    expect(json(other)).toEqual({ link: 'http://shop.example/k/next' });
+    // Neither platform reads `Forwarded`: such a request is answered as one without it, as its handler would be.
+    const forwarded = await rawRequest(running.url, '/k/link', { headers: { forwarded: 'host=evil.example' } });
+    expect(json(forwarded)).toEqual({ link: 'http://127.0.0.1/k/next' });
+  });
+});
+
+describe('request keys over HTTP/2 (Fastify)', () => {
+  let running: RunningApp;
+
+  beforeAll(async () => {
+    running = await startApp(
+      'fastify',
+      { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [KeysController], providers: [Origin] },
+      undefined,
+      { http2: true },
+    );
+  });
+  afterAll(() => running.close());
+
+  it('never answers with a page built from a Host that disagrees with :authority', async () => {
+    // Fastify's host name prefers `Host` to `:authority`; the key holds `:authority`, so it must hold the host name too.
+    const poisoned = await http2Request(running.url, {
+      ':path': '/k/link',
+      ':authority': 'shop.example',
+      host: 'evil.example',
+    });
+    expect(json(poisoned)).toEqual({ link: 'http://evil.example/k/next' });
+    const victim = await http2Request(running.url, { ':path': '/k/link', ':authority': 'shop.example' });
+    expect(json(victim)).toEqual({ link: 'http://shop.example/k/next' });
   });
 });

@@ -40,6 +40,9 @@ export interface HttpResponseLike {
  * rules by hand when there is none (an app built without a platform).
  */
 export class Platform {
+  // The adapter's `getType()`, once there is an adapter (it is set when the app initialises).
+  private adapterType?: string;
+
   constructor(private readonly adapter: () => AbstractHttpAdapter | undefined) {}
 
   /** The request target as received: path and query (Express may have rewritten `url`). */
@@ -47,6 +50,21 @@ export class Platform {
     const adapter = this.adapter();
     if (adapter) return String(adapter.getRequestUrl(request));
     return request.originalUrl ?? request.url;
+  }
+
+  /**
+   * True when the host name the platform reports can differ from the request's
+   * `Host` only through a forwarding header: Express, and Fastify with the
+   * headers it received (a hook may replace `request.headers`, which its host
+   * name getter does not read), over HTTP/1 (over HTTP/2 the key holds
+   * `:authority`, which Express and Fastify read only without a `Host`).
+   * Any other adapter may take its host name from anywhere.
+   */
+  hostnameFollowsHost(request: HttpRequestLike, headers: HeaderValues): boolean {
+    if (headers[':authority'] !== undefined) return false;
+    const type = (this.adapterType ??= this.adapter()?.getType());
+    if (type === 'express') return true;
+    return type === 'fastify' && (request as { raw?: { headers?: unknown } }).raw?.headers === headers;
   }
 
   /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */

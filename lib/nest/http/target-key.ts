@@ -15,12 +15,13 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
   const queryAt = url.indexOf('?');
   const headers = request.headers;
   const authority = (headers[':authority'] ?? headers.host ?? '') as string;
-  // Express and Fastify report another host name than the Host's only from a (trusted) forwarding header:
-  // without one, the platform is not asked (its getter parses the Host again on every request).
-  const hostname =
-    headers['x-forwarded-host'] !== undefined || headers.forwarded !== undefined
-      ? platform.requestHostname(request)
-      : undefined;
+  // Without a forwarding header, Express and Fastify report the Host's own name (see `hostnameFollowsHost`):
+  // they are not asked then (Fastify's getter parses the Host again on every request).
+  const asked =
+    headers['x-forwarded-host'] !== undefined ||
+    headers.forwarded !== undefined ||
+    !platform.hostnameFollowsHost(request, headers);
+  const hostname = asked ? platform.requestHostname(request) : undefined;
   return requestKey({
     method: request.method,
     scheme: requestScheme(request),
