@@ -120,8 +120,19 @@ export function rawRequest(
 export function http2Request(url: string, headers: http2.OutgoingHttpHeaders): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
-    session.on('error', reject);
-    const stream = session.request({ ':method': 'GET', ...headers });
+    // Closed however the request ends: an open session would hold the app's close() until its timeout.
+    const fail = (error: unknown) => {
+      session.close();
+      reject(error);
+    };
+    session.on('error', fail);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request({ ':method': 'GET', ...headers });
+    } catch (error) {
+      fail(error);
+      return;
+    }
     let status = 0;
     const received: Record<string, string> = {};
     stream.on('response', (head) => {
@@ -129,13 +140,17 @@ export function http2Request(url: string, headers: http2.OutgoingHttpHeaders): P
       for (const [name, value] of Object.entries(head)) if (!name.startsWith(':')) received[name] = String(value);
     });
     let text = '';
+    let ended = false;
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => (text += chunk));
-    stream.on('error', reject);
+    stream.on('error', fail);
     stream.on('end', () => {
-      session.close();
+      ended = true;
       resolve({ status, headers: received, text, setCookie: [] });
     });
+    stream.on('close', () =>
+      ended ? session.close() : fail(new Error(`HTTP/2 stream closed (code ${stream.rstCode})`)),
+    );
     stream.end();
   });
 }

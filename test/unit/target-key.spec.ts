@@ -1,50 +1,63 @@
 import type { AbstractHttpAdapter } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { HttpRequestLike, Platform } from '../../lib/nest/http/platform';
 import { requestTargetKey } from '../../lib/nest/http/target-key';
 
 /**
- * The host name part of a request's key: Express and Fastify are asked for it
- * only when it can differ from the Host's (see `Platform.hostnameFollowsHost`);
- * any other adapter, always.
+ * The host name part of a request's key: Nest's own Express and Fastify
+ * adapters are asked for it only when it can differ from the Host's (see
+ * `Platform.hostnameFollowsHost`); any other adapter, a subclass of theirs
+ * included, always. Each request here says `tenant.example` is its host name
+ * whatever its Host: the key shows whether the adapter was asked.
  */
-function platformOf(type: string, hostname: string): Platform {
-  const adapter = {
-    getType: () => type,
-    getRequestUrl: (request: HttpRequestLike) => request.url,
-    getRequestHostname: () => hostname,
-  } as unknown as AbstractHttpAdapter;
-  return new Platform(() => adapter);
-}
+const platformOf = (adapter: AbstractHttpAdapter) => new Platform(() => adapter);
 
-const request = (headers: Record<string, string>): HttpRequestLike => ({ method: 'GET', url: '/page', headers });
-const keyOf = (platform: Platform, headers: Record<string, string>) =>
-  requestTargetKey(platform, request(headers), { keyHeaders: [] });
+function request(headers: Record<string, string>, raw?: { headers: unknown }): HttpRequestLike {
+  return {
+    method: 'GET',
+    url: '/page',
+    headers,
+    hostname: 'tenant.example',
+    ...(raw ? { raw } : {}),
+  } as HttpRequestLike;
+}
+const keyOf = (platform: Platform, asked: HttpRequestLike) => requestTargetKey(platform, asked, { keyHeaders: [] });
 
 describe('requestTargetKey: the host name the platform reports', () => {
-  it("holds another adapter's host name even without a forwarding header (it may come from anywhere)", () => {
-    const custom = platformOf('custom', 'tenant.example');
-    expect(keyOf(custom, { host: 'shop.example' })).toContain('shop.example(tenant.example)');
-  });
-
   it('asks Express only when a forwarding header could change its answer', () => {
-    // This adapter would answer with another name: it is not asked for a request that sends no forwarding header.
-    const express = platformOf('express', 'tenant.example');
-    expect(keyOf(express, { host: 'shop.example' })).not.toContain('tenant.example');
-    expect(keyOf(express, { host: 'shop.example', 'x-forwarded-host': 'x' })).toContain('(tenant.example)');
-    expect(keyOf(express, { host: 'shop.example', forwarded: 'host=x' })).toContain('(tenant.example)');
-    // HTTP/2: the key holds `:authority`, the platform may read `Host`.
-    expect(keyOf(express, { ':authority': 'shop.example' })).toContain('(tenant.example)');
+    const express = platformOf(new ExpressAdapter());
+    expect(keyOf(express, request({ host: 'shop.example' }))).not.toContain('tenant.example');
+    expect(keyOf(express, request({ host: 'shop.example', 'x-forwarded-host': 'x' }))).toContain('(tenant.example)');
+    expect(keyOf(express, request({ host: 'shop.example', forwarded: 'host=x' }))).toContain('(tenant.example)');
   });
 
-  it('asks Fastify when its request headers are not those it received (a hook replaced them)', () => {
-    const fastify = platformOf('fastify', 'tenant.example');
+  it('asks Fastify when its request headers are not those it received, or HTTP/2 sent both :authority and Host', () => {
+    const fastify = platformOf(new FastifyAdapter());
     const received = { host: 'shop.example' };
-    const asReceived = { ...request(received), raw: { headers: received } } as HttpRequestLike;
-    expect(requestTargetKey(fastify, asReceived, { keyHeaders: [] })).not.toContain('tenant.example');
-    const replaced = {
-      ...request({ host: 'shop.example' }),
-      raw: { headers: { host: 'raw.example' } },
-    } as HttpRequestLike;
-    expect(requestTargetKey(fastify, replaced, { keyHeaders: [] })).toContain('(tenant.example)');
+    expect(keyOf(fastify, request(received, { headers: received }))).not.toContain('tenant.example');
+    // A hook replaced the headers: Fastify's host name still reads the ones received.
+    const replaced = request({ host: 'shop.example' }, { headers: { host: 'raw.example' } });
+    expect(keyOf(fastify, replaced)).toContain('(tenant.example)');
+    const h2 = { ':authority': 'shop.example' };
+    expect(keyOf(fastify, request(h2, { headers: h2 }))).not.toContain('tenant.example');
+    const both = { ':authority': 'shop.example', host: 'other.example' };
+    expect(keyOf(fastify, request(both, { headers: both }))).toContain('(tenant.example)');
+  });
+
+  it('always asks a subclass that reports host names its own way, and any other adapter', () => {
+    class TenantAdapter extends ExpressAdapter {
+      override getRequestHostname(): string {
+        return 'tenant.example';
+      }
+    }
+    const subclass = platformOf(new TenantAdapter());
+    expect(keyOf(subclass, request({ host: 'shop.example' }))).toContain('shop.example(tenant.example)');
+    const other = {
+      getType: () => 'custom',
+      getRequestUrl: (asked: HttpRequestLike) => asked.url,
+      getRequestHostname: () => 'tenant.example',
+    } as unknown as AbstractHttpAdapter;
+    expect(keyOf(platformOf(other), request({ host: 'shop.example' }))).toContain('shop.example(tenant.example)');
   });
 });

@@ -40,8 +40,8 @@ export interface HttpResponseLike {
  * rules by hand when there is none (an app built without a platform).
  */
 export class Platform {
-  // The adapter's `getType()`, once there is an adapter (it is set when the app initialises).
-  private adapterType?: string;
+  // Which of Nest's own adapters reports the host name, once there is an adapter (set when the app initialises).
+  private stockPlatform?: 'express' | 'fastify' | 'other';
 
   constructor(private readonly adapter: () => AbstractHttpAdapter | undefined) {}
 
@@ -54,17 +54,18 @@ export class Platform {
 
   /**
    * True when the host name the platform reports can differ from the request's
-   * `Host` only through a forwarding header: Express, and Fastify with the
-   * headers it received (a hook may replace `request.headers`, which its host
-   * name getter does not read), over HTTP/1 (over HTTP/2 the key holds
-   * `:authority`, which Express and Fastify read only without a `Host`).
-   * Any other adapter may take its host name from anywhere.
+   * `Host` only through a forwarding header: Nest's own Express and Fastify
+   * adapters (a subclass may take the host name from anywhere, as may any
+   * other adapter), Fastify with the headers it received (a hook may replace
+   * `request.headers`, which its host name getter does not read), and no
+   * HTTP/2 request with both `:authority` (which the key holds) and a `Host`
+   * (which Fastify reads first).
    */
   hostnameFollowsHost(request: HttpRequestLike, headers: HeaderValues): boolean {
-    if (headers[':authority'] !== undefined) return false;
-    const type = (this.adapterType ??= this.adapter()?.getType());
-    if (type === 'express') return true;
-    return type === 'fastify' && (request as { raw?: { headers?: unknown } }).raw?.headers === headers;
+    if (headers[':authority'] !== undefined && headers.host !== undefined) return false;
+    const platform = (this.stockPlatform ??= stockPlatformOf(this.adapter()));
+    if (platform === 'express') return true;
+    return platform === 'fastify' && (request as { raw?: { headers?: unknown } }).raw?.headers === headers;
   }
 
   /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */
@@ -117,6 +118,25 @@ export class Platform {
     // Filtered again on the way out: a store shared with other versions may hold anything.
     for (const [name, value] of headers) if (isReplayableHeader(name)) this.setHeader(response, name, value);
   }
+}
+
+/**
+ * `express` or `fastify` when `adapter` is Nest's own adapter of that
+ * platform as far as host names go (its `getRequestHostname` is the one
+ * `ExpressAdapter` or `FastifyAdapter` defines, not a subclass's), `other`
+ * for any other adapter, `undefined` while there is none.
+ */
+function stockPlatformOf(adapter: AbstractHttpAdapter | undefined): 'express' | 'fastify' | 'other' | undefined {
+  if (adapter === undefined) return undefined;
+  const type: unknown = typeof adapter.getType === 'function' ? adapter.getType() : undefined;
+  if (type !== 'express' && type !== 'fastify') return 'other';
+  // The object that defines the method, the adapter itself included: only Nest's own class passes.
+  for (let owner: object | null = adapter; owner !== null; owner = Object.getPrototypeOf(owner) as object | null) {
+    if (!Object.prototype.hasOwnProperty.call(owner, 'getRequestHostname')) continue;
+    const name = owner === adapter ? undefined : (owner as { constructor?: { name?: string } }).constructor?.name;
+    return name === (type === 'express' ? 'ExpressAdapter' : 'FastifyAdapter') ? type : 'other';
+  }
+  return 'other';
 }
 
 /** The symbol `@fastify/cookie` keeps a reply's cookies under until its onSend hook. */
