@@ -117,9 +117,12 @@ describe('OpenTelemetry: the followers of one flight', () => {
       // less how much sooner it may have been told when told one by one (a shared start would give ~0).
       expect(min).toBeGreaterThanOrEqual(19);
       expect(max! - min!).toBeGreaterThanOrEqual(30);
-      // Two clusters: 24 waits near the longest, 25 near the shortest.
-      expect(sum).toBeGreaterThanOrEqual(24 * (max! - 10) + 25 * min!);
-      expect(sum).toBeLessThanOrEqual(24 * max! + 25 * (min! + 10));
+      // Two clusters: 24 waits in the upper half of the range, 25 in the lower (each burst timed from its own
+      // start; timed from one start, all 49 would sit at one end). Halves, not a fixed margin: a busy machine
+      // spreads each cluster by tens of milliseconds.
+      const middle = (min! + max!) / 2;
+      expect(sum).toBeGreaterThanOrEqual(24 * middle + 25 * min!);
+      expect(sum).toBeLessThanOrEqual(24 * max! + 25 * middle);
     },
   );
 
