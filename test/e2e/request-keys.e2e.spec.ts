@@ -46,6 +46,13 @@ class KeysController {
     return { link: `${request.protocol}://${request.hostname}/k/next` };
   }
 
+  /** What an app may read of the host besides its name: `request.host` keeps the port. */
+  @Get('host')
+  async host(@Req() request: { host?: string }) {
+    await this.origin.run('host');
+    return { host: request.host ?? null };
+  }
+
   @Get('account')
   async account(@Body() body: unknown) {
     await this.origin.run('account');
@@ -203,6 +210,11 @@ describe.each(PLATFORMS)('request keys behind a trusted proxy on %s', (platform:
     expect(json(await rawRequest(running.url, '/k/link'))).toEqual({ link: 'http://127.0.0.1/k/next' });
     const other = await rawRequest(running.url, '/k/link', { headers: { 'x-forwarded-host': 'shop.example' } });
     expect(json(other)).toEqual({ link: 'http://shop.example/k/next' });
+    // The port of a forwarded host is the handler's to read too (`request.host`).
+    for (const forwardedHost of ['shop.example:1', 'shop.example:2']) {
+      const own = await rawRequest(running.url, '/k/host', { headers: { 'x-forwarded-host': forwardedHost } });
+      expect(json(own)).toEqual({ host: forwardedHost });
+    }
     // Neither platform reads `Forwarded`: such a request is answered as one without it, as its handler would be.
     const forwarded = await rawRequest(running.url, '/k/link', { headers: { forwarded: 'host=evil.example' } });
     expect(json(forwarded)).toEqual({ link: 'http://127.0.0.1/k/next' });
@@ -232,5 +244,16 @@ describe('request keys over HTTP/2 (Fastify)', () => {
     expect(json(poisoned)).toEqual({ link: 'http://evil.example/k/next' });
     const victim = await http2Request(running.url, { ':path': '/k/link', ':authority': 'shop.example' });
     expect(json(victim)).toEqual({ link: 'http://shop.example/k/next' });
+  });
+
+  it('never answers with a page built from a Host port that :authority does not have', async () => {
+    const ported = await http2Request(running.url, {
+      ':path': '/k/host',
+      ':authority': 'shop.example',
+      host: 'shop.example:8443',
+    });
+    expect(json(ported)).toEqual({ host: 'shop.example:8443' });
+    const plain = await http2Request(running.url, { ':path': '/k/host', ':authority': 'shop.example' });
+    expect(json(plain)).toEqual({ host: 'shop.example' });
   });
 });
