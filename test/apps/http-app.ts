@@ -81,7 +81,7 @@ export function keyOf(running: RunningApp, request: string): string {
 export function rawRequest(
   url: string,
   target: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  init: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<Reply> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -97,6 +97,8 @@ export function rawRequest(
             ? init.headers
             : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) },
         agent: false,
+        // The loopback address it connects from (any of 127.0.0.0/8): a proxy the app trusts, or not.
+        localAddress: init.localAddress,
       },
       (res) => {
         let text = '';

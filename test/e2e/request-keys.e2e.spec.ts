@@ -221,6 +221,30 @@ describe.each(PLATFORMS)('request keys behind a trusted proxy on %s', (platform:
   });
 });
 
+describe.each(PLATFORMS)('request keys behind one trusted proxy address on %s', (platform: Platform) => {
+  let running: RunningApp;
+  const PROXY = '127.0.0.2';
+
+  beforeAll(async () => {
+    running = await startApp(
+      platform,
+      { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [KeysController], providers: [Origin] },
+      platform === 'express' ? (app) => void (app as NestExpressApplication).set('trust proxy', PROXY) : undefined,
+      platform === 'fastify' ? { trustProxy: PROXY } : undefined,
+    );
+  });
+  afterAll(() => running.close());
+
+  it('keys whether the forwarded host was trusted: the proxy and a direct client sending the same headers differ', async () => {
+    const headers = { host: 'app.example:3000', 'x-forwarded-host': 'app.example:8443' };
+    const viaProxy = await rawRequest(running.url, '/k/host', { headers, localAddress: PROXY });
+    expect(json(viaProxy)).toEqual({ host: 'app.example:8443' });
+    const direct = await rawRequest(running.url, '/k/host', { headers, localAddress: '127.0.0.1' });
+    expect(json(direct)).toEqual({ host: 'app.example:3000' });
+    expect(json(await rawRequest(running.url, '/k/host', { headers, localAddress: PROXY }))).toEqual(json(viaProxy));
+  });
+});
+
 describe('request keys over HTTP/2 (Fastify)', () => {
   let running: RunningApp;
 

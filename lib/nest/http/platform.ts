@@ -17,6 +17,8 @@ export interface HttpRequestLike {
   user?: unknown;
   protocol?: string;
   hostname?: string;
+  /** Express 5 and Fastify: the host with its port, as the platform reports it (trust proxy included). */
+  host?: string;
 }
 
 /** An Express `Response` or a Fastify `FastifyReply`, as far as replay needs. */
@@ -66,6 +68,19 @@ export class Platform {
     const platform = (this.stockPlatform ??= stockPlatformOf(this.adapter()));
     if (platform === 'express') return true;
     return platform === 'fastify' && (request as { raw?: { headers?: unknown } }).raw?.headers === headers;
+  }
+
+  /**
+   * The host, port included, that Nest's own Express or Fastify adapter's
+   * request reports (`request.host`: a trusted `X-Forwarded-Host`, a `Host`
+   * beside HTTP/2's `:authority`); their host name is it without the port.
+   * `undefined` with any other adapter, whose host name may come from elsewhere.
+   */
+  requestHost(request: HttpRequestLike): string | undefined {
+    const platform = (this.stockPlatform ??= stockPlatformOf(this.adapter()));
+    return platform !== 'other' && platform !== undefined && typeof request.host === 'string'
+      ? request.host
+      : undefined;
   }
 
   /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */

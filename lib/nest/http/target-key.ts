@@ -6,8 +6,8 @@ export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'user' | 'body' | '
 
 /**
  * The key of `request` as the interceptor builds it: method, scheme, host
- * (the platform's host name when it differs, and the hashed headers that
- * name the host besides the authority), the path as sent, the query as the app's
+ * (and the host the platform reports, port included, when it differs),
+ * the path as sent, the query as the app's
  * parser gave it, then `extras`. Shared by the interceptor and the edge tier,
  * which must build the very same key from the same request.
  */
@@ -22,35 +22,26 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
     headers['x-forwarded-host'] !== undefined ||
     headers.forwarded !== undefined ||
     !platform.hostnameFollowsHost(request, headers);
-  const hostname = asked ? platform.requestHostname(request) : undefined;
-  // What a handler may read besides the host name (`request.host` keeps the port): any forwarded host
-  // (trusted or not, the handler may read it) and, over HTTP/2, a `Host` beside `:authority` join the key, hashed.
-  const hostHeaders = authorityHeaders(headers);
+  // Express and Fastify report a host with its port (`request.host`), their name is it without: the host then
+  // keys both. Any other adapter is keyed by its host name alone.
+  const host = asked ? platform.requestHost(request) : undefined;
+  const hostname = asked && host === undefined ? platform.requestHostname(request) : undefined;
   return requestKey({
     method: request.method,
     scheme: requestScheme(request),
     authority,
-    forwardedHost: hostname !== undefined && hostname !== hostOf(authority) ? hostname : undefined,
+    forwardedHost:
+      host !== undefined && host !== authority
+        ? host
+        : hostname !== undefined && hostname !== hostOf(authority)
+          ? hostname
+          : undefined,
     path: queryAt === -1 ? url : url.slice(0, queryAt),
     // The query as the app's parser gave it to the handler; the raw string only if there is none.
     query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
     headers,
     ...extras,
-    keyHeaders: hostHeaders === undefined ? extras.keyHeaders : withNames(extras.keyHeaders, hostHeaders),
   });
-}
-
-/** The headers besides the authority that name the host a request was for, when it sent any; else `undefined`. */
-function authorityHeaders(headers: HttpRequestLike['headers']): string[] | undefined {
-  const forwarded = headers['x-forwarded-host'] !== undefined;
-  const hostBeside = headers[':authority'] !== undefined && headers.host !== undefined;
-  if (!forwarded && !hostBeside) return undefined;
-  return forwarded && hostBeside ? ['host', 'x-forwarded-host'] : [forwarded ? 'x-forwarded-host' : 'host'];
-}
-
-/** `names` (sorted) with `more` (sorted) merged in, each once, still sorted. */
-function withNames(names: readonly string[], more: readonly string[]): string[] {
-  return [...new Set([...names, ...more])].sort();
 }
 
 /** The host of an authority, without its port. */
