@@ -18,6 +18,12 @@ export interface RequestKeyParts {
   authority: string;
   /** The host name the platform reports when it differs from the authority (a trusted `X-Forwarded-Host`). */
   forwardedHost?: string;
+  /**
+   * With an adapter other than Nest's own, whose host name may come from
+   * elsewhere: the host with its port its request reports (`request.host`),
+   * when it differs from the authority.
+   */
+  reportedHost?: string;
   /** The request target up to its first `?`, as sent (a raw `#` included). */
   path: string;
   /** The parsed query (`request.query`), or the raw query string when the platform parsed none. */
@@ -119,7 +125,7 @@ function headerPart(name: string, value: string | string[] | undefined): string 
 
 /**
  * The store key of an HTTP request:
- * `GET http://host/path?query|h:name:hash|u:hash|b:hash|k:custom`, every
+ * `GET http://host(forwarded)/path?query|a:host|h:name:hash|u:hash|b:hash|k:custom`, every
  * free-text part escaped (`escapeKeyPart`), header values and users hashed.
  * Long keys are hashed (`boundKey`).
  */
@@ -132,6 +138,7 @@ export function requestKey(parts: RequestKeyParts): string {
   key += escapePath(parts.path);
   const query = queryKeyPart(parts.query);
   if (query !== '') key += `?${query}`;
+  if (parts.reportedHost !== undefined) key += `|a:${escapeKeyPart(parts.reportedHost)}`;
   for (const name of parts.keyHeaders) key += `|${headerPart(name, parts.headers[name])}`;
   if (parts.user !== undefined) key += parts.user === null ? '|u:-' : `|u:${sha256(parts.user)}`;
   if (parts.body !== undefined) key += `|b:${parts.body}`;

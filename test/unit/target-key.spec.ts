@@ -25,6 +25,16 @@ function request(headers: Record<string, string>, raw?: { headers: unknown }): H
 const keyOf = (platform: Platform, asked: HttpRequestLike) => requestTargetKey(platform, asked, { keyHeaders: [] });
 
 describe('requestTargetKey: the host name the platform reports', () => {
+  it("keys the host Nest's own adapters report, port included, when it differs from the authority", () => {
+    const express = platformOf(new ExpressAdapter());
+    const forwarded = (host: string) =>
+      ({ ...request({ host: 'shop.example', 'x-forwarded-host': 'x' }), host }) as HttpRequestLike;
+    expect(keyOf(express, forwarded('x.example:1'))).toContain('shop.example(x.example:1)');
+    expect(keyOf(express, forwarded('x.example:1'))).not.toBe(keyOf(express, forwarded('x.example:2')));
+    // Not trusted: the platform reports the Host, and the key is that of a request without the header.
+    expect(keyOf(express, forwarded('shop.example'))).toBe(keyOf(express, request({ host: 'shop.example' })));
+  });
+
   it('asks Express only when a forwarding header could change its answer', () => {
     const express = platformOf(new ExpressAdapter());
     expect(keyOf(express, request({ host: 'shop.example' }))).not.toContain('tenant.example');
@@ -53,6 +63,11 @@ describe('requestTargetKey: the host name the platform reports', () => {
     }
     const subclass = platformOf(new TenantAdapter());
     expect(keyOf(subclass, request({ host: 'shop.example' }))).toContain('shop.example(tenant.example)');
+    // Its requests still report a host with its port (a trusted forwarded one): each port keys apart.
+    const forwarded = (port: number) =>
+      ({ ...request({ host: 'shop.example', 'x-forwarded-host': 'x' }), host: `x.example:${port}` }) as HttpRequestLike;
+    expect(keyOf(subclass, forwarded(1))).not.toBe(keyOf(subclass, forwarded(2)));
+    expect(keyOf(subclass, forwarded(1))).toContain('|a:x.example:1');
     const other = {
       getType: () => 'custom',
       getRequestUrl: (asked: HttpRequestLike) => asked.url,

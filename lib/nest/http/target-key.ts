@@ -26,6 +26,8 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
   // keys both. Any other adapter is keyed by its host name alone.
   const host = asked ? platform.requestHost(request) : undefined;
   const hostname = asked && host === undefined ? platform.requestHostname(request) : undefined;
+  // Such an adapter's request may still report a host with its port: it keys apart from the name.
+  const reported = asked && host === undefined && typeof request.host === 'string' && request.host !== authority;
   return requestKey({
     method: request.method,
     scheme: requestScheme(request),
@@ -36,6 +38,7 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
         : hostname !== undefined && hostname !== hostOf(authority)
           ? hostname
           : undefined,
+    reportedHost: reported ? request.host : undefined,
     path: queryAt === -1 ? url : url.slice(0, queryAt),
     // The query as the app's parser gave it to the handler; the raw string only if there is none.
     query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
