@@ -65,22 +65,23 @@ export class Platform {
    */
   hostnameFollowsHost(request: HttpRequestLike, headers: HeaderValues): boolean {
     if (headers[':authority'] !== undefined && headers.host !== undefined) return false;
-    const platform = (this.stockPlatform ??= stockPlatformOf(this.adapter()));
+    const platform = this.stock();
     if (platform === 'express') return true;
     return platform === 'fastify' && (request as { raw?: { headers?: unknown } }).raw?.headers === headers;
   }
 
   /**
-   * The host, port included, that Nest's own Express or Fastify adapter's
-   * request reports (`request.host`: a trusted `X-Forwarded-Host`, a `Host`
-   * beside HTTP/2's `:authority`); their host name is it without the port.
-   * `undefined` with any other adapter, whose host name may come from elsewhere.
+   * True for Nest's own Express and Fastify adapters, whose host name is the
+   * request's `host` (port included, trust proxy applied) without its port;
+   * any other adapter may take its host name from elsewhere.
    */
-  requestHost(request: HttpRequestLike): string | undefined {
-    const platform = (this.stockPlatform ??= stockPlatformOf(this.adapter()));
-    return platform !== 'other' && platform !== undefined && typeof request.host === 'string'
-      ? request.host
-      : undefined;
+  namesHostByHost(): boolean {
+    const platform = this.stock();
+    return platform === 'express' || platform === 'fastify';
+  }
+
+  private stock(): 'express' | 'fastify' | 'other' | undefined {
+    return (this.stockPlatform ??= stockPlatformOf(this.adapter()));
   }
 
   /** The host name the platform reports (a trusted `X-Forwarded-Host` included). */

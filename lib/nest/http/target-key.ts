@@ -22,23 +22,21 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
     headers['x-forwarded-host'] !== undefined ||
     headers.forwarded !== undefined ||
     !platform.hostnameFollowsHost(request, headers);
-  // Express and Fastify report a host with its port (`request.host`), their name is it without: the host then
-  // keys both. Any other adapter is keyed by its host name alone.
-  const host = asked ? platform.requestHost(request) : undefined;
-  const hostname = asked && host === undefined ? platform.requestHostname(request) : undefined;
-  // Such an adapter's request may still report a host with its port: it keys apart from the name.
-  const reported = asked && host === undefined && typeof request.host === 'string' && request.host !== authority;
+  // What a handler may read of the host besides the authority: `request.host` (port included) and its name.
+  // Nest's own adapters take the name from that host (without its port), so the host keys both.
+  const reported = asked && typeof request.host === 'string' ? request.host : undefined;
+  const byHost = reported !== undefined && platform.namesHostByHost();
+  const hostname = asked && !byHost ? platform.requestHostname(request) : undefined;
+  let forwardedHost: string | undefined;
+  if (byHost) forwardedHost = reported !== authority ? reported : undefined;
+  else if (hostname !== undefined && hostname !== hostOf(authority)) forwardedHost = hostname;
   return requestKey({
     method: request.method,
     scheme: requestScheme(request),
     authority,
-    forwardedHost:
-      host !== undefined && host !== authority
-        ? host
-        : hostname !== undefined && hostname !== hostOf(authority)
-          ? hostname
-          : undefined,
-    reportedHost: reported ? request.host : undefined,
+    forwardedHost,
+    // Any other adapter's name may come from elsewhere: its request's host keys apart from it.
+    reportedHost: !byHost && reported !== undefined && reported !== authority ? reported : undefined,
     path: queryAt === -1 ? url : url.slice(0, queryAt),
     // The query as the app's parser gave it to the handler; the raw string only if there is none.
     query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
