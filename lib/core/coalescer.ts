@@ -179,10 +179,22 @@ export class Coalescer {
 
   /** The shared Promise of a flight of `key` this caller may join cheaply (see `Waiting.joinsCheaply`), else `undefined`. */
   joinInFlight<T>(key: string, policy: RunPolicy<T>): Promise<T> | undefined {
+    const flight = this.cheapFlight(key, policy);
+    return flight === undefined ? undefined : this.waiting.joinPromise(flight);
+  }
+
+  /** The flight of `key` a caller under `policy` may join cheaply, if any; join it with `joinAgain`. */
+  cheapFlight<T>(key: string, policy: RunPolicy<T>): Flight<T> | undefined {
     const flight = this.flights.find<T>(bounded(key));
-    return flight !== undefined && this.waiting.joinsCheaply(flight, policy)
-      ? this.waiting.joinPromise(flight)
-      : undefined;
+    return flight !== undefined && this.waiting.joinsCheaply(flight, policy) ? flight : undefined;
+  }
+
+  /**
+   * Joins cheaply a flight `cheapFlight` gave (for a policy it was given
+   * for), while it is still its key's flight and has room; else `undefined`.
+   */
+  joinAgain<T>(flight: Flight<T>): Promise<T> | undefined {
+    return this.waiting.joinAgain(flight);
   }
 
   /**

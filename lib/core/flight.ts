@@ -36,6 +36,8 @@ export interface FlightSink<T> {
 export class Flight<T = unknown> {
   /** Waiters now; Promise waiters never leave early, so they are counted until the flight ends. */
   waiters = 0;
+  /** True while it is its key's flight in the map (kept so by `SingleFlight`): one held may be joined without a lookup. */
+  current = false;
   /** The value this flight may answer with instead of its own failure (stale-if-error). */
   fallback?: StoredEntry<T>;
   /** Set on the first settled value: memo of what the engine decided about it (see `decisionFor`). */

@@ -67,8 +67,9 @@ export interface FlightOptions {
  * cancellation: before the waiters learn of it) or has succeeded and its
  * `onSuccess` write has settled; `forget` takes it out early (an
  * invalidation), after which the flight still answers its own waiters but is
- * no longer current, so it must not store. A synchronous throw in the work is
- * an error of the flight like any other.
+ * no longer current, so it must not store. A flight's `current` says whether
+ * it is in the map. A synchronous throw in the work is an error of the flight
+ * like any other.
  */
 export class SingleFlight implements FlightOwner {
   private readonly flights = new Map<string, Flight>();
@@ -107,6 +108,9 @@ export class SingleFlight implements FlightOwner {
 
   /** Takes the flight of `key` out of the map: it answers its waiters but is no longer current. */
   forget(key: string): boolean {
+    const flight = this.flights.get(key);
+    if (flight === undefined) return false;
+    flight.current = false;
     return this.flights.delete(key);
   }
 
@@ -114,7 +118,7 @@ export class SingleFlight implements FlightOwner {
   forgetPrefix(prefix: string): number {
     let forgotten = 0;
     for (const key of this.flights.keys()) {
-      if (key.startsWith(prefix) && this.flights.delete(key)) forgotten++;
+      if (key.startsWith(prefix) && this.forget(key)) forgotten++;
     }
     return forgotten;
   }
@@ -132,6 +136,8 @@ export class SingleFlight implements FlightOwner {
 
   /** `start` for a flight made (and filled) by the caller; the caller must have checked `find` first. */
   begin<T>(flight: Flight<T>, work: FlightWork<T>, hooks: FlightHooks<T> = {}, options: FlightOptions = {}): Flight<T> {
+    this.forget(flight.key);
+    flight.current = true;
     this.flights.set(flight.key, flight as Flight);
     flight.run(work, hooks, options, this);
     return flight;
@@ -139,7 +145,7 @@ export class SingleFlight implements FlightOwner {
 
   /** Takes `flight` out, if it is still the flight of `key` (it ended). */
   leave(key: string, flight: object): void {
-    if (this.flights.get(key) === flight) this.flights.delete(key);
+    if (this.flights.get(key) === flight) this.forget(key);
   }
 }
 

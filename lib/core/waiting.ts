@@ -45,6 +45,14 @@ export class Waiting {
     );
   }
 
+  /** The cheap join of a flight that joined cheaply before, while it is current and has room; else `undefined`. */
+  joinAgain<T>(flight: Flight<T>): Promise<T> | undefined {
+    // What else `joinsCheaply` checked cannot change: a flight's kind and fallback, and a policy, are fixed.
+    return flight.current && (this.maxWaiters <= 0 || flight.waiters < this.maxWaiters)
+      ? this.joinPromise(flight)
+      : undefined;
+  }
+
   /** The cheap join; callers check `joinsCheaply` first. */
   joinPromise<T>(flight: Flight<T>): Promise<T> {
     this.events.coalesced(flight.key, flight.waiters + 1);

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Observable, map } from 'rxjs';
 import { valueOf } from '../core/answer';
 import { Coalescer, RunPolicy } from '../core/coalescer';
+import { LastJoin } from '../core/last-join';
 import { StampedeListener, StampedeStats } from '../core/events';
 import { FetchMissing } from '../core/batch';
 import { BatchLoader } from '../core/batch-loader';
@@ -36,6 +37,8 @@ export class StampedeService {
   private readonly coalescer: Coalescer;
   private readonly defaultTtl: number;
   private readonly policies: RunPolicies;
+  // The flight `run` joined last: a stampede's next caller of its key joins it again without a lookup.
+  private readonly lastJoin = new LastJoin();
 
   constructor(engine: StampedeEngine, @Inject(STAMPEDE_OPTIONS) options: ResolvedStampedeOptions) {
     this.coalescer = engine.coalescer;
@@ -57,7 +60,7 @@ export class StampedeService {
     try {
       const policy = this.policies.forRun<T>(key, options);
       // A join first, as most callers of a stampede join: small enough for the JIT to inline here.
-      return this.coalescer.joinInFlight(key, policy) ?? this.answer(key, fn, policy);
+      return this.lastJoin.join(this.coalescer, key, policy) ?? this.answer(key, fn, policy);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -136,6 +136,18 @@ describe('@Coalesce on provider methods', () => {
     expect(moduleRef.get(StampedeService).inFlight()).toBe(0);
   });
 
+  it('joins a call in flight only while it is its key’s: not once invalidated, and never 0’s for -0', async () => {
+    const stampede = moduleRef.get(StampedeService);
+    const zeros = [articles.byId(0), articles.byId(0), articles.byId(-0)];
+    await stampede.invalidate({ prefix: 'ArticlesRepository.byId(' });
+    // Joined last, the first flight of 0 is no longer its key's: this call makes its own.
+    const again = [articles.byId(0), articles.byId(0)];
+    expect(calls).toEqual(['byId:0', 'byId:0', 'byId:0']);
+    gateOf.open();
+    await Promise.all([...zeros, ...again]);
+    expect(stampede.stats()).toMatchObject({ misses: 3, coalesced: 2 });
+  });
+
   it('runs separately for different arguments', async () => {
     const results = [articles.byId(1), articles.byId(2), articles.byId(1)];
     gateOf.open();

@@ -2,6 +2,7 @@ import { Test, TestingModule } from '@nestjs/testing';
 import { Keyv } from 'keyv';
 import { Observable, Subject, firstValueFrom, lastValueFrom, of, toArray } from 'rxjs';
 import { StampedeModule, StampedeOptionsError, StampedeService } from '../../lib';
+import { deferred } from '../helpers/deferred';
 
 describe('StampedeService', () => {
   let moduleRef: TestingModule;
@@ -129,6 +130,38 @@ describe('StampedeService', () => {
     done.next(2);
     expect(await inFlight).toBe(2);
     expect(await stampede.get('b')).toBeUndefined();
+  });
+
+  it('run() joins a flight only while it is its key’s: not once invalidated, not once it ended', async () => {
+    const first = deferred<string>();
+    const second = deferred<string>();
+    const leader = stampede.run('k', () => first.promise, { ttl: 0 });
+    const joiner = stampede.run('k', () => 'own', { ttl: 0 });
+    await stampede.invalidate('k');
+    // The next callers of 'k' make a flight of their own, though the one before was joined last.
+    const next = stampede.run('k', () => second.promise, { ttl: 0 });
+    const nextJoiner = stampede.run('k', () => 'own', { ttl: 0 });
+    expect(stampede.waiters('k')).toBe(2);
+    first.resolve('first');
+    second.resolve('second');
+    expect(await Promise.all([leader, joiner, next, nextJoiner])).toEqual(['first', 'first', 'second', 'second']);
+    // Both flights ended (nothing stored with ttl 0): the next caller runs.
+    expect(await stampede.run('k', () => 'third', { ttl: 0 })).toBe('third');
+    expect(stampede.stats()).toMatchObject({ misses: 3, coalesced: 2 });
+  });
+
+  it('run() joins a flight again and again up to maxWaiters, then runs each caller beyond on its own', async () => {
+    const bounded = await Test.createTestingModule({ imports: [StampedeModule.forRoot({ maxWaiters: 3 })] }).compile();
+    const service = bounded.get(StampedeService);
+    const done = deferred<string>();
+    let runs = 0;
+    const callers = Array.from({ length: 5 }, () => service.run('k', () => (runs++, done.promise)));
+    expect(service.waiters('k')).toBe(3);
+    expect(runs).toBe(3);
+    done.resolve('v');
+    expect(await Promise.all(callers)).toEqual(Array(5).fill('v'));
+    expect(service.stats()).toMatchObject({ coalesced: 2, bypasses: 2 });
+    await bounded.close();
   });
 
   it('invalidate({ prefix }) drops every key under the prefix', async () => {

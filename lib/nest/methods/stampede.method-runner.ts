@@ -3,6 +3,7 @@ import { Observable, from, isObservable, map, of } from 'rxjs';
 import { valueOf } from '../../core/answer';
 import { CallKeys, UnserializableArgumentError } from '../../core/arguments-key';
 import { Coalescer, RunPolicy } from '../../core/coalescer';
+import { LastJoin } from '../../core/last-join';
 import { MemoryStore } from '../../core/memory-store';
 import { PolicyDefaults, PolicyOptions, resolvePolicy } from '../../core/policy';
 import { isPromiseLike } from '../../core/store';
@@ -128,7 +129,12 @@ export function coalescedMethod(
   let lastBindings = -1;
   let lastEngine: MethodEngine | undefined;
   let lastPolicy: RunPolicy<unknown> | undefined;
-  remembered.add(() => (lastThis = lastEngine = lastPolicy = undefined));
+  // The flight the hot path below joined last, for its next caller.
+  const lastJoin = new LastJoin();
+  remembered.add(() => {
+    lastThis = lastEngine = lastPolicy = undefined;
+    lastJoin.clear();
+  });
   const engineOf = (instance: object): MethodEngine => {
     if (instance === lastThis && bindings === lastBindings) return lastEngine!;
     const bound = instanceEngines.get(instance);
@@ -213,7 +219,7 @@ export function coalescedMethod(
     if (arguments.length === 1 && this === lastThis && bindings === lastBindings && lastPolicy !== undefined) {
       // eslint-disable-next-line prefer-rest-params -- see above
       const key = shape === 'promise' && options.key === undefined ? keys.repeated(arguments[0]) : undefined;
-      const joined = key === undefined ? undefined : lastEngine!.coalescer.joinInFlight(key, lastPolicy);
+      const joined = key === undefined ? undefined : lastJoin.join(lastEngine!.coalescer, key, lastPolicy);
       if (joined !== undefined) return joined;
     }
     // eslint-disable-next-line prefer-rest-params -- see above
