@@ -138,3 +138,30 @@ export function ttlForStatus(status: number, ttl: number, statusTtl?: StatusTtl)
 export function ageSeconds(storedAt: number | undefined, now: number): number {
   return storedAt === undefined ? 0 : Math.max(0, Math.floor((now - storedAt) / 1000));
 }
+
+/**
+ * The tag `invalidateOnWrite` gives the path of a request target (RFC 9111
+ * §4.4): one for every spelling a router takes for one path, with its
+ * percent-escapes decoded, lowercase (Express routes case-insensitively by
+ * default) and without a trailing slash (Express's non-strict routing).
+ * Paths that differ only so share a tag: a write may drop more than it must,
+ * never less.
+ */
+export function writePathTag(target: string): string {
+  const end = target.search(/[?#]/);
+  let path = end === -1 ? target : target.slice(0, end);
+  if (path.includes('%')) path = path.replace(/(?:%[0-9a-fA-F]{2})+/g, decodeEscapes);
+  path = path.toLowerCase();
+  let last = path.length;
+  while (last > 1 && path.charCodeAt(last - 1) === 0x2f) last--;
+  return `path:${path.slice(0, last)}`;
+}
+
+/** A run of percent-escapes decoded, or as sent when it is no UTF-8 (it then matches itself only). */
+function decodeEscapes(run: string): string {
+  try {
+    return decodeURIComponent(run);
+  } catch {
+    return run;
+  }
+}

@@ -28,9 +28,19 @@ export interface RequestKeyParts {
   path: string;
   /** The parsed query (`request.query`), or the raw query string when the platform parsed none. */
   query: unknown;
+  /**
+   * The request target the router routed (path and query), when a rewrite
+   * made it differ from the one sent: an Express middleware that set
+   * `req.url`, Fastify's `rewriteUrl`.
+   */
+  routed?: string;
   headers: HeaderValues;
   /** Header names (lowercase, sorted) whose values split the key. */
   keyHeaders: readonly string[];
+  /** The client address, for a handler that reads it (`@Ip()`); hashed here. */
+  client?: string;
+  /** Which of the handlers one URL may reach answered (its version, when versioning is not by URI). */
+  route?: string;
   /** The route's `keyUser` part (hashed here), or `null` for no user. */
   user?: string | null;
   /** The key part of the body the handler will see (`bodyKeyPart`). */
@@ -125,7 +135,7 @@ function headerPart(name: string, value: string | string[] | undefined): string 
 
 /**
  * The store key of an HTTP request:
- * `GET http://host(forwarded)/path?query|a:host|h:name:hash|u:hash|b:hash|k:custom`, every
+ * `GET http://host(forwarded)/path?query|t:routed|a:host|r:route|h:name:hash|i:hash|u:hash|b:hash|k:custom`, every
  * free-text part escaped (`escapeKeyPart`), header values and users hashed.
  * Long keys are hashed (`boundKey`).
  */
@@ -138,8 +148,11 @@ export function requestKey(parts: RequestKeyParts): string {
   key += escapePath(parts.path);
   const query = queryKeyPart(parts.query);
   if (query !== '') key += `?${query}`;
+  if (parts.routed !== undefined) key += `|t:${escapeKeyPart(parts.routed)}`;
   if (parts.reportedHost !== undefined) key += `|a:${escapeKeyPart(parts.reportedHost)}`;
+  if (parts.route !== undefined) key += `|r:${escapeKeyPart(parts.route)}`;
   for (const name of parts.keyHeaders) key += `|${headerPart(name, parts.headers[name])}`;
+  if (parts.client !== undefined) key += `|i:${sha256(parts.client)}`;
   if (parts.user !== undefined) key += parts.user === null ? '|u:-' : `|u:${sha256(parts.user)}`;
   if (parts.body !== undefined) key += `|b:${parts.body}`;
   if (parts.custom !== undefined) key += `|k:${escapeKeyPart(parts.custom)}`;

@@ -15,6 +15,10 @@ export const ROUTE_ARGS_METADATA = '__routeArguments__';
 export const RESPONSE_PASSTHROUGH_METADATA = '__responsePassthrough__';
 export const SSE_METADATA = '__sse__';
 
-/** Route parameter types of `@Res()` and `@Next()` (Nest's `RouteParamtypes`). */
+export const VERSION_METADATA = '__version__';
+
+/** Route parameter types of `@Res()`, `@Next()`, `@Headers()` and `@Ip()` (Nest's `RouteParamtypes`). */
 export const RESPONSE_PARAMTYPE = 1;
 export const NEXT_PARAMTYPE = 2;
+export const HEADERS_PARAMTYPE = 6;
+export const IP_PARAMTYPE = 11;

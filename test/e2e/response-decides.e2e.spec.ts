@@ -2,7 +2,6 @@ import {
   Controller,
   Get,
   Header,
-  Headers,
   Injectable,
   MiddlewareConsumer,
   Module,
@@ -10,6 +9,7 @@ import {
   NestModule,
   NotFoundException,
   Param,
+  Req,
   ServiceUnavailableException,
   UseInterceptors,
 } from '@nestjs/common';
@@ -25,6 +25,10 @@ import { Origin } from '../apps/origin';
  * middleware, a Fastify hook, the handler; on success and error alike. Each
  * test asserts what every caller received.
  */
+interface HeaderReader {
+  headers: Record<string, string | undefined>;
+}
+
 @Controller('d')
 @UseInterceptors(StampedeInterceptor)
 class DecidingController {
@@ -36,10 +40,12 @@ class DecidingController {
     return { n: await this.origin.run('private') };
   }
 
+  // These read their headers from the request, not through `@Headers(name)` (which would key by them):
+  // only the `Vary` of their response splits them.
   @Get('vary')
   @Header('Vary', 'Accept-Language')
-  async vary(@Headers('accept-language') language?: string) {
-    return { language: language ?? null, n: await this.origin.run('vary') };
+  async vary(@Req() request: HeaderReader) {
+    return { language: request.headers['accept-language'] ?? null, n: await this.origin.run('vary') };
   }
 
   /** A middleware marks it `no-store`. */
@@ -50,14 +56,15 @@ class DecidingController {
 
   /** A middleware (Express) or a Fastify onRequest hook says it varies on X-Tenant. */
   @Get('tenant')
-  async tenant(@Headers('x-tenant') tenant?: string) {
-    return { tenant: tenant ?? null, n: await this.origin.run('tenant') };
+  async tenant(@Req() request: HeaderReader) {
+    return { tenant: request.headers['x-tenant'] ?? null, n: await this.origin.run('tenant') };
   }
 
   @Get('missing/:id')
   @Coalesce({ statusTtl: { 404: 30_000 } })
   @Header('Vary', 'Accept-Language')
-  async missing(@Param('id') id: string, @Headers('accept-language') language?: string) {
+  async missing(@Param('id') id: string, @Req() request: HeaderReader) {
+    const language = request.headers['accept-language'];
     const n = await this.origin.run('missing');
     throw new NotFoundException(`${language === 'fr' ? 'introuvable' : 'not found'}: ${id} (run ${n})`);
   }
@@ -128,24 +135,30 @@ describe.each(PLATFORMS)('the response as sent decides, on %s', (platform: Platf
 
   const get = (path: string, headers: Record<string, string> = {}) => request(`${running.url}${path}`, { headers });
 
-  /** Sends every request at once, holding the handler until all of them wait on `path`'s key. */
-  async function burst(name: string, path: string, headers: Record<string, string>[]): Promise<Reply[]> {
+  /**
+   * Sends every request at once, holding the handler until all of them wait on `path`'s key (or, with
+   * `alone`, until each runs its own handler: a response its caller's own before the handler is not shared).
+   */
+  async function burst(name: string, path: string, headers: Record<string, string>[], alone = false): Promise<Reply[]> {
     origin.hold(name);
     const replies = headers.map((h) => get(path, h));
-    await until(() => stampede.waiters(keyOf(running, `GET ${path}`)) === headers.length, `callers of ${path}`);
+    const ready = alone
+      ? () => origin.calls(name) === headers.length
+      : () => stampede.waiters(keyOf(running, `GET ${path}`)) === headers.length;
+    await until(ready, `callers of ${path}`);
     origin.open(name);
     return Promise.all(replies);
   }
 
-  it('never shares a response made private by @Header(): every waiter and every later caller runs its own', async () => {
-    const concurrent = await burst('private', '/d/private', [{}, {}, {}]);
+  it('never shares a response made private by @Header(): every concurrent and every later caller runs its own', async () => {
+    const concurrent = await burst('private', '/d/private', [{}, {}, {}], true);
     expect(concurrent.map((r) => body(r).n).sort()).toEqual([1, 2, 3]);
     expect((await get('/d/private')).text).toBe('{"n":4}');
     expect((await get('/d/private')).text).toBe('{"n":5}');
   });
 
   it('never stores or shares a response a middleware marked no-store', async () => {
-    const concurrent = await burst('no-store', '/d/no-store', [{}, {}]);
+    const concurrent = await burst('no-store', '/d/no-store', [{}, {}], true);
     expect(concurrent.map((r) => body(r).n).sort()).toEqual([1, 2]);
     expect((await get('/d/no-store')).text).toBe('{"n":3}');
   });

@@ -9,6 +9,7 @@ import {
   ttlForStatus,
   varyFingerprint,
   varyNames,
+  writePathTag,
 } from '../../lib/http/cache-rules';
 
 const cc = (value: string | readonly string[]): string | readonly string[] => value;
@@ -266,5 +267,29 @@ describe('ageSeconds', () => {
   it('is 0 when unknown or in the future (clock skew)', () => {
     expect(ageSeconds(undefined, T0)).toBe(0);
     expect(ageSeconds(T0 + 5000, T0)).toBe(0);
+  });
+});
+
+describe('writePathTag', () => {
+  it('gives every spelling a router takes for one path one tag', () => {
+    const tag = writePathTag('/articles/a');
+    expect(tag).toBe('path:/articles/a');
+    for (const spelling of [
+      '/articles/%61',
+      '/articles/a/',
+      '/Articles/A',
+      '/articles/a//',
+      '/articles/a?x=1',
+      '/articles/a#top',
+    ])
+      expect(writePathTag(spelling)).toBe(tag);
+    expect(writePathTag('/caf%C3%A9')).toBe(writePathTag('/café'));
+    expect(writePathTag('/')).toBe('path:/');
+  });
+
+  it('keeps paths apart that differ otherwise, and an escape that is no UTF-8 as sent', () => {
+    expect(writePathTag('/articles/b')).not.toBe(writePathTag('/articles/a'));
+    expect(writePathTag('/a%ff')).toBe('path:/a%ff');
+    expect(writePathTag('/a%ff')).not.toBe(writePathTag('/a'));
   });
 });

@@ -7,6 +7,8 @@ const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authoriza
 export interface GraphqlRequestLike {
   headers?: Record<string, string | string[] | undefined>;
   user?: unknown;
+  /** Fastify: the Node request, where a Nest middleware sets its `user`. */
+  raw?: { user?: unknown };
 }
 
 /** What a resolver keys by, which the credential rule needs to know. */
@@ -33,7 +35,8 @@ export function isPerCaller(
 ): boolean {
   if (keying.key !== undefined) return false;
   if (request === undefined || request === null || typeof request !== 'object') return true;
-  if (request.user !== undefined && request.user !== null) return true;
+  const user = request.user ?? request.raw?.user;
+  if (user !== undefined && user !== null) return true;
   const headers = request.headers ?? {};
   for (const name of CREDENTIAL_HEADERS) {
     if (headers[name] !== undefined && !keying.keyHeaders.includes(name)) return true;

@@ -1,5 +1,6 @@
 import { StreamableFile } from '@nestjs/common';
 import type { AbstractHttpAdapter } from '@nestjs/core';
+import { responseForbidsStore } from '../../http/cache-rules';
 import { HeaderEntry, isReplayableHeader } from '../../http/header-policy';
 import { HeaderValues } from '../../http/request-key';
 
@@ -15,16 +16,21 @@ export interface HttpRequestLike {
   body?: unknown;
   /** Set by a guard or middleware that authenticated the caller (Passport's convention). */
   user?: unknown;
+  /** Fastify: the Node request, which Nest hands to middleware (a middleware's `req.user` lands here). */
+  raw?: { user?: unknown; url?: string };
   protocol?: string;
   hostname?: string;
   /** Express 5 and Fastify: the host with its port, as the platform reports it (trust proxy included). */
   host?: string;
+  /** The client's address as `@Ip()` reads it (trust proxy included). */
+  ip?: string;
 }
 
 /** An Express `Response` or a Fastify `FastifyReply`, as far as replay needs. */
 export interface HttpResponseLike {
   statusCode: number;
   getHeaders(): Record<string, unknown>;
+  getHeader?(name: string): unknown;
   status?(code: number): unknown;
   // Express
   setHeader?(name: string, value: unknown): unknown;
@@ -119,12 +125,32 @@ export class Platform {
   setsCookie(response: HttpResponseLike, headers: Readonly<Record<string, unknown>>): boolean {
     if (headers['set-cookie'] !== undefined) return true;
     if (!isFastifyReply(response)) return false;
-    for (const symbol of Object.getOwnPropertySymbols(response)) {
-      if (symbol.description !== FASTIFY_PENDING_COOKIES) continue;
-      const pending = (response as unknown as Record<symbol, unknown>)[symbol];
-      return pending instanceof Map && pending.size > 0;
+    const pending = (response as unknown as Record<symbol, unknown>)[pendingCookiesOf(response) ?? NONE];
+    return pending instanceof Map && pending.size > 0;
+  }
+
+  /**
+   * True when the response, as it stands before the handler runs, is its
+   * caller's own already: a middleware, guard or hook set `Cache-Control:
+   * private` or `no-store`, `Vary: *`, or a cookie. Such a request is not
+   * answered with another's response (its own would differ, in its headers
+   * at least), nor is its response shared.
+   */
+  isCallersOwn(response: HttpResponseLike): boolean {
+    const control = this.getHeader(response, 'cache-control');
+    const vary = this.getHeader(response, 'vary');
+    if (control !== undefined || vary !== undefined) {
+      const decisive: HeaderEntry[] = [];
+      if (control !== undefined) decisive.push(['cache-control', String(control)]);
+      if (vary !== undefined) decisive.push(['vary', Array.isArray(vary) ? vary.join(', ') : String(vary)]);
+      if (responseForbidsStore(decisive)) return true;
     }
-    return false;
+    return this.setsCookie(response, { 'set-cookie': this.getHeader(response, 'set-cookie') });
+  }
+
+  private getHeader(response: HttpResponseLike, name: string): unknown {
+    const adapter = this.adapter();
+    return adapter ? adapter.getHeader(response, name) : response.getHeader?.(name);
   }
 
   /** Applies a stored status and headers to another caller's response. */
@@ -157,9 +183,42 @@ function stockPlatformOf(adapter: AbstractHttpAdapter | undefined): 'express' | 
 
 /** The symbol `@fastify/cookie` keeps a reply's cookies under until its onSend hook. */
 const FASTIFY_PENDING_COOKIES = 'fastify.reply.setCookies';
+const NONE = Symbol('none');
+// The plugin decorates the replies of its Fastify context with it, which Fastify's reply constructor sets on
+// each one (null until the request's cookies are parsed): found once per reply class, on its first reply,
+// by its description (each copy of the plugin has its own symbol).
+const cookieSymbols = new WeakMap<object, symbol | null>();
+
+function pendingCookiesOf(reply: HttpResponseLike): symbol | undefined {
+  const type = Object.getPrototypeOf(reply) as object | null;
+  if (type === null) return undefined;
+  let found = cookieSymbols.get(type);
+  if (found === undefined) {
+    found =
+      Object.getOwnPropertySymbols(reply).find((symbol) => symbol.description === FASTIFY_PENDING_COOKIES) ?? null;
+    cookieSymbols.set(type, found);
+  }
+  return found ?? undefined;
+}
 
 export function isFastifyReply(response: HttpResponseLike): boolean {
   return response.raw !== undefined && typeof response.header === 'function';
+}
+
+/**
+ * The authenticated caller of a request, if any: `request.user`, or on
+ * Fastify the Node request's, where a Nest middleware sets it (Nest hands
+ * middleware the Node request there).
+ */
+export function requestUser(request: HttpRequestLike): unknown {
+  const user = request.user;
+  return user !== undefined && user !== null && user !== false ? user : request.raw?.user;
+}
+
+/** True when a guard or middleware authenticated the request's caller (see `requestUser`). */
+export function hasRequestUser(request: HttpRequestLike): boolean {
+  const user = requestUser(request);
+  return user !== undefined && user !== null && user !== false;
 }
 
 /** The scheme of the request as the platform reports it (trust proxy included). */

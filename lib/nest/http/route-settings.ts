@@ -1,17 +1,20 @@
-import { Reflector } from '@nestjs/core';
+import type { ApplicationConfig, Reflector } from '@nestjs/core';
 import { RunPolicy, resolvePolicy } from '../../core/policy';
 import { Freshness } from '../../core/freshness';
-import { Logger } from '@nestjs/common';
+import { Logger, VersioningType } from '@nestjs/common';
 import { MemoryStore } from '../../core/memory-store';
 import { freshnessFromCacheControl, ttlForStatus } from '../../http/cache-rules';
 import {
   COALESCE_METADATA,
+  HEADERS_PARAMTYPE,
+  IP_PARAMTYPE,
   NEXT_PARAMTYPE,
   RESPONSE_PARAMTYPE,
   RESPONSE_PASSTHROUGH_METADATA,
   ROUTE_ARGS_METADATA,
   SKIP_COALESCE_METADATA,
   SSE_METADATA,
+  VERSION_METADATA,
 } from '../stampede.constants';
 import {
   CoalesceOptions,
@@ -32,7 +35,12 @@ export type RoutePolicy = RunPolicy<ResponseSnapshot>;
 /** A route's settings: module options, then the controller's `@Coalesce`, then the route's. */
 export interface RouteSettings {
   policy: RoutePolicy;
+  /** `keyHeaders`, and the headers the handler's `@Headers('name')` parameters read (credentials aside). */
   keyHeaders: readonly string[];
+  /** The handler reads the client's address (`@Ip()`): the key holds it, hashed. */
+  keyClient: boolean;
+  /** The handler's version, when the app routes one URL to a handler by version (header, media type, custom). */
+  version?: string;
   key?: KeyFunction;
   tags?: CoalesceOptions['tags'];
   keyBody?: { maxBytes: number };
@@ -57,14 +65,37 @@ const logger = new Logger('Stampede');
 /** A route the interceptor leaves alone. */
 export const NOT_COALESCED = null;
 
+/** True when the app routes one URL to one of several handlers by a version the request carries (not its URI). */
+export function routesByVersion(config: ApplicationConfig | undefined): boolean {
+  const versioning = config?.getVersioning();
+  return versioning !== undefined && versioning.type !== VersioningType.URI;
+}
+
+/** A handler's route parameters as Nest keeps them: type, and the name a parameter decorator was given. */
+function parametersOf(controller: object, methodName: string): { type: number; data: unknown }[] {
+  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, methodName) ?? {}) as Record<
+    string,
+    { data?: unknown }
+  >;
+  return Object.entries(args).map(([param, arg]) => ({ type: Number(param.split(':')[0]), data: arg?.data }));
+}
+
 /** `@Res()` without `passthrough`, or `@Next()`: the handler answers by hand. */
 function sendsResponseItself(controller: object, methodName: string): boolean {
-  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, methodName) ?? {}) as Record<string, unknown>;
-  const takesResponse = Object.keys(args).some((param) => {
-    const type = Number(param.split(':')[0]);
-    return type === RESPONSE_PARAMTYPE || type === NEXT_PARAMTYPE;
-  });
+  const takesResponse = parametersOf(controller, methodName).some(
+    ({ type }) => type === RESPONSE_PARAMTYPE || type === NEXT_PARAMTYPE,
+  );
   return takesResponse && !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, methodName);
+}
+
+/** The version a handler answers for (its own `@Version()`, else its controller's), as a key part. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+function versionOf(controller: Function, handler: Function): string {
+  const version: unknown =
+    Reflect.getMetadata(VERSION_METADATA, handler) ?? Reflect.getMetadata(VERSION_METADATA, controller);
+  const name = (one: unknown) => (typeof one === 'symbol' ? `(${one.description ?? 'symbol'})` : String(one));
+  if (version === undefined) return '(default)';
+  return Array.isArray(version) ? version.map(name).join(',') : name(version);
 }
 
 /** Resolves a route's settings once; `null` when the route is not coalesced at all. */
@@ -77,6 +108,8 @@ export function resolveRouteSettings(
   handler: Function,
   /** Whether an interceptor runs outside ours on this route (it may map what we store). */
   mappedOutside: boolean,
+  /** Whether the app routes one URL to several handlers by version (header, media type, custom). */
+  routesByVersion = false,
 ): RouteSettings | null {
   if (reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
   if (reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
@@ -86,7 +119,17 @@ export function resolveRouteSettings(
   const pick = <K extends keyof ResolvedCoalesceOptions>(name: K): ResolvedCoalesceOptions[K] | undefined =>
     fromHandler[name] ?? fromClass[name];
 
-  const keyHeaders = normalizeKeyHeaders(pick('keyHeaders') ?? [...options.keyHeaders]);
+  const credentialHeaders = [
+    ...new Set([...ALWAYS_CREDENTIALS, ...normalizeKeyHeaders(pick('credentialHeaders') ?? options.credentialHeaders)]),
+  ];
+  // What the handler's parameters read of the request, past the URL, the body and the user, splits the key:
+  // its named headers (a credential stays its caller's: the request runs alone unless `keyHeaders` names it).
+  const parameters = parametersOf(controller, handler.name);
+  const readHeaders = parameters
+    .filter(({ type, data }) => type === HEADERS_PARAMTYPE && typeof data === 'string')
+    .map(({ data }) => (data as string).toLowerCase())
+    .filter((name) => !credentialHeaders.includes(name));
+  const keyHeaders = normalizeKeyHeaders([...(pick('keyHeaders') ?? options.keyHeaders), ...readHeaders]);
   const key = pick('key') ?? options.key;
   const ttl = pick('ttl') ?? options.ttl;
   const maxBodyBytes = pick('maxBodyBytes') ?? options.maxBodyBytes;
@@ -162,12 +205,9 @@ export function resolveRouteSettings(
             const listed = typeof statusTtl === 'function' ? statusTtl(status) : statusTtl[status];
             return listed !== undefined && listed > 0;
           },
-    credentialHeaders: [
-      ...new Set([
-        ...ALWAYS_CREDENTIALS,
-        ...normalizeKeyHeaders(pick('credentialHeaders') ?? options.credentialHeaders),
-      ]),
-    ],
+    credentialHeaders,
+    keyClient: parameters.some(({ type }) => type === IP_PARAMTYPE),
+    ...(routesByVersion ? { version: versionOf(controller, handler) } : {}),
     keyUser: pick('keyUser') ?? options.keyUser,
   };
 }

@@ -1,7 +1,7 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor, Optional } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost, Reflector } from '@nestjs/core';
 import { Observable, tap } from 'rxjs';
-import { requestForbidsStore } from '../../http/cache-rules';
+import { requestForbidsStore, writePathTag } from '../../http/cache-rules';
 import { announcesBody, bodyKeyPart } from '../../http/request-key';
 import { requestPreconditions } from '../../http/validators';
 import { STAMPEDE_OPTIONS } from '../stampede.constants';
@@ -9,11 +9,11 @@ import { DEFAULTS } from '../options/stampede.validation';
 import { StampedeEngine } from '../stampede.engine';
 import { ResolvedStampedeOptions } from '../options/stampede.options';
 import { hasInterceptorOutside, interceptorChain } from './interceptor-chain';
-import { HttpRequestLike, HttpResponseLike, Platform } from './platform';
+import { HttpRequestLike, HttpResponseLike, Platform, hasRequestUser, requestUser } from './platform';
 import { requestTargetKey } from './target-key';
 import { edgeGateOf } from './edge/edge-gate';
 import { FlowDeps, RequestFlow } from './request-flow';
-import { NOT_COALESCED, RoutePolicy, RouteSettings, resolveRouteSettings } from './route-settings';
+import { NOT_COALESCED, RoutePolicy, RouteSettings, resolveRouteSettings, routesByVersion } from './route-settings';
 import { ResponseSnapshot } from './response-snapshot';
 import { interceptEntryPoint } from '../entry-points';
 
@@ -21,11 +21,6 @@ import { interceptEntryPoint } from '../entry-points';
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
 /** Methods that change what a path returns (RFC 9111 §4.4). */
 const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-function pathOf(url: string): string {
-  const end = url.search(/[?#]/);
-  return end === -1 ? url : url.slice(0, end);
-}
 
 /**
  * Coalesces concurrent identical HTTP requests: the first runs the handler,
@@ -111,6 +106,8 @@ export class StampedeInterceptor implements NestInterceptor {
     );
     // A request let through is reported under its method and target (no key was built).
     if (requestForbidsStore(request.headers)) return flow.alone(`${method} ${url}`, 'request-no-store');
+    // Made its caller's own before the handler (a middleware's `private`, a guard's cookie): its own response differs.
+    if (this.platform.isCallersOwn(response)) return flow.alone(`${method} ${url}`, 'uncacheable');
     // Never answer one caller with another's response: let it through, alone.
     if (this.isPerCaller(context)) return flow.alone(`${method} ${url}`, 'credentials');
     if (this.bodyPart(request, route) === null) return flow.alone(`${method} ${url}`, 'request-body');
@@ -137,12 +134,14 @@ export class StampedeInterceptor implements NestInterceptor {
     }
     let user: string | null | undefined;
     if (route.keyUser) {
-      const id = hasUser(request) ? route.keyUser(request.user) : null;
+      const id = hasRequestUser(request) ? route.keyUser(requestUser(request)) : null;
       if (id === undefined) return undefined;
       user = id;
     }
     return requestTargetKey(this.platform, request, {
       keyHeaders: route.keyHeaders,
+      client: route.keyClient ? String(request.ip) : undefined,
+      route: route.version,
       user,
       body: this.bodyPart(request, route) ?? undefined,
       custom,
@@ -160,7 +159,7 @@ export class StampedeInterceptor implements NestInterceptor {
     const route = this.settingsOf(context);
     if (route === NOT_COALESCED || route.key) return false;
     const request = context.getArgByIndex<HttpRequestLike>(0);
-    const user = hasUser(request);
+    const user = hasRequestUser(request);
     if (user && !route.keyUser) return true;
     // Keyed by the user the credentials authenticated: they are that user's.
     if (user && route.keyUser) return false;
@@ -189,7 +188,7 @@ export class StampedeInterceptor implements NestInterceptor {
   /** The route's policy, with this request's tags when they come from a function or from the path. */
   private policyFor(route: RouteSettings, context: ExecutionContext, url: string): RoutePolicy {
     const tags = route.tags;
-    const pathTag = this.options.invalidateOnWrite ? `path:${pathOf(url)}` : undefined;
+    const pathTag = this.options.invalidateOnWrite ? writePathTag(url) : undefined;
     if (tags === undefined && pathTag === undefined) return route.policy;
     return {
       ...route.policy,
@@ -208,7 +207,7 @@ export class StampedeInterceptor implements NestInterceptor {
     return next.handle().pipe(
       tap(() => {
         if (response.statusCode >= 200 && response.statusCode < 300) {
-          this.engine.coalescer.invalidateTags([`path:${pathOf(url)}`]);
+          this.engine.coalescer.invalidateTags([writePathTag(url)]);
         }
       }),
     );
@@ -227,7 +226,14 @@ export class StampedeInterceptor implements NestInterceptor {
         interceptorChain(this.config, controller, handler),
         StampedeInterceptor,
       );
-      settings = resolveRouteSettings(this.reflector, this.options, controller, handler, mappedOutside);
+      settings = resolveRouteSettings(
+        this.reflector,
+        this.options,
+        controller,
+        handler,
+        mappedOutside,
+        routesByVersion(this.config),
+      );
       if (settings) settings.edge = edgeGateOf(this.engine, controller, handler);
       byHandler.set(handler, settings);
     }
@@ -240,7 +246,3 @@ export class StampedeInterceptor implements NestInterceptor {
 
 /** Key parts of parsed bodies, per request (the check and the key read it once). */
 const bodyParts = new WeakMap<object, string | null>();
-
-function hasUser(request: HttpRequestLike): boolean {
-  return request.user !== undefined && request.user !== null && request.user !== false;
-}

@@ -1,19 +1,23 @@
 import { RequestKeyParts, requestKey } from '../../http/request-key';
 import { HttpRequestLike, Platform, requestScheme } from './platform';
 
-/** The parts of a key past the request target: the route's headers, user, body and `key` function. */
-export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'user' | 'body' | 'custom'>;
+/** The parts of a key past the request target: the route's headers, client, version, user, body and `key` function. */
+export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'client' | 'route' | 'user' | 'body' | 'custom'>;
 
 /**
  * The key of `request` as the interceptor builds it: method, scheme, host
  * (and the host the platform reports, port included, when it differs),
  * the path as sent, the query as the app's
- * parser gave it, then `extras`. Shared by the interceptor and the edge tier,
+ * parser gave it (the raw query when it gave none), the target the router
+ * routed when a rewrite changed it, then `extras`. Shared by the interceptor and the edge tier,
  * which must build the very same key from the same request.
  */
 export function requestTargetKey(platform: Platform, request: HttpRequestLike, extras: KeyExtras): string {
   const url = platform.requestUrl(request);
   const queryAt = url.indexOf('?');
+  const rawQuery = queryAt === -1 ? '' : url.slice(queryAt + 1);
+  // Routed by the URL a middleware (`req.url = ...`) or Fastify's `rewriteUrl` made of the one sent.
+  const routed = request.url;
   const headers = request.headers;
   const authority = (headers[':authority'] ?? headers.host ?? '') as string;
   // Without a forwarding header, Express and Fastify report the Host's own name (see `hostnameFollowsHost`):
@@ -38,11 +42,19 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
     // Any other adapter's name may come from elsewhere: its request's host keys apart from it.
     reportedHost: !byHost && reported !== undefined && reported !== authority ? reported : undefined,
     path: queryAt === -1 ? url : url.slice(0, queryAt),
-    // The query as the app's parser gave it to the handler; the raw string only if there is none.
-    query: request.query !== undefined ? request.query : queryAt === -1 ? '' : url.slice(queryAt + 1),
+    // The query as the app's parser gave it to the handler; the raw string if it gave none (Express with
+    // its `query parser` off hands an empty object, and the handler reads the URL).
+    query: request.query !== undefined && (rawQuery === '' || !isEmpty(request.query)) ? request.query : rawQuery,
+    routed: typeof routed === 'string' && routed !== url ? routed : undefined,
     headers,
     ...extras,
   });
+}
+
+function isEmpty(query: unknown): boolean {
+  if (typeof query !== 'object' || query === null) return false;
+  for (const _ in query) return false;
+  return true;
 }
 
 /** The host of an authority, without its port. */

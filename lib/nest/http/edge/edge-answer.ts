@@ -6,7 +6,7 @@ import { HeaderValues, announcesBody } from '../../../http/request-key';
 import { requestPreconditions } from '../../../http/validators';
 import { ResolvedStampedeOptions } from '../../options/stampede.options';
 import { weakenETagWhenEncoded } from '../encoded-etag';
-import { HttpRequestLike, HttpResponseLike, Platform } from '../platform';
+import { HttpRequestLike, HttpResponseLike, Platform, hasRequestUser } from '../platform';
 import { ResponseSnapshot, answersNotModified, replayedHeaders, varyMismatch } from '../response-snapshot';
 import { requestTargetKey } from '../target-key';
 import { ApprovedRoute } from './edge-check';
@@ -40,8 +40,14 @@ export class EdgeAnswer {
     // Never one caller's answer to another: any credential, whatever the route keys by, goes to the pipeline.
     const { settings } = route;
     for (const name of settings.credentialHeaders) if (headers[name] !== undefined) return false;
-    if (request.user !== undefined && request.user !== null && request.user !== false) return false;
-    const key = requestTargetKey(this.platform, request, { keyHeaders: settings.keyHeaders });
+    if (hasRequestUser(request)) return false;
+    // A middleware made this response its caller's own (`private`, a cookie): the pipeline answers it.
+    if (this.platform.isCallersOwn(response)) return false;
+    const key = requestTargetKey(this.platform, request, {
+      keyHeaders: settings.keyHeaders,
+      client: settings.keyClient ? String(request.ip) : undefined,
+      route: settings.version,
+    });
     const fresh = this.coalescer.peek(
       key,
       settings.policy,

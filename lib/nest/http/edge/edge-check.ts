@@ -1,9 +1,9 @@
-import { RequestMethod, VersioningType } from '@nestjs/common';
+import { RequestMethod } from '@nestjs/common';
 import type { ApplicationConfig, DiscoveryService, Reflector } from '@nestjs/core';
 import { COALESCE_METADATA, ROUTE_ARGS_METADATA } from '../../stampede.constants';
 import { CoalesceOptions, ResolvedStampedeOptions } from '../../options/stampede.options';
 import { hasInterceptorOutside, interceptorChain, isStampede } from '../interceptor-chain';
-import { RouteSettings, resolveRouteSettings } from '../route-settings';
+import { RouteSettings, resolveRouteSettings, routesByVersion } from '../route-settings';
 import { EdgeSetting, isListed, resolveEdgeSetting } from './edge-option';
 
 // Nest's own metadata keys (`@nestjs/common/constants`).
@@ -76,6 +76,7 @@ export function checkEdgeRoutes(deps: EdgeCheckDeps): ApprovedRoute[] {
         controller,
         handler as () => unknown,
         hasInterceptorOutside(chain, deps.stampede),
+        routesByVersion(deps.config),
       );
       if (settings === null) continue;
       const blockers = blockersOf(deps, controller, handler, setting, settings);
@@ -174,8 +175,7 @@ function blockersOf(
     blockers.push('@Render() renders a view on every response');
   if (Reflect.getMetadata(REDIRECT_METADATA, handler) !== undefined)
     blockers.push('@Redirect() answers with a redirect');
-  const versioning = config.getVersioning();
-  if (versioning !== undefined && versioning.type !== VersioningType.URI) {
+  if (routesByVersion(config)) {
     blockers.push('versioning by header, media type or a custom extractor routes one URL to several handlers');
   }
   return blockers;
