@@ -103,23 +103,28 @@ export class GuardedStore implements StampedeStore {
   delete(key: string, strict = false): MaybePromise<unknown> {
     if (!strict) return this.guard(() => this.store.delete(key), false, 'delete');
     const failed = Symbol('failed');
-    let error: unknown;
+    // What the store threw or rejected with; unset when it did not answer within `storeTimeout`.
+    let thrown: { error: unknown } | undefined;
     const result = this.guard(
       () => {
         try {
           const r = this.store.delete(key);
-          return isPromiseLike(r) ? Promise.resolve(r).catch((e: unknown) => ((error = e), Promise.reject(e))) : r;
-        } catch (e) {
-          error = e;
-          throw e;
+          return isPromiseLike(r)
+            ? Promise.resolve(r).catch((error: unknown) => ((thrown = { error }), Promise.reject(error)))
+            : r;
+        } catch (error) {
+          thrown = { error };
+          throw error;
         }
       },
       failed,
       'delete',
     );
     const unwrap = (value: unknown) => {
-      if (value === failed) throw error instanceof Error ? error : new Error(`store delete failed: ${String(error)}`);
-      return value;
+      if (value !== failed) return value;
+      if (thrown === undefined) throw new Error(`store delete failed: no answer within ${this.timeout} ms`);
+      const { error } = thrown;
+      throw error instanceof Error ? error : new Error(`store delete failed: ${String(error)}`);
     };
     return isPromiseLike(result) ? Promise.resolve(result).then(unwrap) : unwrap(result);
   }

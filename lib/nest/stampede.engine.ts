@@ -32,7 +32,8 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       // Loaded only with the option, so an app without it never loads the optional `redis` package.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { RedisTier: Tier } = require('../redis/redis.tier') as typeof import('../redis/redis.tier');
-      this.redis = new Tier(redis, { logger, maxEntries: options.maxEntries });
+      // Its connection bounds every Redis call by `storeTimeout` and logs its outages: the store is not bounded twice.
+      this.redis = new Tier(redis, { logger, maxEntries: options.maxEntries, commandTimeout: options.storeTimeout });
     }
     this.coalescer = new Coalescer({
       store:
@@ -42,7 +43,7 @@ export class StampedeEngine implements MethodEngine, OnModuleInit, OnApplication
       logger,
       maxInFlight: options.maxInFlight,
       maxWaiters: options.maxWaiters,
-      storeTimeout: options.storeTimeout,
+      storeTimeout: this.redis ? 0 : options.storeTimeout,
       observer: options.openTelemetry ? this.instrument(options.openTelemetry) : undefined,
     });
   }

@@ -1,6 +1,19 @@
 import { StoredEntry } from '../core/store';
 
 /**
+ * Epoch ms after which nothing in `entry` is of use: the last of its fresh,
+ * stale and fallback windows.
+ *
+ * @example
+ * ```ts
+ * lastUse({ v: 1, e: 1_000, s: 5_000 }); // 5000
+ * ```
+ */
+export function lastUse(entry: StoredEntry): number {
+  return Math.max(entry.e, entry.s ?? 0, entry.f ?? 0);
+}
+
+/**
  * How values cross Redis: JSON, with the types JSON would silently change
  * tagged so they come back as they went in. A tagged value is an object
  * `{ "$t": tag, "v": payload }`; a plain object that happens to have a `$t`

@@ -6,8 +6,9 @@ import { mayHaveRun } from './redis.connection';
 import { ACQUIRE, COMMIT } from './redis.lease-scripts';
 import type { RedisLease } from './redis.lease';
 import { leaseValue, sharedBy } from './redis.lease-value';
+import type { Fill } from './redis.fills';
 import { asText } from './redis.reads';
-import { lastUse } from './redis.store';
+import { lastUse } from './redis.codec';
 
 export { leaseValue, sharedBy } from './redis.lease-value';
 
@@ -40,6 +41,8 @@ export class LeaseFlight<T> {
   private waited = false;
   private unlisten?: () => void;
   private work$?: Subscription;
+  /** What this flight may put in process (a value read, written or computed): not once its key is invalidated. */
+  private fill?: Fill;
 
   constructor(
     private readonly lease: RedisLease,
@@ -60,6 +63,7 @@ export class LeaseFlight<T> {
   }
 
   start(): void {
+    this.fill = this.store.fills.begin(this.key);
     // Listen before the first look, so a wake-up sent right after it is not missed; sharded, only
     // once it says to wait (a subscription costs a command: a holder or a hit needs none).
     if (!this.lease.subscriber?.shards) this.listen();
@@ -70,10 +74,17 @@ export class LeaseFlight<T> {
   /** Every caller left (or the flight timed out): stop, and let the lease go if it was ours. */
   stop(): void {
     const held = this.state === 'holding';
+    // A commit in progress ends the fill itself.
+    const settling = this.state === 'settling';
     this.state = 'done';
     this.stopWaiting();
     this.work$?.unsubscribe();
     if (held) void this.commit(undefined);
+    else if (!settling) this.endFill();
+  }
+
+  private endFill(): void {
+    if (this.fill) this.store.fills.end(this.key, this.fill);
   }
 
   private isWaiting(): boolean {
@@ -125,7 +136,7 @@ export class LeaseFlight<T> {
       return;
     }
     if (kind === 'v') {
-      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]), sentAt);
+      const entry = this.store.accept(this.key, asText(reply[1]), Number(reply[2]), sentAt, this.fill);
       if (entry && entry.e > Date.now() && (this.lease.tags?.isValid(entry) ?? true)) {
         // Already there on the first look: a hit from the shared store, not a wait on another holder.
         if (!this.waited) this.write.found?.(entry as StoredEntry<T>);
@@ -152,6 +163,7 @@ export class LeaseFlight<T> {
   private answer(value: T): void {
     this.state = 'done';
     this.stopWaiting();
+    this.endFill();
     this.subscriber.next(value);
     this.subscriber.complete();
   }
@@ -169,15 +181,20 @@ export class LeaseFlight<T> {
     this.state = 'own';
     this.stopWaiting();
     if (epoch === undefined) {
+      this.endFill();
       this.work$ = defer(this.work).subscribe(this.subscriber);
       return;
     }
     this.runWork(
-      (error) => this.subscriber.error(error),
+      (error) => {
+        this.endFill();
+        this.subscriber.error(error);
+      },
       (last) => {
         if (last && this.write.storable(last.value)) {
-          this.store.keepDuringOutage(this.key, this.write.entry(last.value), epoch);
+          this.store.keepDuringOutage(this.key, this.write.entry(last.value), epoch, this.fill);
         }
+        this.endFill();
         this.subscriber.complete();
       },
     );
@@ -224,7 +241,9 @@ export class LeaseFlight<T> {
     } catch (error) {
       if (entry) this.write.stored?.(false);
       if (mayHaveRun(error) || this.connection.isDown) this.lease.retry(this.key, this.token, () => this.send(entry));
-      if (entry) this.store.keepDuringOutage(this.key, entry, epoch);
+      if (entry) this.store.keepDuringOutage(this.key, entry, epoch, this.fill);
+    } finally {
+      this.endFill();
     }
   }
 
@@ -237,7 +256,7 @@ export class LeaseFlight<T> {
     if (entry && px > 0) text = this.store.encode(entry, Date.now() + px) ?? '';
     const kept = await this.connection.run<number>(COMMIT, this.leaseKeys(), this.release(text, px));
     const stored = Number(kept) === 1 && entry !== undefined && text !== '';
-    if (stored) this.store.remember(this.key, entry);
+    if (stored) this.store.remember(this.key, entry, this.fill);
     if (entry) this.write.stored?.(stored);
   }
 

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { MemoryStore } from '../core/memory-store';
 import { MaybePromise, STAMPEDE_STORE, StampedeStore, StoredEntry } from '../core/store';
-import { decodeEntry, encodeEntry } from './redis.codec';
+import { decodeEntry, encodeEntry, lastUse } from './redis.codec';
 import { RedisConnection } from './redis.connection';
+import { Fill, PendingFills } from './redis.fills';
 import { InvalidationMessage, parseInvalidation } from './redis.invalidation';
 import { DEFAULT_MAX_VALUE_BYTES } from './redis.options';
 import { RedisKeys } from './redis.keys';
@@ -33,19 +34,6 @@ export interface RedisStoreOptions {
   maxValueBytes?: number;
   /** Carries invalidations to the other instances' in-process copies. */
   subscriber?: RedisSubscriber;
-}
-
-/**
- * Epoch ms after which nothing in `entry` is of use: the last of its fresh,
- * stale and fallback windows.
- *
- * @example
- * ```ts
- * lastUse({ v: 1, e: 1_000, s: 5_000 }); // 5000
- * ```
- */
-export function lastUse(entry: StoredEntry): number {
-  return Math.max(entry.e, entry.s ?? 0, entry.f ?? 0);
 }
 
 /**
@@ -83,6 +71,8 @@ export class RedisStore implements StampedeStore {
   /** This instance, as named in its invalidation messages. */
   readonly instance = randomUUID();
   readonly maxValueBytes: number;
+  /** Reads, writes and lease flights in progress, which an invalidation keeps out of the in-process copies. */
+  readonly fills: PendingFills;
   private readonly l1Ttl: number;
   private readonly replays = new RetryQueue(MAX_REPLAYS, () => ['p:', () => this.sendPrefix('')]);
 
@@ -94,12 +84,13 @@ export class RedisStore implements StampedeStore {
     this.l1Ttl = options.l1Ttl ?? 0;
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.local = new MemoryStore(options.maxEntries ?? 10_000);
+    this.fills = new PendingFills(this.local);
     connection.preload(READ);
     connection.preload(READ_MANY);
     connection.onBack(() => this.rejoin());
     options.subscriber?.onInvalidation((message) => this.forget(message));
     // Messages may have been missed while the subscription was away.
-    options.subscriber?.onResubscribed(() => this.local.clear());
+    options.subscriber?.onResubscribed(() => this.fills.dropAll());
   }
 
   /** Invalidations waiting for Redis to answer again. */
@@ -117,13 +108,16 @@ export class RedisStore implements StampedeStore {
   async read(key: string): Promise<StoredEntry | undefined> {
     let reply: unknown;
     const sentAt = Date.now();
+    const fill = this.fills.begin(key);
     try {
       reply = await this.connection.run<unknown>(READ, [this.keys.value(key)], [String(this.maxValueBytes)]);
     } catch {
       return undefined;
+    } finally {
+      this.fills.end(key, fill);
     }
     if (!Array.isArray(reply)) return undefined;
-    return this.accept(key, asText(reply[0]), Number(reply[1]), sentAt);
+    return this.accept(key, asText(reply[0]), Number(reply[1]), sentAt, fill);
   }
 
   /** `get` for many keys: the in-process copies first, the rest from Redis in one script call. */
@@ -151,6 +145,7 @@ export class RedisStore implements StampedeStore {
   private async readSlot(keys: string[]): Promise<(StoredEntry | undefined)[]> {
     let reply: unknown;
     const sentAt = Date.now();
+    const fills = keys.map((key) => this.fills.begin(key));
     try {
       reply = await this.connection.run<unknown>(
         READ_MANY,
@@ -159,24 +154,30 @@ export class RedisStore implements StampedeStore {
       );
     } catch {
       return keys.map(() => undefined);
+    } finally {
+      keys.forEach((key, i) => this.fills.end(key, fills[i]));
     }
     if (!Array.isArray(reply)) return keys.map(() => undefined);
-    return keys.map((key, i) => this.accept(key, asText(reply[2 * i]), Number(reply[2 * i + 1]), sentAt));
+    return keys.map((key, i) => this.accept(key, asText(reply[2 * i]), Number(reply[2 * i + 1]), sentAt, fills[i]));
   }
 
   /**
    * Turns what Redis holds for `key` (and its `PTTL`, measured after
-   * `sentAt`) into an entry, keeping it in L1; `undefined` if it cannot be read back.
+   * `sentAt`) into an entry, keeping it in L1 unless `fill` (begun before
+   * the call) was dropped; `undefined` if it cannot be read back.
    */
-  accept(key: string, text: string | undefined, pttl: number, sentAt: number): StoredEntry | undefined {
+  accept(key: string, text: string | undefined, pttl: number, sentAt: number, fill?: Fill): StoredEntry | undefined {
     const entry = decodeEntry(text, pttl, sentAt);
-    if (entry) this.remember(key, entry);
+    if (entry) this.remember(key, entry, fill);
     return entry;
   }
 
-  /** Keeps `entry` in L1, if there is one, for `l1Ttl` at most (never past the entry's last use). */
-  remember(key: string, entry: StoredEntry): void {
-    if (this.l1Ttl <= 0) return;
+  /**
+   * Keeps `entry` in L1, if there is one, for `l1Ttl` at most (never past the
+   * entry's last use); not when `fill` was dropped (the key was invalidated since it began).
+   */
+  remember(key: string, entry: StoredEntry, fill?: Fill): void {
+    if (this.l1Ttl <= 0 || fill?.dropped) return;
     const now = Date.now();
     const ttl = Math.min(lastUse(entry), now + this.l1Ttl) - now;
     if (ttl > 0) this.local.set(key, entry, ttl);
@@ -185,10 +186,11 @@ export class RedisStore implements StampedeStore {
   /**
    * Keeps `entry` in process for as long as it is of use, if Redis is still
    * unreachable in the outage `epoch` (`connection.epoch` when the work
-   * began): a value computed before Redis came back is not kept after.
+   * began): a value computed before Redis came back is not kept after, nor
+   * one whose `fill` was dropped (invalidated while it was computed).
    */
-  keepDuringOutage(key: string, entry: StoredEntry, epoch: number): void {
-    if (!this.connection.isDown || this.connection.epoch !== epoch) return;
+  keepDuringOutage(key: string, entry: StoredEntry, epoch: number, fill?: Fill): void {
+    if (!this.connection.isDown || this.connection.epoch !== epoch || fill?.dropped) return;
     const ttl = lastUse(entry) - Date.now();
     if (ttl > 0) this.local.set(key, entry, ttl);
   }
@@ -214,15 +216,19 @@ export class RedisStore implements StampedeStore {
       await this.delete(key);
       return false;
     }
-    this.local.delete(key);
+    // Reads of the key in flight hold the value this write replaces.
+    this.fills.drop(key);
     const epoch = this.connection.epoch;
+    const fill = this.fills.begin(key);
     try {
       await this.connection.command(['SET', this.keys.value(key), text, 'PX', String(px)]);
     } catch {
-      this.keepDuringOutage(key, entry, epoch);
+      this.keepDuringOutage(key, entry, epoch, fill);
       return false;
+    } finally {
+      this.fills.end(key, fill);
     }
-    this.remember(key, entry);
+    this.remember(key, entry, fill);
     await this.publish({ k: key, o: this.instance }).catch(() => undefined);
     return true;
   }
@@ -234,7 +240,7 @@ export class RedisStore implements StampedeStore {
    * answers again.
    */
   async delete(key: string): Promise<boolean> {
-    this.local.delete(key);
+    this.fills.drop(key);
     const id = `k:${key}`;
     try {
       return (await this.sendKey(key)) > 0;
@@ -246,7 +252,7 @@ export class RedisStore implements StampedeStore {
 
   /** `delete` for every key that starts with `prefix` (`SCAN` + `UNLINK`); resolves with the values deleted. */
   async deletePrefix(prefix: string): Promise<number> {
-    this.local.deletePrefix(prefix);
+    this.fills.dropPrefix(prefix);
     try {
       return await this.sendPrefix(prefix);
     } catch {
@@ -257,7 +263,7 @@ export class RedisStore implements StampedeStore {
 
   /** Redis answers again: what is held in process may be outdated, and what could not be sent is sent now. */
   private rejoin(): void {
-    this.local.clear();
+    this.fills.dropAll();
     void this.replays.flush();
   }
 
@@ -282,7 +288,7 @@ export class RedisStore implements StampedeStore {
   private forget(text: string): void {
     const message = parseInvalidation(text);
     if (!message || message.o === this.instance) return;
-    if ('k' in message) this.local.delete(message.k);
-    else if ('p' in message) this.local.deletePrefix(message.p);
+    if ('k' in message) this.fills.drop(message.k);
+    else if ('p' in message) this.fills.dropPrefix(message.p);
   }
 }

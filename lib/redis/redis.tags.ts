@@ -84,6 +84,13 @@ export class RedisTags {
   private offset = 0;
   private offsetError = Infinity;
   private offsetMeasuredAt = 0;
+  /**
+   * Set when Redis answers again (after an outage or a resubscription) until
+   * the tag times are read again: others may have invalidated tags meanwhile,
+   * so no tagged entry is valid until this copy knows.
+   */
+  private rereading = false;
+  private reading?: Promise<void>;
   private readonly replays: RetryQueue;
   private readonly calibrator: ReturnType<typeof setInterval>;
 
@@ -105,9 +112,15 @@ export class RedisTags {
     connection.preload(INVALIDATE);
     connection.preload(LOAD);
     connection.preload(CLOCK);
-    connection.onBack(() => void this.rejoin());
+    connection.onBack(() => {
+      this.rereading = true;
+      void this.rejoin();
+    });
     subscriber?.onInvalidation((message) => this.hear(message));
-    subscriber?.onResubscribed(() => void this.load().catch(() => undefined));
+    subscriber?.onResubscribed(() => {
+      this.rereading = true;
+      this.reread();
+    });
     this.calibrator = setInterval(() => void this.calibrate(1), CALIBRATE_EVERY);
     this.calibrator.unref();
   }
@@ -143,7 +156,14 @@ export class RedisTags {
 
   /** False if a tag of `entry` was invalidated after (or about when) its work started. */
   isValid(entry: StoredEntry): boolean {
-    if (!entry.g || this.invalidatedAt.size === 0) return true;
+    if (!entry.g) return true;
+    // Until the times are read again after a reconnection (while Redis is down, what is kept here holds).
+    if (this.rereading && !this.connection.isDown) {
+      // A read that failed with Redis up is tried again, or tagged entries would stay invalid.
+      if (this.reading === undefined) this.reread();
+      return false;
+    }
+    if (this.invalidatedAt.size === 0) return true;
     const started = entry.t ?? 0;
     // Not capped: a poorly measured offset costs extra origin calls, never an old value answered.
     const margin = (this.offsetError === Infinity ? 0 : this.offsetError) + 1;
@@ -162,6 +182,7 @@ export class RedisTags {
     this.measure(Number(reply[0]), sent, Date.now());
     const pairs = reply[1];
     for (let i = 0; i + 1 < pairs.length; i += 2) this.merge(String(pairs[i]), Number(pairs[i + 1]) - this.offset);
+    this.rereading = false;
   }
 
   /** Milliseconds this clock may be off Redis's, as measured (`Infinity` before any measure). */
@@ -192,7 +213,14 @@ export class RedisTags {
 
   private async rejoin(): Promise<void> {
     await this.replays.flush();
-    await this.load().catch(() => undefined);
+    this.reread();
+  }
+
+  /** `load`, one at a time, never rejecting. */
+  private reread(): void {
+    this.reading ??= this.load()
+      .catch(() => undefined)
+      .finally(() => (this.reading = undefined));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { promiseDeadline } from '../core/deadline';
 import { CoreLogger } from '../core/guarded-store';
 import { ClusterClient, isClusterClient } from './redis.cluster';
-import { RedisConnection } from './redis.connection';
+import { COMMAND_TIMEOUT, RedisConnection } from './redis.connection';
 import { RedisKeys } from './redis.keys';
 import { RedisLease } from './redis.lease';
 import { RedisClientLike, ResolvedRedisOptions } from './redis.options';
@@ -37,6 +37,8 @@ export interface RedisTierDeps {
   logger: CoreLogger;
   /** Entries kept in process at most (L1, and during an outage): the module's `maxEntries`. */
   maxEntries: number;
+  /** Milliseconds a Redis call may take (the module's `storeTimeout`); 0 or absent: 1 s. */
+  commandTimeout?: number;
 }
 
 type ClusterClientArg = ConstructorParameters<typeof ClusterClient>[0];
@@ -82,7 +84,7 @@ export class RedisTier {
     this.client =
       given === undefined ? RedisTier.createClient(options) : isClusterClient(given) ? new ClusterClient(given) : given;
     const keys = new RedisKeys(options.keyPrefix);
-    this.connection = new RedisConnection(this.client, deps.logger);
+    this.connection = new RedisConnection(this.client, deps.logger, deps.commandTimeout || COMMAND_TIMEOUT);
     // Sharded wake-ups: a cluster connection of their own (its node connections come and go with the keys waited on).
     const shards =
       options.wake === 'sharded' && this.client instanceof ClusterClient

@@ -185,6 +185,22 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     await until(() => a.tier.tags.size === 2, 'a reloading the tag times');
   });
 
+  it('answers no value of a tag invalidated while it was cut off, not even as Redis answers again (before the tag times are read)', async () => {
+    const a = await node(proxy.url);
+    const b = await node(server.url);
+    await get(b, 'k', ['t']);
+    await cut(a);
+    b.coalescer.invalidateTags(['t']); // a cannot hear it
+    await until(async () => (await raw.zScore('stampede:tags', 't')) !== null, 'the invalidation in Redis');
+    // A request reaching a the moment Redis answers again (under load there is always one).
+    let first: Promise<unknown> | undefined;
+    a.tier.connection.onBack(() => (first = get(a, 'k', ['t'])));
+    await restore(a);
+    expect(await first).toMatchObject({ value: 'k #2', outcome: 'miss' });
+    await until(() => a.tier.tags.size === 1, 'a reading the tag times');
+    expect(await get(a, 'k', ['t'])).toMatchObject({ value: 'k #2', outcome: 'hit' });
+  });
+
   it('never lets a slow reply make a value look younger than its tag invalidation (clocks compared safely)', async () => {
     const a = await node(server.url);
     const b = await node(proxy.url);

@@ -167,6 +167,11 @@ describe('RedisStore on a real Redis', () => {
     await a.store.set('k', { v: 'one', e: Date.now() + 60_000 }, 60_000);
 
     expect((await b.store.get('k'))?.v).toBe('one');
+    // A read overlapping the invalidation a's write sent (heard by b any time now) keeps nothing in L1: read again.
+    await until(async () => {
+      await b.store.get('k');
+      return !isPromiseLike(b.store.get('k'));
+    }, "b's L1 copy");
     const near = b.store.get('k');
     expect(isPromiseLike(near)).toBe(false); // From L1: no round trip.
     expect((near as StoredEntry).v).toBe('one');
