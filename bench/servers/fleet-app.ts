@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Controller, Get, Headers, Module, Query, UseInterceptors } from '@nestjs/common';
+import { Controller, Get, Module, Query, Req, UseInterceptors } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -50,7 +50,9 @@ class FleetController {
    * reads back its own id ran the handler, any other got a shared result.
    */
   @Get('item')
-  async item(@Query('k') key: string, @Headers('x-req') caller: string) {
+  async item(@Query('k') key: string, @Req() request: { headers: Record<string, string | undefined> }) {
+    // Read from the request, not by `@Headers('x-req')`, which would key by it: the id only traces who ran.
+    const caller = request.headers['x-req'];
     let stats = perKey.get(key);
     if (!stats) perKey.set(key, (stats = { calls: 0, running: 0, maxConcurrent: 0 }));
     stats.calls++;
