@@ -1,17 +1,7 @@
 import { lastValueFrom } from 'rxjs';
-import { Coalescer } from '../../lib/core/coalescer';
-import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
 import { GatedWork } from '../helpers/gated-work';
-import { RecordingLogger } from '../helpers/logger';
-import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
-import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
-import { Tiers } from './support/tiers';
-
-interface Node {
-  tier: RedisTier;
-  coalescer: Coalescer;
-}
+import { RedisNode, redisSuite } from './support/suite';
 
 /**
  * An invalidation made while a value is on its way to the in-process copies
@@ -19,41 +9,18 @@ interface Node {
  * out of them: the next caller never gets the value from before it.
  */
 describe('an invalidation against what is on its way in process', () => {
-  let server: RedisServer;
-  let raw: RawClient;
-  let proxy: TcpProxy;
-  const tiers = new Tiers();
+  const redis = redisSuite();
   const runs = new Map<string, number>();
   const work = (key: string) => async () => {
     runs.set(key, (runs.get(key) ?? 0) + 1);
     return `${key} #${runs.get(key)}`;
   };
-
-  async function node(url: string, options: { l1Ttl?: number } = {}): Promise<Node> {
-    const logger = new RecordingLogger();
-    const tier = await tiers.make(url, options, logger);
-    return { tier, coalescer: new Coalescer({ store: tier.store, coordinator: tier.lease, tags: tier.tags, logger }) };
-  }
-  const get = (n: Node, key: string) => lastValueFrom(n.coalescer.run$(key, work(key), { ttl: 60_000 }));
-
-  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
-  afterAll(async () => {
-    await tiers.closeAll();
-    await stopRedisWithClient(server, raw);
-  });
-  beforeEach(async () => {
-    await raw.flushAll();
-    runs.clear();
-    proxy = await startTcpProxy(server.port);
-  });
-  afterEach(async () => {
-    await tiers.closeAll();
-    await proxy.close();
-  });
+  const get = (n: RedisNode, key: string) => lastValueFrom(n.coalescer.run$(key, work(key), { ttl: 60_000 }));
+  beforeEach(() => runs.clear());
 
   it('L1 keeps no value whose read was on its way when the key was invalidated here', async () => {
-    const a = await node(server.url, { l1Ttl: 60_000 });
-    const b = await node(server.url);
+    const a = await redis.node(redis.server.url, { l1Ttl: 60_000 });
+    const b = await redis.node(redis.server.url);
     expect((await get(b, 'k')).value).toBe('k #1'); // in Redis, not in a's L1
     const reading = a.coalescer.get('k'); // its reply comes after the invalidation below
     await a.coalescer.invalidate('k', true);
@@ -63,24 +30,24 @@ describe('an invalidation against what is on its way in process', () => {
   });
 
   it("L1 keeps no holder's value whose fenced write Redis ran before an invalidation of its key", async () => {
-    const a = await node(proxy.url, { l1Ttl: 60_000 });
+    const a = await redis.node(redis.proxy.url, { l1Ttl: 60_000 });
     const gate = new GatedWork(() => 'computed before the invalidation');
     const answer = lastValueFrom(a.coalescer.run$('k', gate.run, { ttl: 60_000 }));
     await until(() => gate.runs === 1, 'a holding the lease, running the work');
-    proxy.stall('replies'); // Redis runs what it is sent; its replies wait
+    redis.proxy.stall('replies'); // Redis runs what it is sent; its replies wait
     gate.open();
-    await until(async () => (await raw.keys('stampede:v:*')).length === 1, 'the write run by Redis');
+    await until(async () => (await redis.raw.keys('stampede:v:*')).length === 1, 'the write run by Redis');
     const invalidated = a.coalescer.invalidate('k', true);
-    await until(async () => (await raw.keys('stampede:v:*')).length === 0, 'the delete run by Redis');
-    proxy.restore();
+    await until(async () => (await redis.raw.keys('stampede:v:*')).length === 0, 'the delete run by Redis');
+    redis.proxy.restore();
     await invalidated;
     expect((await answer).value).toBe('computed before the invalidation'); // its own callers: fine
     expect((await lastValueFrom(a.coalescer.run$('k', async () => 'fresh', { ttl: 60_000 }))).value).toBe('fresh');
   });
 
   it('during an outage, keeps no result in process whose work began before an invalidation of its key', async () => {
-    const a = await node(proxy.url);
-    proxy.cut();
+    const a = await redis.node(redis.proxy.url);
+    redis.proxy.cut();
     await a.tier.store.get('-');
     await until(() => a.tier.connection.isDown, 'the outage noticed');
     const gate = new GatedWork(() => 'read before the invalidation');

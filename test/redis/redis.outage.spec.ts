@@ -1,39 +1,18 @@
 import { RedisKeys } from '../../lib/redis/redis.keys';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lastValueFrom } from 'rxjs';
-import { Coalescer } from '../../lib/core/coalescer';
 import { isPromiseLike } from '../../lib/core/store';
-import { RedisTier } from '../../lib/redis/redis.tier';
 import { until } from '../helpers/deferred';
-import { RawClient, RedisServer, startRedisWithClient, stopRedisWithClient } from '../helpers/redis-server';
-import { TcpProxy, startTcpProxy } from '../helpers/tcp-proxy';
-import { RecordingLogger } from '../helpers/logger';
-import { Tiers } from './support/tiers';
+import { RedisNode, redisSuite } from './support/suite';
 
 /** Where the tier keeps each key (hash-tagged names). */
 const KEYS = new RedisKeys('stampede:');
 
-type Raw = RawClient;
-
-/** An instance: its tier and the coalescer on it, as the engine wires them. */
-interface Node {
-  tier: RedisTier;
-  coalescer: Coalescer;
-  logger: RecordingLogger;
-}
+type Node = RedisNode;
 
 describe('the Redis tier through an outage (a real Redis behind a TCP proxy that is cut)', () => {
-  let server: RedisServer;
-  let raw: Raw;
-  let proxy: TcpProxy;
-  const tiers = new Tiers();
-
-  async function node(url: string, options: { l1Ttl?: number } = {}): Promise<Node> {
-    const logger = new RecordingLogger();
-    const tier = await tiers.make(url, options, logger);
-    const coalescer = new Coalescer({ store: tier.store, coordinator: tier.lease, tags: tier.tags, logger });
-    return { tier, coalescer, logger };
-  }
+  const redis = redisSuite();
+  const node = (url: string, options?: { l1Ttl?: number }) => redis.node(url, options);
 
   const runs = new Map<string, number>();
   const work = (key: string) => async () => {
@@ -44,37 +23,24 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     lastValueFrom(n.coalescer.run$(key, work(key), { ttl: 60_000, tags: tags && (() => tags) }));
 
   async function cut(n: Node): Promise<void> {
-    proxy.cut();
+    redis.proxy.cut();
     // Noticed by the next call (or the connection's own error event).
     await n.tier.store.get('-');
     await until(() => n.tier.connection.isDown, 'the outage noticed');
   }
 
   async function restore(n: Node): Promise<void> {
-    proxy.restore();
+    redis.proxy.restore();
     await until(
       () => !n.tier.connection.isDown && n.tier.connection.client.isReady && n.tier.subscriber.isSubscribed,
       'Redis answering again',
     );
   }
 
-  beforeAll(async () => ({ server, raw } = await startRedisWithClient()));
-  afterAll(async () => {
-    await tiers.closeAll();
-    await stopRedisWithClient(server, raw);
-  });
-  beforeEach(async () => {
-    await raw.flushAll();
-    runs.clear();
-    proxy = await startTcpProxy(server.port);
-  });
-  afterEach(async () => {
-    await tiers.closeAll();
-    await proxy.close();
-  });
+  beforeEach(() => runs.clear());
 
   it('keeps caching in process while Redis is unreachable: one origin call per key, then drops it on return', async () => {
-    const a = await node(proxy.url);
+    const a = await node(redis.proxy.url);
     await cut(a);
     for (let i = 0; i < 20; i++) {
       for (const key of ['k1', 'k2']) expect((await get(a, key)).value).toBe(`${key} #1`);
@@ -88,19 +54,19 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     expect(a.tier.store.local.size).toBe(0);
     expect(a.logger.count(/Redis answers again/)).toBe(1);
     expect((await get(a, 'k1')).value).toBe('k1 #2');
-    expect(await raw.exists(KEYS.value('k1'))).toBe(1);
+    expect(await redis.raw.exists(KEYS.value('k1'))).toBe(1);
   });
 
   it('bounds what it keeps during an outage by maxEntries', async () => {
-    const a = await node(proxy.url);
+    const a = await node(redis.proxy.url);
     await cut(a);
     for (let i = 0; i < 1_500; i++) await get(a, `key-${i}`);
     expect(a.tier.store.local.size).toBe(1_000);
   });
 
   it('applies an invalidation made during the outage at once, and in Redis (every instance) when it answers again', async () => {
-    const a = await node(proxy.url);
-    const b = await node(server.url, { l1Ttl: 60_000 });
+    const a = await node(redis.proxy.url);
+    const b = await node(redis.server.url, { l1Ttl: 60_000 });
     expect((await get(a, 'k')).value).toBe('k #1');
     expect((await get(b, 'k')).value).toBe('k #1'); // from Redis, now in b's L1
     await cut(a);
@@ -114,14 +80,14 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
 
     await restore(a);
     await until(() => a.tier.store.pendingReplays === 0, 'the invalidations replayed');
-    expect(await raw.exists(KEYS.value('k'))).toBe(0);
+    expect(await redis.raw.exists(KEYS.value('k'))).toBe(0);
     await until(() => isPromiseLike(b.tier.store.get('k')), "b's L1 copy dropped");
     expect((await get(b, 'k')).value).toBe('k #3');
   });
 
   it('reaches the in-process copies of every instance for key, prefix and set, L1 or not', async () => {
-    const a = await node(server.url);
-    const b = await node(server.url, { l1Ttl: 60_000 });
+    const a = await node(redis.server.url);
+    const b = await node(redis.server.url, { l1Ttl: 60_000 });
     for (const key of ['k', 'p:1']) await get(b, key);
     expect(b.tier.store.local.size).toBe(2);
     await a.coalescer.invalidate('k');
@@ -135,8 +101,8 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
   });
 
   it('invalidates tags on every instance, also entries another instance stored, through pub/sub', async () => {
-    const a = await node(server.url);
-    const b = await node(server.url, { l1Ttl: 60_000 });
+    const a = await node(redis.server.url);
+    const b = await node(redis.server.url, { l1Ttl: 60_000 });
     expect((await get(a, 'k', ['products'])).value).toBe('k #1');
     expect(await get(b, 'k', ['products'])).toMatchObject({ value: 'k #1', outcome: 'hit' });
     a.coalescer.invalidateTags(['products']);
@@ -147,12 +113,12 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     // the invalidation counts as before it: one more origin call at most, never the old value.
     expect((await get(b, 'k', ['products'])).value).not.toBe('k #1');
     expect(runs.get('k')).toBeLessThanOrEqual(3);
-    expect(await raw.zScore('stampede:tags', 'products')).toEqual(expect.any(Number));
+    expect(await redis.raw.zScore('stampede:tags', 'products')).toEqual(expect.any(Number));
   });
 
   it('answers a lease waiter with a fresh value, never one whose tag was invalidated', async () => {
-    const a = await node(server.url);
-    const b = await node(server.url);
+    const a = await node(redis.server.url);
+    const b = await node(redis.server.url);
     await get(a, 'k', ['t']);
     b.coalescer.invalidateTags(['t']);
     // a has not heard yet or has: either way the lease path must not hand back the old value.
@@ -161,8 +127,8 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
   });
 
   it('replays a tag invalidation made during an outage, with its original time, and reloads tags after a reconnection', async () => {
-    const a = await node(proxy.url);
-    const b = await node(server.url);
+    const a = await node(redis.proxy.url);
+    const b = await node(redis.server.url);
     await get(b, 'k', ['t']);
     await cut(a);
     const before = Date.now();
@@ -174,24 +140,24 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
     await restore(a);
     await until(() => a.tier.tags.pendingReplays === 0 && b.tier.tags.size === 1, 'the replay heard by b');
     expect(await get(b, 'k', ['t'])).toMatchObject({ value: 'k #3' });
-    expect(await raw.zScore('stampede:tags', 't')).toBeLessThanOrEqual(Date.now() + 1_000);
-    expect(await raw.zScore('stampede:tags', 't')).toBeGreaterThan(before - 1_000);
+    expect(await redis.raw.zScore('stampede:tags', 't')).toBeLessThanOrEqual(Date.now() + 1_000);
+    expect(await redis.raw.zScore('stampede:tags', 't')).toBeGreaterThan(before - 1_000);
 
     // a misses b's next invalidation while cut, and learns of it from Redis on its return.
     await cut(a);
     b.coalescer.invalidateTags(['u']);
-    await until(async () => (await raw.zScore('stampede:tags', 'u')) !== null, 'the invalidation in Redis');
+    await until(async () => (await redis.raw.zScore('stampede:tags', 'u')) !== null, 'the invalidation in Redis');
     await restore(a);
     await until(() => a.tier.tags.size === 2, 'a reloading the tag times');
   });
 
   it('answers no value of a tag invalidated while it was cut off, not even as Redis answers again (before the tag times are read)', async () => {
-    const a = await node(proxy.url);
-    const b = await node(server.url);
+    const a = await node(redis.proxy.url);
+    const b = await node(redis.server.url);
     await get(b, 'k', ['t']);
     await cut(a);
     b.coalescer.invalidateTags(['t']); // a cannot hear it
-    await until(async () => (await raw.zScore('stampede:tags', 't')) !== null, 'the invalidation in Redis');
+    await until(async () => (await redis.raw.zScore('stampede:tags', 't')) !== null, 'the invalidation in Redis');
     // A request reaching a the moment Redis answers again (under load there is always one).
     let first: Promise<unknown> | undefined;
     a.tier.connection.onBack(() => (first = get(a, 'k', ['t'])));
@@ -202,18 +168,18 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
   });
 
   it('never lets a slow reply make a value look younger than its tag invalidation (clocks compared safely)', async () => {
-    const a = await node(server.url);
-    const b = await node(proxy.url);
+    const a = await node(redis.server.url);
+    const b = await node(redis.proxy.url);
     await get(a, 'k', ['t']);
     const stored = await a.tier.store.read('k');
     a.coalescer.invalidateTags(['t']);
     await until(() => b.tier.tags.size === 1, 'b hearing of it');
     expect(Number.isFinite(b.tier.tags.clockUncertainty)).toBe(true); // measured when b connected
     // Redis answers b's read at once; the answer reaches b 300 ms later (a busy process, a slow link).
-    proxy.stall('replies');
+    redis.proxy.stall('replies');
     const reading = b.tier.store.read('k');
     await sleep(300);
-    proxy.restore();
+    redis.proxy.restore();
     const seen = await reading;
     expect(seen?.v).toBe('k #1');
     // Not 300 ms younger (the stall); the margin covers a loaded machine's write and read delays.
@@ -223,15 +189,15 @@ describe('the Redis tier through an outage (a real Redis behind a TCP proxy that
   });
 
   it('keeps 10,000 tag invalidations for replay at most; beyond, it deletes every value instead (safe for any tag)', async () => {
-    const a = await node(proxy.url);
-    const b = await node(server.url);
+    const a = await node(redis.proxy.url);
+    const b = await node(redis.server.url);
     await get(b, 'k', ['kept-tag']);
     await cut(a);
     for (let i = 0; i <= 10_000; i++) a.coalescer.invalidateTags([`tag-${i}`]);
     await until(() => a.tier.tags.pendingReplays === 1, 'the replays collapsed into one');
-    expect(await raw.exists(KEYS.value('k'))).toBe(1);
+    expect(await redis.raw.exists(KEYS.value('k'))).toBe(1);
     await restore(a);
     await until(() => a.tier.tags.pendingReplays === 0 && a.tier.store.pendingReplays === 0, 'the replay sent');
-    expect(await raw.exists(KEYS.value('k'))).toBe(0);
+    expect(await redis.raw.exists(KEYS.value('k'))).toBe(0);
   });
 });
