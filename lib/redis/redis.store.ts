@@ -269,6 +269,8 @@ export class RedisStore implements StampedeStore {
 
   private async sendKey(key: string): Promise<number> {
     const deleted = await this.connection.command<number>(['DEL', this.keys.value(key), this.keys.lock(key)]);
+    // Read from Redis before it ran the delete (a replay, after an outage): not kept.
+    this.fills.drop(key);
     await this.publish({ k: key, o: this.instance });
     return deleted;
   }
@@ -276,6 +278,7 @@ export class RedisStore implements StampedeStore {
   private async sendPrefix(prefix: string): Promise<number> {
     const deleted = await unlinkMatching(this.connection, this.keys.valuesMatching(prefix));
     await unlinkMatching(this.connection, this.keys.locksMatching(prefix));
+    this.fills.dropPrefix(prefix);
     await this.publish({ p: prefix, o: this.instance });
     return deleted;
   }

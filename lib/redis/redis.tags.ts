@@ -90,6 +90,8 @@ export class RedisTags {
    * so no tagged entry is valid until this copy knows.
    */
   private rereading = false;
+  /** Counts the times the copy became suspect: a read begun before the last one does not clear `rereading`. */
+  private suspected = 0;
   private reading?: Promise<void>;
   private readonly replays: RetryQueue;
   private readonly calibrator: ReturnType<typeof setInterval>;
@@ -113,13 +115,13 @@ export class RedisTags {
     connection.preload(LOAD);
     connection.preload(CLOCK);
     connection.onBack(() => {
-      this.rereading = true;
+      this.suspect();
       void this.rejoin();
     });
     subscriber?.onInvalidation((message) => this.hear(message));
     subscriber?.onResubscribed(() => {
-      this.rereading = true;
-      this.reread();
+      this.suspect();
+      this.reread(true);
     });
     this.calibrator = setInterval(() => void this.calibrate(1), CALIBRATE_EVERY);
     this.calibrator.unref();
@@ -182,7 +184,6 @@ export class RedisTags {
     this.measure(Number(reply[0]), sent, Date.now());
     const pairs = reply[1];
     for (let i = 0; i + 1 < pairs.length; i += 2) this.merge(String(pairs[i]), Number(pairs[i + 1]) - this.offset);
-    this.rereading = false;
   }
 
   /** Milliseconds this clock may be off Redis's, as measured (`Infinity` before any measure). */
@@ -213,14 +214,32 @@ export class RedisTags {
 
   private async rejoin(): Promise<void> {
     await this.replays.flush();
-    this.reread();
+    this.reread(true);
   }
 
-  /** `load`, one at a time, never rejecting. */
-  private reread(): void {
-    this.reading ??= this.load()
+  /** Others may have invalidated tags unheard: no tagged entry is valid until the times are read again. */
+  private suspect(): void {
+    this.suspected++;
+    this.rereading = true;
+  }
+
+  /**
+   * `load`, never rejecting; `fresh`: a new read even if one is in progress
+   * (it may have begun before what made the copy suspect). Only a read begun
+   * after the last suspicion clears it.
+   */
+  private reread(fresh = false): void {
+    if (this.reading !== undefined && !fresh) return;
+    const suspected = this.suspected;
+    const reading: Promise<void> = this.load()
+      .then(() => {
+        if (this.suspected === suspected) this.rereading = false;
+      })
       .catch(() => undefined)
-      .finally(() => (this.reading = undefined));
+      .finally(() => {
+        if (this.reading === reading) this.reading = undefined;
+      });
+    this.reading = reading;
   }
 
   /**

@@ -68,12 +68,50 @@ class InputsController {
   }
 }
 
+/** A decorator that wraps the handler, as tracing does (copying its metadata): the function has another name. */
+function Traced(): MethodDecorator {
+  return (_target, _key, descriptor: PropertyDescriptor) => {
+    const original = descriptor.value as (...args: unknown[]) => unknown;
+    descriptor.value = function (this: unknown, ...args: unknown[]) {
+      return original.apply(this, args);
+    };
+    for (const key of Reflect.getMetadataKeys(original)) {
+      Reflect.defineMetadata(key, Reflect.getMetadata(key, original), descriptor.value);
+    }
+  };
+}
+
+@Controller('wrapped')
+@UseInterceptors(StampedeInterceptor)
+class WrappedController {
+  @Get('doc')
+  @Traced()
+  doc(@Headers('accept') accept: string | undefined) {
+    return { csv: accept?.includes('text/csv') ?? false };
+  }
+
+  @Get('near')
+  @Traced()
+  near(@Ip() ip: string) {
+    return { near: ip };
+  }
+
+  /** Every header: nothing the key could hold. */
+  @Get('all')
+  all(@Headers() headers: Record<string, string | undefined>) {
+    return { tenant: headers['x-tenant'] ?? null };
+  }
+}
+
 const PICK_LANGUAGE = (value: unknown) => (String(value ?? '').startsWith('fr') ? 'fr' : 'en');
 
 function start(platform: Platform, configure?: (app: INestApplication) => void): Promise<RunningApp> {
   return startApp(
     platform,
-    { imports: [StampedeModule.forRoot({ ttl: 60_000 })], controllers: [VersionedController, InputsController] },
+    {
+      imports: [StampedeModule.forRoot({ ttl: 60_000 })],
+      controllers: [VersionedController, InputsController, WrappedController],
+    },
     (app) => {
       app.enableVersioning({ type: VersioningType.HEADER, header: 'x-api-version' });
       configure?.(app);
@@ -133,6 +171,23 @@ describe.each(PLATFORMS)('what the handler reads is keyed (%s)', (platform) => {
     expect(hit(csv)).toBe(false);
     expect(csv.text).toBe('id,name\n1,a\n');
     expect(hit(await request(`${running.url}/doc`, { headers: { accept: 'text/csv' } }))).toBe(true);
+  });
+
+  it('under a decorator that wraps the handler too: @Headers("accept") and @Ip() split the key', async () => {
+    await request(`${running.url}/wrapped/doc`, { headers: { accept: 'application/json' } });
+    const csv = await request(`${running.url}/wrapped/doc`, { headers: { accept: 'text/csv' } });
+    expect(hit(csv)).toBe(false);
+    expect(json(csv)).toEqual({ csv: true });
+    await rawRequest(running.url, '/wrapped/near', { localAddress: '127.0.0.1' });
+    const other = await rawRequest(running.url, '/wrapped/near', { localAddress: '127.0.0.2' });
+    expect(json(other)).toEqual({ near: '127.0.0.2' });
+  });
+
+  it('@Headers() (every header) is not coalesced: each tenant gets its own response', async () => {
+    await request(`${running.url}/wrapped/all`, { headers: { 'x-tenant': 'a' } });
+    const b = await request(`${running.url}/wrapped/all`, { headers: { 'x-tenant': 'b' } });
+    expect(json(b)).toEqual({ tenant: 'b' });
+    expect(b.headers['cache-status']).toBeUndefined();
   });
 
   it('the address @Ip() reads splits the key: two clients, two responses', async () => {

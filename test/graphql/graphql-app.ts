@@ -147,19 +147,29 @@ export async function startGraphqlApp(
   { driver, platform }: Pick<Driver, 'driver' | 'platform'>,
   options: StampedeModuleOptions = { ttl: 0 },
 ): Promise<RunningApp> {
-  return startApp(platform, {
-    imports: [
-      StampedeModule.forRoot(options),
-      graphqlModule(driver, { autoSchemaFile: true, fieldResolverEnhancers: ['interceptors', 'guards'] }),
-    ],
-    providers: [
-      Origin,
-      ArticlesResolver,
-      ScopedResolver,
-      RequestStamp,
-      { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor },
-    ],
-  });
+  return startApp(
+    platform,
+    {
+      imports: [
+        StampedeModule.forRoot(options),
+        graphqlModule(driver, { autoSchemaFile: true, fieldResolverEnhancers: ['interceptors', 'guards'] }),
+      ],
+      providers: [
+        Origin,
+        ArticlesResolver,
+        ScopedResolver,
+        RequestStamp,
+        { provide: APP_INTERCEPTOR, useClass: StampedeInterceptor },
+      ],
+    },
+    // Sets `req.user` from `x-middleware-user`, as an authenticating middleware would (on Fastify, on the Node request).
+    (app) =>
+      void app.use((req: { headers: Record<string, string>; user?: unknown }, _res: unknown, next: () => void) => {
+        const user = req.headers['x-middleware-user'];
+        if (user !== undefined) req.user = { name: user };
+        next();
+      }),
+  );
 }
 
 /** The parsed reply of one GraphQL operation over HTTP. */

@@ -79,6 +79,7 @@ describe.each(DRIVERS)('GraphQL resolvers on $name', (driver) => {
     ['Proxy-Authorization', (user: string) => ({ 'proxy-authorization': `Basic ${user}` })],
     ['X-Api-Key', (user: string) => ({ 'x-api-key': user })],
     ['a request.user set by a guard', (user: string) => ({ 'x-user': user })],
+    ['a request.user set by a middleware', (user: string) => ({ 'x-middleware-user': user })],
   ])('runs each request with %s alone: different users never share', async (_what, credentials) => {
     const before = stampede.stats().bypasses;
     const replies = await burst(

@@ -61,4 +61,22 @@ describe('an invalidation against what is on its way in process', () => {
     expect((await lastValueFrom(a.coalescer.run$('k', async () => 'newer', { ttl: 60_000 }))).value).toBe('new');
     expect(a.tier.store.fills.size).toBe(0);
   });
+
+  it('L1 keeps no value read between a reconnection and the replay of a delete queued during the outage', async () => {
+    const b = await redis.node(redis.server.url);
+    for (const key of ['k1', 'k2']) await get(b, key); // 'k1 #1', 'k2 #1' in Redis
+    const a = await redis.node(redis.proxy.url, { l1Ttl: 60_000 });
+    redis.proxy.cut();
+    await a.tier.store.get('-');
+    await until(() => a.tier.connection.isDown, 'the outage noticed');
+    await a.coalescer.invalidate('k1');
+    await a.coalescer.invalidate('k2'); // two replays, sent one after the other
+    let reading: unknown;
+    a.tier.connection.onBack(() => (reading = a.tier.store.get('k2'))); // a request as Redis answers again
+    redis.proxy.restore();
+    await until(() => reading !== undefined && a.tier.store.pendingReplays === 0, 'the replays sent');
+    await reading;
+    expect(await redis.raw.keys('stampede:v:*')).toEqual([]);
+    expect((await get(a, 'k2')).value).toBe('k2 #2');
+  });
 });

@@ -71,6 +71,22 @@ export function routesByVersion(config: ApplicationConfig | undefined): boolean 
   return versioning !== undefined && versioning.type !== VersioningType.URI;
 }
 
+/**
+ * The name of the method `handler` is on the controller: Nest keeps a
+ * route's parameter metadata under it, and a decorator that wraps the
+ * handler (tracing, timing) gives the function another name.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+function methodNameOf(controller: Function, handler: Function): string {
+  for (let owner = controller.prototype as object | null; owner !== null && owner !== Object.prototype;) {
+    for (const name of Object.getOwnPropertyNames(owner)) {
+      if (name !== 'constructor' && Object.getOwnPropertyDescriptor(owner, name)?.value === handler) return name;
+    }
+    owner = Object.getPrototypeOf(owner) as object | null;
+  }
+  return handler.name;
+}
+
 /** A handler's route parameters as Nest keeps them: type, and the name a parameter decorator was given. */
 function parametersOf(controller: object, methodName: string): { type: number; data: unknown }[] {
   const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, methodName) ?? {}) as Record<
@@ -113,7 +129,8 @@ export function resolveRouteSettings(
 ): RouteSettings | null {
   if (reflector.getAllAndOverride<boolean>(SKIP_COALESCE_METADATA, [handler, controller])) return NOT_COALESCED;
   if (reflector.get(SSE_METADATA, handler)) return NOT_COALESCED;
-  if (sendsResponseItself(controller, handler.name)) return NOT_COALESCED;
+  const methodName = methodNameOf(controller, handler);
+  if (sendsResponseItself(controller, methodName)) return NOT_COALESCED;
   const fromClass = reflector.get<ResolvedCoalesceOptions | undefined>(COALESCE_METADATA, controller) ?? {};
   const fromHandler = reflector.get<ResolvedCoalesceOptions | undefined>(COALESCE_METADATA, handler) ?? {};
   const pick = <K extends keyof ResolvedCoalesceOptions>(name: K): ResolvedCoalesceOptions[K] | undefined =>
@@ -124,12 +141,25 @@ export function resolveRouteSettings(
   ];
   // What the handler's parameters read of the request, past the URL, the body and the user, splits the key:
   // its named headers (a credential stays its caller's: the request runs alone unless `keyHeaders` names it).
-  const parameters = parametersOf(controller, handler.name);
+  const parameters = parametersOf(controller, methodName);
+  const explicitKeyHeaders = pick('keyHeaders');
+  // `@Headers()` hands the handler every header, which no key can hold: unless the route says what it reads.
+  if (
+    explicitKeyHeaders === undefined &&
+    pick('key') === undefined &&
+    parameters.some(({ type, data }) => type === HEADERS_PARAMTYPE && data === undefined)
+  ) {
+    logger.warn(
+      `${controller.name}.${methodName} reads every request header (@Headers()), which its key cannot hold: it is not ` +
+        `coalesced. Name the headers it reads (@Headers('x-tenant')), or give it keyHeaders or a key function.`,
+    );
+    return NOT_COALESCED;
+  }
   const readHeaders = parameters
     .filter(({ type, data }) => type === HEADERS_PARAMTYPE && typeof data === 'string')
     .map(({ data }) => (data as string).toLowerCase())
     .filter((name) => !credentialHeaders.includes(name));
-  const keyHeaders = normalizeKeyHeaders([...(pick('keyHeaders') ?? options.keyHeaders), ...readHeaders]);
+  const keyHeaders = normalizeKeyHeaders([...(explicitKeyHeaders ?? options.keyHeaders), ...readHeaders]);
   const key = pick('key') ?? options.key;
   const ttl = pick('ttl') ?? options.ttl;
   const maxBodyBytes = pick('maxBodyBytes') ?? options.maxBodyBytes;
@@ -146,7 +176,7 @@ export function resolveRouteSettings(
     if (!warned) {
       warned = true;
       logger.warn(
-        `${controller.name}.${handler.name} returns class instances, which the store would keep without their class ` +
+        `${controller.name}.${methodName} returns class instances, which the store would keep without their class ` +
           `(a serializer such as ClassSerializerInterceptor outside StampedeInterceptor would then not apply): ` +
           `its responses are coalesced but not stored. Put the serializer inside ` +
           `(@UseInterceptors(StampedeInterceptor, ClassSerializerInterceptor)) or return plain objects.`,
@@ -158,7 +188,7 @@ export function resolveRouteSettings(
   // A background refresh runs the handler of a request already answered (stale):
   // one that sets headers through @Res({ passthrough: true }) would set them on a
   // sent response (Express throws). Such routes get no background refresh.
-  const refreshesInBackground = !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, handler.name);
+  const refreshesInBackground = !Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, methodName);
 
   const freshnessFor =
     statusTtl !== undefined || respectCacheControl

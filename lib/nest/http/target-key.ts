@@ -15,7 +15,6 @@ export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'client' | 'route' 
 export function requestTargetKey(platform: Platform, request: HttpRequestLike, extras: KeyExtras): string {
   const url = platform.requestUrl(request);
   const queryAt = url.indexOf('?');
-  const rawQuery = queryAt === -1 ? '' : url.slice(queryAt + 1);
   // Routed by the URL a middleware (`req.url = ...`) or Fastify's `rewriteUrl` made of the one sent.
   const routed = request.url;
   const headers = request.headers;
@@ -44,7 +43,12 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
     path: queryAt === -1 ? url : url.slice(0, queryAt),
     // The query as the app's parser gave it to the handler; the raw string if it gave none (Express with
     // its `query parser` off hands an empty object, and the handler reads the URL).
-    query: request.query !== undefined && (rawQuery === '' || !isEmpty(request.query)) ? request.query : rawQuery,
+    query:
+      request.query !== undefined && (queryAt === -1 || !isEmpty(request.query))
+        ? request.query
+        : queryAt === -1
+          ? ''
+          : url.slice(queryAt + 1),
     routed: typeof routed === 'string' && routed !== url ? routed : undefined,
     headers,
     ...extras,
