@@ -22,7 +22,8 @@ function request(headers: Record<string, string>, raw?: { headers: unknown }): H
     ...(raw ? { raw } : {}),
   } as HttpRequestLike;
 }
-const keyOf = (platform: Platform, asked: HttpRequestLike) => requestTargetKey(platform, asked, { keyHeaders: [] });
+const keyOf = (platform: Platform, asked: HttpRequestLike) =>
+  requestTargetKey(platform, asked, { keyHeaders: [], keyClient: false });
 
 describe('requestTargetKey: the host name the platform reports', () => {
   it("keys the host Nest's own adapters report, port included, when it differs from the authority", () => {

@@ -17,7 +17,7 @@ export interface HttpRequestLike {
   /** Set by a guard or middleware that authenticated the caller (Passport's convention). */
   user?: unknown;
   /** Fastify: the Node request, which Nest hands to middleware (a middleware's `req.user` lands here). */
-  raw?: { user?: unknown; url?: string };
+  raw?: { user?: unknown };
   protocol?: string;
   hostname?: string;
   /** Express 5 and Fastify: the host with its port, as the platform reports it (trust proxy included). */

@@ -138,10 +138,7 @@ export class StampedeInterceptor implements NestInterceptor {
       if (id === undefined) return undefined;
       user = id;
     }
-    return requestTargetKey(this.platform, request, {
-      keyHeaders: route.keyHeaders,
-      client: route.keyClient ? String(request.ip) : undefined,
-      route: route.version,
+    return requestTargetKey(this.platform, request, route, {
       user,
       body: this.bodyPart(request, route) ?? undefined,
       custom,

@@ -1,18 +1,28 @@
 import { RequestKeyParts, requestKey } from '../../http/request-key';
 import { HttpRequestLike, Platform, requestScheme } from './platform';
+import type { RouteSettings } from './route-settings';
 
-/** The parts of a key past the request target: the route's headers, client, version, user, body and `key` function. */
-export type KeyExtras = Pick<RequestKeyParts, 'keyHeaders' | 'client' | 'route' | 'user' | 'body' | 'custom'>;
+/** What a route's handler reads of a request past its target, from its settings: the same at the edge and in the interceptor. */
+export type RouteKeying = Pick<RouteSettings, 'keyHeaders' | 'keyClient' | 'version'>;
+
+/** The parts of a key the interceptor adds: the user, the body and the `key` function's. */
+export type KeyExtras = Pick<RequestKeyParts, 'user' | 'body' | 'custom'>;
 
 /**
  * The key of `request` as the interceptor builds it: method, scheme, host
  * (and the host the platform reports, port included, when it differs),
  * the path as sent, the query as the app's
  * parser gave it (the raw query when it gave none), the target the router
- * routed when a rewrite changed it, then `extras`. Shared by the interceptor and the edge tier,
+ * routed when a rewrite changed it, what `route` says its handler reads (its
+ * headers, the client's address, its version), then `extras`. Shared by the interceptor and the edge tier,
  * which must build the very same key from the same request.
  */
-export function requestTargetKey(platform: Platform, request: HttpRequestLike, extras: KeyExtras): string {
+export function requestTargetKey(
+  platform: Platform,
+  request: HttpRequestLike,
+  route: RouteKeying,
+  extras?: KeyExtras,
+): string {
   const url = platform.requestUrl(request);
   const queryAt = url.indexOf('?');
   // Routed by the URL a middleware (`req.url = ...`) or Fastify's `rewriteUrl` made of the one sent.
@@ -51,6 +61,9 @@ export function requestTargetKey(platform: Platform, request: HttpRequestLike, e
           : url.slice(queryAt + 1),
     routed: typeof routed === 'string' && routed !== url ? routed : undefined,
     headers,
+    keyHeaders: route.keyHeaders,
+    client: route.keyClient ? String(request.ip) : undefined,
+    route: route.version,
     ...extras,
   });
 }

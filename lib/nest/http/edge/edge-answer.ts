@@ -43,11 +43,7 @@ export class EdgeAnswer {
     if (hasRequestUser(request)) return false;
     // A middleware made this response its caller's own (`private`, a cookie): the pipeline answers it.
     if (this.platform.isCallersOwn(response)) return false;
-    const key = requestTargetKey(this.platform, request, {
-      keyHeaders: settings.keyHeaders,
-      client: settings.keyClient ? String(request.ip) : undefined,
-      route: settings.version,
-    });
+    const key = requestTargetKey(this.platform, request, settings);
     const fresh = this.coalescer.peek(
       key,
       settings.policy,
